@@ -1,0 +1,111 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{ApprovalStage, RoleRef};
+
+/// What may be requested through `AccessRequest`s, where, for how long, and who must approve.
+/// Cluster-scoped: cluster admins own policies; requesters cannot weaken them.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "AccessPolicy",
+    shortname = "apol",
+    category = "gatehouse",
+    doc = "Rules for AccessRequests: grantable roles, where, for how long, and the approval stages.",
+    printcolumn(
+        name = "Max Duration",
+        type_ = "string",
+        json_path = ".spec.maxDuration"
+    ),
+    printcolumn(
+        name = "Cluster-Wide",
+        type_ = "boolean",
+        json_path = ".spec.allowClusterWide"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPolicySpec {
+    /// Roles that may be requested under this policy. A request for any other role is refused.
+    #[schemars(length(min = 1, max = 64))]
+    pub roles: Vec<RoleRef>,
+    /// Namespaces in which grants may be made. Unset selects no namespace: grants are then only
+    /// possible cluster-wide, and only with `allowClusterWide`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Whether a request may ask for a cluster-wide grant (a ClusterRoleBinding).
+    #[serde(default)]
+    pub allow_cluster_wide: bool,
+    /// Longest `duration` a request may ask for, e.g. `8h`.
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub max_duration: String,
+    /// Duration granted when a request names none; at most `maxDuration`. Defaults to `maxDuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub default_duration: Option<String>,
+    /// What a business justification must look like.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<JustificationRule>,
+    /// Approval stages, in order; every applicable stage must approve before access is granted.
+    #[schemars(length(min = 1, max = 16))]
+    pub approvals: Vec<ApprovalStage>,
+    /// A request not fully approved this long after creation ends as `TimedOut`. Default `72h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub pending_timeout: Option<String>,
+    /// Sets of roles nobody may hold together (segregation of duties).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub separation_of_duties: Vec<SeparationOfDutiesRule>,
+}
+
+/// Requirements on a request's `justification`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JustificationRule {
+    /// Minimum number of characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 4096))]
+    pub min_length: Option<u32>,
+    /// A regular expression the justification must contain a match of, e.g. a ticket reference
+    /// `[A-Z]+-[0-9]+`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub pattern: Option<String>,
+}
+
+/// Roles that no subject may hold together.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeparationOfDutiesRule {
+    /// Name of the rule, shown in findings, e.g. `maker-checker`.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Role names (Role or ClusterRole names) that conflict with each other.
+    #[schemars(length(min = 2, max = 32))]
+    pub roles: Vec<String>,
+    /// What a conflict does: `Deny` (default) ends the request; `RequireApproval` records the
+    /// finding and lets the approvers decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<ConflictAction>,
+}
+
+/// What a segregation-of-duties conflict does to a request.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum ConflictAction {
+    /// The request is denied.
+    #[default]
+    Deny,
+    /// The conflict is recorded as a finding and approvers decide.
+    RequireApproval,
+}

@@ -1,0 +1,183 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{ApprovalRecord, RoleRef, Subject};
+
+/// One person or service asks for one role, in some namespaces, for a time, with a reason.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "AccessRequest",
+    namespaced,
+    shortname = "ar",
+    category = "gatehouse",
+    status = "AccessRequestStatus",
+    doc = "A request for an RBAC role, for a time, with a business justification, approved in stages.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Role", type_ = "string", json_path = ".spec.role.name"),
+    printcolumn(name = "Requester", type_ = "string", json_path = ".spec.requester"),
+    printcolumn(
+        name = "Waiting For",
+        type_ = "string",
+        json_path = ".status.waitingFor"
+    ),
+    printcolumn(
+        name = "Expires",
+        type_ = "string",
+        json_path = ".status.grant.expiresAt"
+    ),
+    printcolumn(
+        name = "Findings",
+        type_ = "string",
+        json_path = ".status.findingsSummary",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("spec is immutable after creation: approvals apply to exactly what was asked; create a new AccessRequest instead"))]
+pub struct AccessRequestSpec {
+    /// Username of the person asking. Must be the user creating the request (checked at admission).
+    #[schemars(length(min = 1, max = 253))]
+    pub requester: String,
+    /// Who receives the access. Defaults to the requester as a `User`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub subjects: Vec<Subject>,
+    /// The Role or ClusterRole asked for; the policy must list it.
+    pub role: RoleRef,
+    /// Namespaces to grant the role in. Defaults to the request's own namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub namespaces: Vec<String>,
+    /// Ask for a cluster-wide grant (a ClusterRoleBinding) instead of per-namespace grants.
+    /// Only a `ClusterRole` can be granted cluster-wide, and only where the policy allows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_wide: bool,
+    /// How long access lasts once provisioned, e.g. `4h`. Defaults to the policy's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub duration: Option<String>,
+    /// Why the access is needed; the policy may require a ticket reference or a minimum length.
+    #[schemars(length(min = 1, max = 1024))]
+    pub justification: String,
+    /// Name of the AccessPolicy that governs this request. Unset: the single policy whose roles
+    /// and namespace selector match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub policy: Option<String>,
+}
+
+/// Where an AccessRequest is in its lifecycle.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum AccessPhase {
+    /// Waiting for checks or approvals.
+    Pending,
+    /// Every stage approved; access is being provisioned.
+    Approved,
+    /// Access is provisioned until `grant.expiresAt`.
+    Active,
+    /// An approver denied the request, or a check refused it.
+    Denied,
+    /// Not fully approved within the policy's `pendingTimeout`.
+    TimedOut,
+    /// Access ran its duration and was removed.
+    Expired,
+    /// Access was revoked early.
+    Revoked,
+    /// The request cannot proceed as written; the `Accepted` condition says why.
+    Failed,
+}
+
+/// Observed state of an AccessRequest: the audit record of every decision.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRequestStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<AccessPhase>,
+    /// The AccessPolicy that governs the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Approver roles that must approve, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_approvals: Vec<String>,
+    /// The approver roles still to approve, comma-separated (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+    /// Every decision made, with approver, role, reason and time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
+    /// Results of the automated checks made before anyone approves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// The finding types, comma-separated (for `kubectl get -o wide`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings_summary: Option<String>,
+    /// The provisioned access, once active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+    /// Standard conditions: `Accepted`, per-stage approvals, `Ready`, and outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Kind of an automated finding.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum FindingType {
+    /// A subject already holds this role there through another binding.
+    ExistingAccess,
+    /// A subject holds a role that a separation-of-duties rule forbids together with this one.
+    SeparationOfDutiesConflict,
+    /// The role grants powerful permissions; high-risk approval stages apply.
+    HighRisk,
+}
+
+/// One result of the automated checks.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// What was found.
+    #[serde(rename = "type")]
+    pub type_: FindingType,
+    /// Details for the approvers.
+    pub message: String,
+}
+
+/// The access provisioned for a request.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    /// The RoleBindings or ClusterRoleBinding created.
+    pub bindings: Vec<BindingRef>,
+    /// When access was provisioned; the duration counts from here.
+    pub activated_at: Time,
+    /// When access is removed.
+    pub expires_at: Time,
+}
+
+/// A binding the operator created.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingRef {
+    /// `RoleBinding` or `ClusterRoleBinding`.
+    pub kind: String,
+    /// Namespace of a RoleBinding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name of the binding.
+    pub name: String,
+}

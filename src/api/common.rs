@@ -1,0 +1,119 @@
+//! Types shared by the kinds: role and subject references, approval stages and records.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Kind of an RBAC role.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub enum RoleKind {
+    /// A namespaced Role, granted in the namespace it lives in.
+    Role,
+    /// A ClusterRole, granted per namespace (RoleBinding) or cluster-wide (ClusterRoleBinding).
+    ClusterRole,
+}
+
+/// A reference to an RBAC Role or ClusterRole.
+#[derive(
+    Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub struct RoleRef {
+    /// `Role` or `ClusterRole`.
+    pub kind: RoleKind,
+    /// Name of the Role or ClusterRole.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Kind of an RBAC subject.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub enum SubjectKind {
+    /// A user as named by the cluster's authenticator.
+    User,
+    /// A group as named by the cluster's authenticator.
+    Group,
+    /// A ServiceAccount; `namespace` is required.
+    ServiceAccount,
+}
+
+/// Who receives the access: an RBAC subject.
+#[derive(
+    Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[x_kube(validation = kube::core::Rule::new("self.kind != 'ServiceAccount' || has(self.__namespace__)").message("a ServiceAccount subject needs its namespace"))]
+pub struct Subject {
+    /// `User`, `Group` or `ServiceAccount`.
+    pub kind: SubjectKind,
+    /// Name of the user, group or ServiceAccount.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of a ServiceAccount subject; unset for users and groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// When an approval stage applies.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum StageCondition {
+    /// The stage applies to every request.
+    #[default]
+    Always,
+    /// The stage applies only when the automated checks found the grant high-risk.
+    HighRisk,
+}
+
+/// One approval stage: a role whose holder must approve, in order.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct ApprovalStage {
+    /// Approver role, e.g. `manager`, `data-owner`, `security`. Approvers hold verb `approve` on
+    /// `approvals.gatehouse.dev` with this resourceName, and annotate
+    /// `approve.gatehouse.dev/<role>=<their username>`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub role: String,
+    /// `Always` (default) or `HighRisk`: the stage applies only to high-risk grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<StageCondition>,
+}
+
+/// The outcome of one approver's decision.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum Decision {
+    /// The approver approved their stage.
+    Approved,
+    /// The approver denied the request; it ends.
+    Denied,
+}
+
+/// One approver decision, as admitted by the API server and read from the annotations.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    /// Approver role the decision was made for.
+    pub role: String,
+    /// Username of the approver, exactly as the admission policy admitted it.
+    pub user: String,
+    /// `Approved` or `Denied`.
+    pub decision: Decision,
+    /// The approver's reason (`reason.gatehouse.dev/<role>`), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the operator first observed the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+}
+
+/// Schema rule for duration strings: Go duration syntax restricted to hours, minutes and seconds,
+/// the same strings `kubectl` users know from `--request-timeout`, and greater than zero.
+pub fn duration_rule() -> kube::core::Rule {
+    kube::core::Rule::new("self.matches('^([0-9]+(h|m|s))+$') && duration(self) > duration('0s')")
+        .message("must be a positive duration such as 30m, 8h or 1h30m (units: h, m, s)")
+}

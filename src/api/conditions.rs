@@ -1,0 +1,137 @@
+//! Condition types and reasons, and the one helper that sets a condition.
+//!
+//! Conditions follow the Kubernetes API conventions (and kstatus): `lastTransitionTime` changes only
+//! when the status changes, and every condition carries the generation it was computed for.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// The spec was checked and a policy governs it; the request is being processed.
+pub const ACCEPTED: &str = "Accepted";
+
+/// Reasons of the `Accepted` condition.
+pub mod reason {
+    /// The spec is valid and exactly one policy governs it.
+    pub const VALID: &str = "Valid";
+    /// A spec field is invalid; the message names the field and the fix.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// No policy governs the object; nothing will be granted or shared.
+    pub const NO_MATCHING_POLICY: &str = "NoMatchingPolicy";
+    /// The named policy does not exist.
+    pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
+    /// Several policies match; the object must name one in `spec.policy`.
+    pub const AMBIGUOUS_POLICY: &str = "AmbiguousPolicy";
+    /// The object asks for something its policy does not allow; the message says what would be.
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
+}
+
+/// What a condition should say, before timestamps and generations are attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionUpdate {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl ConditionUpdate {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets `update` in `conditions`, keeping `lastTransitionTime` when the status did not change so
+/// that a converged object's status stays byte-identical between reconciles.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    update: ConditionUpdate,
+    generation: Option<i64>,
+    now: Time,
+) {
+    let status = if update.status { "True" } else { "False" }.to_string();
+    let existing = conditions.iter_mut().find(|c| c.type_ == update.type_);
+    let last_transition_time = match &existing {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => now,
+    };
+    let condition = Condition {
+        type_: update.type_.to_string(),
+        status,
+        reason: update.reason.to_string(),
+        message: update.message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    match existing {
+        Some(c) => *c = condition,
+        None => conditions.push(condition),
+    }
+}
+
+/// The condition of the given type, if set.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).expect("valid test timestamp"))
+    }
+
+    #[test]
+    fn keeps_transition_time_while_status_is_unchanged() {
+        let mut conditions = Vec::new();
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::new(ACCEPTED, true, reason::VALID, "ok"),
+            Some(1),
+            at(10),
+        );
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::new(ACCEPTED, true, reason::VALID, "still ok"),
+            Some(2),
+            at(20),
+        );
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].last_transition_time, at(10));
+        assert_eq!(conditions[0].message, "still ok");
+        assert_eq!(conditions[0].observed_generation, Some(2));
+    }
+
+    #[test]
+    fn moves_transition_time_when_status_flips() {
+        let mut conditions = Vec::new();
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::new(ACCEPTED, true, reason::VALID, "ok"),
+            Some(1),
+            at(10),
+        );
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::new(ACCEPTED, false, reason::INVALID_SPEC, "bad"),
+            Some(1),
+            at(20),
+        );
+        assert_eq!(conditions[0].last_transition_time, at(20));
+        assert_eq!(conditions[0].status, "False");
+        assert_eq!(
+            find(&conditions, ACCEPTED).map(|c| c.reason.as_str()),
+            Some(reason::INVALID_SPEC)
+        );
+    }
+}

@@ -1,0 +1,267 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::ApprovalRecord;
+use super::sharing_policy::Classification;
+
+/// A team asks to share named keys of Secrets and ConfigMaps with a recipient, for a purpose,
+/// by a transfer method, for a retention period. Filed in the data owner's namespace.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "DataSharingAgreement",
+    namespaced,
+    shortname = "dsa",
+    category = "gatehouse",
+    status = "DataSharingAgreementStatus",
+    doc = "A request to share named keys of Secrets and ConfigMaps with a recipient, reviewed and time-limited.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Recipient", type_ = "string", json_path = ".status.recipient"),
+    printcolumn(name = "Method", type_ = "string", json_path = ".spec.transfer.method"),
+    printcolumn(name = "Requester", type_ = "string", json_path = ".spec.requester"),
+    printcolumn(
+        name = "Waiting For",
+        type_ = "string",
+        json_path = ".status.waitingFor"
+    ),
+    printcolumn(
+        name = "Expires",
+        type_ = "string",
+        json_path = ".status.share.expiresAt"
+    ),
+    printcolumn(
+        name = "Classification",
+        type_ = "string",
+        json_path = ".status.classification.level",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("spec is immutable after creation: reviews apply to exactly what was asked; create a new DataSharingAgreement instead"))]
+pub struct DataSharingAgreementSpec {
+    /// Username of the person asking. Must be the user creating the agreement (checked at admission).
+    #[schemars(length(min = 1, max = 253))]
+    pub requester: String,
+    /// The data to share: named keys of Secrets and ConfigMaps in this namespace.
+    #[schemars(length(min = 1, max = 32))]
+    pub data: Vec<DataItem>,
+    /// Who receives the data.
+    pub recipient: Recipient,
+    /// What the recipient will use the data for.
+    #[schemars(length(min = 1, max = 1024))]
+    pub purpose: String,
+    /// How the data is transferred.
+    pub transfer: Transfer,
+    /// How long the recipient keeps the data, e.g. `720h`; everything shared is removed after.
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub retention: String,
+    /// The signed data sharing agreement behind this share, where one is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<AgreementRef>,
+    /// Name of the SharingPolicy that governs this share. Unset: the single matching policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub policy: Option<String>,
+}
+
+/// Named keys of one Secret or ConfigMap.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.secret) != has(self.configMap)").message("name exactly one of secret or configMap in each data item"))]
+pub struct DataItem {
+    /// Name of a Secret in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret: Option<String>,
+    /// Name of a ConfigMap in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub config_map: Option<String>,
+    /// The keys to share; other keys of the object are never shared.
+    #[schemars(length(min = 1, max = 64))]
+    pub keys: Vec<String>,
+}
+
+/// The receiving side of a share: a namespace (optionally one ServiceAccount) or an external party.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.__namespace__) != has(self.external)").message("set exactly one of recipient.namespace or recipient.external"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.serviceAccount) || has(self.__namespace__)").message("recipient.serviceAccount needs recipient.namespace"))]
+pub struct Recipient {
+    /// Namespace receiving the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// ServiceAccount in `namespace` that may read the data (required for `Reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account: Option<String>,
+    /// An external party outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRecipient>,
+}
+
+/// An organisation outside the cluster receiving data.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRecipient {
+    /// Legal name of the organisation.
+    #[schemars(length(min = 1, max = 256))]
+    pub organization: String,
+    /// Country or region where the recipient processes the data (e.g. `US`, `EU`); compared with
+    /// the data's `gatehouse.dev/residency` label to detect cross-border transfers.
+    #[schemars(length(min = 1, max = 64))]
+    pub country: String,
+    /// Contact for the recipient's data protection officer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub contact: Option<String>,
+}
+
+/// How shared data moves.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Transfer {
+    /// `Copy`, `Reference` or `Export`.
+    pub method: TransferMethod,
+}
+
+/// Transfer method of a share.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum TransferMethod {
+    /// A Secret in the recipient namespace holding only the approved keys, kept in sync.
+    Copy,
+    /// No copy: the recipient ServiceAccount may `get` only the named source objects.
+    Reference,
+    /// The approved keys are materialised in the policy's egress namespace for an egress tool.
+    Export,
+}
+
+/// A signed agreement covering the share.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementRef {
+    /// Reference of the signed agreement, e.g. `DPA-2026-017`.
+    #[schemars(length(min = 1, max = 128))]
+    pub reference: String,
+}
+
+/// Where a DataSharingAgreement is in its lifecycle.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum SharingPhase {
+    /// Waiting for checks or reviews.
+    Pending,
+    /// Reviews may proceed, but nothing executes until an agreement reference is filed.
+    AwaitingAgreement,
+    /// Every review approved; the share is being executed.
+    Approved,
+    /// The share exists until `share.expiresAt`.
+    Active,
+    /// The share is paused because the sources no longer match the approved scope.
+    Suspended,
+    /// A reviewer denied the share, or a check refused it.
+    Denied,
+    /// Not fully reviewed within the policy's `pendingTimeout`.
+    TimedOut,
+    /// Retention ended and everything shared was removed.
+    Expired,
+    /// The share was revoked early.
+    Revoked,
+    /// The agreement cannot proceed as written; the `Accepted` condition says why.
+    Failed,
+}
+
+/// Observed state of a DataSharingAgreement: the sharing record.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSharingAgreementStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SharingPhase>,
+    /// The SharingPolicy that governs the agreement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The recipient in one word, for `kubectl get`: a namespace or an organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The effective classification of the shared data and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationResult>,
+    /// Review roles that must approve, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_approvals: Vec<String>,
+    /// The review roles still to approve, comma-separated (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+    /// Every decision made, with reviewer, role, reason and time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
+    /// What was shared, once active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareRecord>,
+    /// Standard conditions: `Accepted`, reviews, `Ready`, and outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The effective classification of an agreement's data.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassificationResult {
+    /// The highest classification among the sources.
+    pub level: Classification,
+    /// Whether any source is labelled personal data.
+    #[serde(default)]
+    pub personal_data: bool,
+    /// Residency regions of the sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub residency: Vec<String>,
+    /// Which labels led to this result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// What was shared: the record, never the values.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareRecord {
+    /// The objects created for the share.
+    #[serde(default)]
+    pub objects: Vec<SharedObject>,
+    /// When the share was executed; retention counts from here.
+    pub activated_at: Time,
+    /// When everything shared is removed.
+    pub expires_at: Time,
+}
+
+/// One object the operator created for a share.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedObject {
+    /// Kind of the created object: `Secret`, `Role` or `RoleBinding`.
+    pub kind: String,
+    /// Namespace of the created object.
+    pub namespace: String,
+    /// Name of the created object.
+    pub name: String,
+    /// The keys it holds, for copies and exports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Source object and resourceVersion at the last sync, `<kind>/<name>@<resourceVersion>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}

@@ -1,0 +1,149 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::data_sharing_agreement::TransferMethod;
+
+/// Which reviews a data share needs, what may be shared how, and for how long.
+/// Cluster-scoped: privacy and security teams own sharing policies.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "SharingPolicy",
+    shortname = "spol",
+    category = "gatehouse",
+    doc = "Rules for DataSharingAgreements: required reviews, allowed methods, retention and recipients.",
+    printcolumn(
+        name = "Max Retention",
+        type_ = "string",
+        json_path = ".spec.maxRetention"
+    ),
+    printcolumn(
+        name = "Agreement",
+        type_ = "string",
+        json_path = ".spec.requireAgreement"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingPolicySpec {
+    /// Data owner namespaces this policy governs (where agreements are filed). Unset: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Namespaces data may be shared into. Unset: no namespace (external recipients only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_namespace_selector: Option<LabelSelector>,
+    /// Review roles required, by what the data is and where it goes.
+    pub reviews: RequiredReviews,
+    /// Transfer methods allowed per classification. A classification not listed allows every
+    /// method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_methods: Option<MethodsByClassification>,
+    /// Highest classification that may go to an external recipient. Unset: `confidential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_external_classification: Option<Classification>,
+    /// Longest `retention` an agreement may ask for, e.g. `2160h`.
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub max_retention: String,
+    /// When `spec.agreement.reference` (a signed agreement) must exist before anything executes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_agreement: Option<AgreementRequirement>,
+    /// Namespace where `Export` shares are materialised for an egress tool to pick up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub egress_namespace: Option<String>,
+    /// An agreement not fully reviewed this long after creation ends as `TimedOut`. Default `168h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub pending_timeout: Option<String>,
+}
+
+/// Data classification, from lowest to highest.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Classification {
+    /// Publicly available.
+    Public,
+    /// Internal use; the default for unlabelled data.
+    Internal,
+    /// Confidential business data.
+    Confidential,
+    /// The most sensitive data.
+    Restricted,
+}
+
+/// Review roles required for a share.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequiredReviews {
+    /// Roles that review every share, e.g. `[data-owner]`.
+    #[serde(default)]
+    pub always: Vec<String>,
+    /// Additional roles for data at or above each classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_classification: Option<RolesByClassification>,
+    /// Additional roles for external recipients, e.g. `[security, legal]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_recipient: Vec<String>,
+    /// Additional roles when any source is labelled personal data, e.g. `[privacy]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_data: Vec<String>,
+    /// Additional roles when the recipient's region differs from the data's residency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_border: Vec<String>,
+}
+
+/// Review roles per classification level; a level's roles apply to it and every higher level.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolesByClassification {
+    /// Roles for internal data and above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal: Vec<String>,
+    /// Roles for confidential data and above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confidential: Vec<String>,
+    /// Roles for restricted data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restricted: Vec<String>,
+}
+
+/// Allowed transfer methods per classification.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodsByClassification {
+    /// Methods allowed for public data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<Vec<TransferMethod>>,
+    /// Methods allowed for internal data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<Vec<TransferMethod>>,
+    /// Methods allowed for confidential data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidential: Option<Vec<TransferMethod>>,
+    /// Methods allowed for restricted data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted: Option<Vec<TransferMethod>>,
+}
+
+/// When a signed agreement reference is required.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum AgreementRequirement {
+    /// Required for external recipients only.
+    #[default]
+    External,
+    /// Required for every share.
+    Always,
+    /// Never required.
+    Never,
+}

@@ -1,0 +1,3 @@
+pub async fn run() -> Result<(), kube::Error> {
+    Ok(())
+}
