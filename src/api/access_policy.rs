@@ -7,6 +7,8 @@ use super::common::{ApprovalStage, RoleRef};
 
 /// What may be requested through `AccessRequest`s, where, for how long, and who must approve.
 /// Cluster-scoped: cluster admins own policies; requesters cannot weaken them.
+// Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
 #[kube(
     group = "gatehouse.dev",
@@ -75,8 +77,8 @@ pub struct AccessPolicySpec {
 pub struct JustificationRule {
     /// Minimum number of characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = 4096))]
-    pub min_length: Option<u32>,
+    #[schemars(range(min = 0, max = 4096))]
+    pub min_length: Option<i32>,
     /// A regular expression the justification must contain a match of, e.g. a ticket reference
     /// `[A-Z]+-[0-9]+`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::common::{ApprovalRecord, RoleRef, Subject};
 
 /// One person or service asks for one role, in some namespaces, for a time, with a reason.
+// Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
 #[kube(
     group = "gatehouse.dev",

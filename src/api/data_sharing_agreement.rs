@@ -8,6 +8,8 @@ use super::sharing_policy::Classification;
 
 /// A team asks to share named keys of Secrets and ConfigMaps with a recipient, for a purpose,
 /// by a transfer method, for a retention period. Filed in the data owner's namespace.
+// Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
 #[kube(
     group = "gatehouse.dev",

@@ -7,6 +7,8 @@ use super::data_sharing_agreement::TransferMethod;
 
 /// Which reviews a data share needs, what may be shared how, and for how long.
 /// Cluster-scoped: privacy and security teams own sharing policies.
+// Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema)]
 #[kube(
     group = "gatehouse.dev",

@@ -253,7 +253,7 @@ fn check_justification(
     };
     let length = justification.trim().chars().count();
     if let Some(min) = rule.min_length
-        && length < min as usize
+        && length < usize::try_from(min).unwrap_or_default()
     {
         return Err(Refusal::new(
             reason::POLICY_VIOLATION,

@@ -1,0 +1,89 @@
+//! Status writes: server-side apply of the whole status under the `gatehouse` field manager,
+//! skipped when nothing changed, and Events for condition transitions.
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Context, Error};
+use crate::api::FIELD_MANAGER;
+
+/// Applies `status` to `object` unless it already has exactly that status.
+pub async fn apply<K, S>(
+    ctx: &Context,
+    object: &K,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(false);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::WriteStatus)?;
+    Ok(true)
+}
+
+/// Publishes an Event for every condition whose status or reason differs from before.
+/// Event failures are logged, not returned: the status is the record, Events are a convenience.
+pub async fn publish_transitions<K>(
+    ctx: &Context,
+    object: &K,
+    before: &[Condition],
+    after: &[Condition],
+) where
+    K: Resource<DynamicType = ()>,
+{
+    for condition in after {
+        let unchanged = before.iter().any(|old| {
+            old.type_ == condition.type_
+                && old.status == condition.status
+                && old.reason == condition.reason
+        });
+        if unchanged {
+            continue;
+        }
+        let event = Event {
+            type_: if condition.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: condition.reason.clone(),
+            note: Some(truncate(&condition.message, 1024)),
+            action: condition.type_.clone(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(error = %err, "cannot publish event");
+        }
+    }
+}
+
+fn truncate(message: &str, max: usize) -> String {
+    match message.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_string(),
+    }
+}
