@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# Starts a local Kubernetes control plane (etcd + kube-apiserver, loopback only) for tests and for
+# trying the operator. Idempotent: if one is already running for the state directory, it only
+# prints how to use it.
+#
+#   State dir:  ${GATEHOUSE_CONTROLPLANE_DIR:-<repo root>/target/controlplane}
+#   Kubeconfig: <state>/kubeconfig, contexts admin (system:masters) and alice, bob, carol, dave,
+#               erin, mallory (token users without groups: no rights until a test grants them).
+#   Env file:   <state>/env (KUBECONFIG, APISERVER_URL, ports, pids; source it).
+#
+# stdout carries only "export KUBECONFIG=<path>", so `eval "$(hack/controlplane/up.sh)"` works;
+# everything else goes to stderr. Stop with hack/controlplane/down.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+state=${GATEHOUSE_CONTROLPLANE_DIR:-$root/target/controlplane}
+ready_timeout=${GATEHOUSE_CONTROLPLANE_TIMEOUT:-90}
+users=(alice bob carol dave erin mallory)
+marker=.gatehouse-controlplane
+
+log() { printf 'controlplane: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $state == /* ]] || state=$PWD/$state
+state=${state%/}
+[[ -n $state && $state != / ]] || die "refusing to use '/' as the state directory"
+
+running() { # running <pid>: exists and is not a zombie (a PID 1 that never reaps keeps zombies)
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $st && $st != Z ]]
+}
+
+pid_alive() { # pid_alive <pid file>: the process is running and is ours (its command line names $state)
+  local pid
+  [[ -s $1 ]] || return 1
+  pid=$(<"$1")
+  [[ $pid =~ ^[0-9]+$ ]] && running "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$state/"
+}
+
+readyz() { # readyz <port> <admin token>
+  curl -sf --max-time 2 --cacert "$state/ca.crt" -H "Authorization: Bearer $2" \
+    "https://127.0.0.1:$1/readyz" >/dev/null 2>&1
+}
+
+finish() { # prints the usage lines shared by the fast path and a fresh start
+  log "kubeconfig: $state/kubeconfig (contexts: admin ${users[*]}; current: admin)"
+  log "env file:   $state/env"
+  echo "export KUBECONFIG=$state/kubeconfig"
+}
+
+# --- Already running? -----------------------------------------------------------------------------
+running_and_ready() {
+  local _ _ port
+  pid_alive "$state/etcd.pid" && pid_alive "$state/kube-apiserver.pid" \
+    && [[ -s $state/kubeconfig && -s $state/env && -s $state/admin.token && -s $state/ports ]] || return 1
+  read -r _ _ port <"$state/ports"
+  readyz "$port" "$(<"$state/admin.token")" || return 1
+  log "already running: https://127.0.0.1:$port (pids $(<"$state/etcd.pid") etcd, $(<"$state/kube-apiserver.pid") kube-apiserver)"
+}
+
+# Fast path, read-only and without the lock.
+if running_and_ready; then
+  finish
+  exit 0
+fi
+
+# Serialise concurrent up.sh/down.sh runs on the same state directory. The lock lives beside the
+# state directory because down.sh removes the directory itself. Started processes never inherit it.
+mkdir -p "$(dirname "$state")"
+exec {lock_fd}>"$state.lock"
+lock_leaked=false
+for f in "$state/etcd.pid" "$state/kube-apiserver.pid"; do
+  pid=$(cat "$f" 2>/dev/null) || continue
+  [[ $pid =~ ^[0-9]+$ ]] || continue
+  for fd in "/proc/$pid/fd/"*; do
+    if [[ $(readlink "$fd" 2>/dev/null) == "$state.lock" ]]; then lock_leaked=true; fi
+  done
+done
+if $lock_leaked; then
+  log "warning: the lock $state.lock is held by a process started by an older up.sh; not waiting for it"
+else
+  flock "$lock_fd"
+fi
+export _GATEHOUSE_CONTROLPLANE_LOCKED=1 # down.sh, called below, must not wait for our own lock
+
+if [[ -e $state ]]; then
+  if [[ ! -e $state/$marker ]] && [[ -n $(ls -A "$state") ]]; then
+    die "$state exists, is not empty and was not created by this script; refusing to touch it"
+  fi
+  if running_and_ready; then # another up.sh started it while we waited for the lock
+    finish
+    exit 0
+  fi
+  if pid_alive "$state/etcd.pid" && pid_alive "$state/kube-apiserver.pid"; then
+    log "processes are running but /readyz does not answer; restarting"
+  else
+    log "stale state in $state; cleaning it"
+  fi
+  "$here/down.sh"
+fi
+
+# --- Prerequisites ----------------------------------------------------------------------------------
+for tool in curl python3 flock setsid; do
+  command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+if ! command -v openssl >/dev/null; then
+  log "openssl is not installed; installing it with apt-get"
+  if [[ $(id -u) == 0 ]]; then apt-get install -y openssl >&2; else sudo apt-get install -y openssl >&2; fi
+fi
+
+bins=$("$here/build.sh")
+kube_apiserver=$(sed -n 's/^KUBE_APISERVER=//p' <<<"$bins")
+etcd=$(sed -n 's/^ETCD=//p' <<<"$bins")
+[[ -x $kube_apiserver && -x $etcd ]] || die "build.sh did not print usable binaries: $bins"
+
+# --- From here on, a failure stops whatever we started (logs stay in $state for inspection). -----
+started_ok=false
+stop_started() {
+  local f pid
+  for f in "$state/kube-apiserver.pid" "$state/etcd.pid"; do
+    if pid_alive "$f"; then
+      pid=$(<"$f")
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in 1 2 3 4 5 6 7 8 9 10; do running "$pid" || break; sleep 0.5; done
+      if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    rm -f "$f"
+  done
+}
+trap '$started_ok || stop_started' EXIT
+
+umask 077
+mkdir -p "$state"
+touch "$state/$marker"
+cd "$state"
+
+# Free loopback ports: bind all three at once so they are distinct, then release them.
+read -r etcd_client_port etcd_peer_port port < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(3):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+EOF
+)
+echo "$etcd_client_port $etcd_peer_port $port" >ports
+etcd_url=http://127.0.0.1:$etcd_client_port
+etcd_peer_url=http://127.0.0.1:$etcd_peer_port
+server=https://127.0.0.1:$port
+
+# --- Certificates, keys and tokens ----------------------------------------------------------------
+openssl_q() { openssl "$@" 2>openssl.log || { cat openssl.log >&2; die "openssl $1 failed"; }; }
+openssl_q req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+  -subj "/CN=gatehouse-controlplane-ca"
+openssl_q req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver"
+cat >apiserver.ext <<'EOF'
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+EOF
+openssl_q x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+  -extfile apiserver.ext -out apiserver.crt
+openssl_q genrsa -out sa.key 2048
+openssl_q rsa -in sa.key -pubout -out sa.pub
+rm -f apiserver.csr apiserver.ext ca.srl openssl.log
+
+declare -A token
+token[admin]=$(openssl rand -hex 24)
+for u in "${users[@]}"; do token[$u]=$(openssl rand -hex 24); done
+echo "${token[admin]}" >admin.token
+{
+  echo "${token[admin]},admin,admin,\"system:masters\""
+  for u in "${users[@]}"; do echo "${token[$u]},$u,$u"; done
+} >tokens.csv
+
+# --- Start etcd and kube-apiserver, detached ------------------------------------------------------
+# The child writes its own pid before exec'ing, so the pid file is right whether or not setsid forks,
+# and closes every inherited descriptor above 2 (our lock, a caller's pipes) so that the long-lived
+# processes hold nothing of ours.
+spawn() { # spawn <name> <binary> <args...>
+  local name=$1
+  shift
+  # shellcheck disable=SC2016 # expanded by the child shell
+  setsid bash -c '
+    echo $$ >"$0"
+    unset "${!ETCD_@}" # etcd takes ETCD_* variables from the environment as flags
+    for fd in /proc/$$/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec "$@"' "$state/$name.pid" "$@" </dev/null >"$state/$name.log" 2>&1 &
+  for _ in $(seq 50); do [[ -s $state/$name.pid ]] && return; sleep 0.1; done
+  die "$name did not start"
+}
+
+etcd_flags=(
+  --name=gatehouse
+  --data-dir="$state/etcd"
+  --listen-client-urls="$etcd_url"
+  --advertise-client-urls="$etcd_url"
+  --listen-peer-urls="$etcd_peer_url"
+  --initial-advertise-peer-urls="$etcd_peer_url"
+  --initial-cluster="gatehouse=$etcd_peer_url"
+  --initial-cluster-state=new
+  --unsafe-no-fsync=true
+  --log-level=warn
+)
+apiserver_flags=(
+  --service-cluster-ip-range=10.0.0.0/24
+  --allow-privileged=true
+  --disable-admission-plugins=ServiceAccount
+  --enable-admission-plugins=ValidatingAdmissionPolicy
+  --authorization-mode=RBAC
+  --secure-port="$port"
+  --bind-address=127.0.0.1
+  --advertise-address=127.0.0.1
+  --etcd-servers="$etcd_url"
+  --tls-cert-file="$state/apiserver.crt"
+  --tls-private-key-file="$state/apiserver.key"
+  --client-ca-file="$state/ca.crt"
+  --token-auth-file="$state/tokens.csv"
+  --service-account-issuer="$server"
+  --service-account-key-file="$state/sa.pub"
+  --service-account-signing-key-file="$state/sa.key"
+  --api-audiences="$server"
+  # Nothing runs in this cluster, and the "kubernetes" Service's endpoint would be 127.0.0.1, which
+  # the Endpoints validation rejects every 10 s; keep the Service, skip endpoint reconciliation.
+  --endpoint-reconciler-type=none
+)
+
+start=$EPOCHREALTIME
+log "starting etcd on $etcd_url (peer $etcd_peer_url)"
+spawn etcd "$etcd" "${etcd_flags[@]}"
+
+show_logs_and_die() {
+  log "error: $1"
+  local name
+  for name in kube-apiserver etcd; do
+    [[ -e $state/$name.log ]] || continue
+    log "---- last 40 lines of $state/$name.log ----"
+    tail -n 40 "$state/$name.log" >&2 || true
+  done
+  exit 1
+}
+
+# Start the API server only once etcd answers, so its log is not flooded with connection retries.
+deadline=$((SECONDS + ready_timeout))
+until curl -sf --max-time 2 "$etcd_url/health" >/dev/null 2>&1; do
+  pid_alive etcd.pid || show_logs_and_die "etcd exited during startup"
+  ((SECONDS < deadline)) || show_logs_and_die "etcd not healthy after ${ready_timeout}s"
+  sleep 0.1
+done
+
+log "starting kube-apiserver on $server"
+spawn kube-apiserver "$kube_apiserver" "${apiserver_flags[@]}"
+
+until readyz "$port" "${token[admin]}"; do
+  pid_alive etcd.pid || show_logs_and_die "etcd exited during startup"
+  pid_alive kube-apiserver.pid || show_logs_and_die "kube-apiserver exited during startup"
+  ((SECONDS < deadline)) || show_logs_and_die "kube-apiserver not ready after ${ready_timeout}s"
+  sleep 0.2
+done
+log "ready in $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s"
+
+# --- Kubeconfig and env file ----------------------------------------------------------------------
+{
+  cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: gatehouse
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 ca.crt)
+users:
+EOF
+  for u in admin "${users[@]}"; do
+    printf -- '- name: %s\n  user:\n    token: %s\n' "$u" "${token[$u]}"
+  done
+  echo "contexts:"
+  for u in admin "${users[@]}"; do
+    printf -- '- name: %s\n  context:\n    cluster: gatehouse\n    user: %s\n' "$u" "$u"
+  done
+  echo "current-context: admin"
+} >kubeconfig.tmp
+mv kubeconfig.tmp kubeconfig
+
+{
+  echo "# Local Gatehouse control plane; source this file. Written by hack/controlplane/up.sh."
+  echo "# (No ETCD_* names: etcd reads every ETCD_* variable as a flag.)"
+  printf 'export %s=%q\n' \
+    CONTROLPLANE_DIR "$state" \
+    KUBECONFIG "$state/kubeconfig" \
+    APISERVER_URL "$server" \
+    APISERVER_PORT "$port" \
+    APISERVER_CA_FILE "$state/ca.crt" \
+    APISERVER_PID "$(<kube-apiserver.pid)" \
+    CONTROLPLANE_ETCD_URL "$etcd_url" \
+    CONTROLPLANE_ETCD_CLIENT_PORT "$etcd_client_port" \
+    CONTROLPLANE_ETCD_PEER_PORT "$etcd_peer_port" \
+    CONTROLPLANE_ETCD_PID "$(<etcd.pid)"
+} >env.tmp
+mv env.tmp env
+started_ok=true
+
+log "etcd pid $(<etcd.pid), kube-apiserver pid $(<kube-apiserver.pid); logs in $state/*.log"
+if command -v kubectl >/dev/null; then
+  # The installed kubectl may be older than the server; drop its version-skew warning.
+  { kubectl --kubeconfig "$state/kubeconfig" version 2>&1 || true; } | grep -v '^WARNING: version difference' >&2 || true
+else
+  log "server version: $(curl -sf --cacert ca.crt -H "Authorization: Bearer ${token[admin]}" "$server/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')"
+fi
+finish

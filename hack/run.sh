@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make run`: Gatehouse in the foreground against the cluster of $KUBECONFIG, or, when KUBECONFIG is
+# not set, against the local control plane (started if needed) with demo namespaces and users.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+log() { printf 'gatehouse: %s\n' "$*" >&2; }
+
+local_plane=false
+if [[ -z ${KUBECONFIG:-} ]]; then
+  local_plane=true
+  bash hack/controlplane/up.sh >/dev/null
+  export KUBECONFIG=$root/target/controlplane/kubeconfig
+fi
+log "cluster: $(kubectl config current-context) at $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+
+log "building the operator ..."
+cargo build --quiet --bin gatehouse  # build before printing the next steps
+log "installing CRDs ..."
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+if $local_plane; then
+  log "installing demo namespaces and requester rights (examples/setup.yaml) ..."
+  kubectl apply --server-side -f examples/setup.yaml >/dev/null
+fi
+log "installing example policies ..."
+kubectl apply --server-side -f examples/access-policy.yaml -f examples/sharing-policy.yaml >/dev/null
+
+cat >&2 <<MSG
+
+Gatehouse is starting in the foreground (Ctrl-C stops it). In another terminal:
+
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get gatehouse                                  # policies and requests
+MSG
+if $local_plane; then
+  cat >&2 <<'MSG'
+  kubectl --context alice apply -f examples/access-request.yaml
+  kubectl get ar -n payments                             # PHASE Pending, policy payments-db
+  kubectl describe ar alice-db-read -n payments          # conditions and Events
+  kubectl --context erin apply -f examples/data-sharing-agreement.yaml
+  kubectl get dsa -n orders
+
+MSG
+else
+  cat >&2 <<'MSG'
+  kubectl apply -f examples/access-request.yaml          # as the user named in spec.requester
+  kubectl get ar -n payments
+
+MSG
+fi
+exec cargo run --quiet --bin gatehouse -- run --log-format text

@@ -1,0 +1,45 @@
+//! End-to-end tests against a real kube-apiserver and etcd built from the official Go modules,
+//! acting as real authenticated users (static tokens), with the operator running as a process.
+
+mod access_request;
+mod data_sharing_agreement;
+mod support;
+
+/// Skips the test body (after a loud banner) when the control plane could not start outside CI.
+macro_rules! cluster {
+    () => {
+        match support::kubeconfig() {
+            Some(kubeconfig) => kubeconfig,
+            None => return,
+        }
+    };
+}
+pub(crate) use cluster;
+
+#[tokio::test]
+async fn the_control_plane_is_the_built_kubernetes_release() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let version = admin.apiserver_version().await.expect("/version answers");
+    eprintln!(
+        "e2e: kube-apiserver reports {} ({})",
+        version.git_version, version.platform
+    );
+    assert!(
+        version.git_version.starts_with("v1.36."),
+        "unexpected version {}",
+        version.git_version
+    );
+    let alice = support::client(kubeconfig, "alice").await;
+    let (code, message) = support::rejection(
+        alice.apiserver_version().await.and(
+            kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(alice.clone())
+                .list(&Default::default())
+                .await,
+        ),
+    );
+    assert_eq!(
+        code, 403,
+        "alice has no rights until a test grants them: {message}"
+    );
+}
