@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{cluster, support};
 
+/// Names its policy (`ns`) so that other SharingPolicies on the cluster never make it ambiguous.
 fn agreement(ns: &str, recipient: Value) -> DataSharingAgreement {
     serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1",
@@ -20,7 +21,8 @@ fn agreement(ns: &str, recipient: Value) -> DataSharingAgreement {
             "recipient": recipient,
             "purpose": "Monthly revenue reporting",
             "transfer": { "method": "Copy" },
-            "retention": "720h"
+            "retention": "720h",
+            "policy": ns
         }
     }))
     .expect("valid DataSharingAgreement")
