@@ -17,15 +17,19 @@ use crate::policy::Refusal;
 use crate::policy::access::{self, AcceptedRequest};
 
 /// Reconciles every AccessRequest until shutdown; `policy_changes` re-checks them all whenever an
-/// AccessPolicy changes.
-pub async fn run(ctx: Arc<Context>, policy_changes: impl Stream<Item = ()> + Send + 'static) {
+/// AccessPolicy changes; `stop` starts a graceful shutdown.
+pub async fn run(
+    ctx: Arc<Context>,
+    policy_changes: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     Controller::new(
         Api::<AccessRequest>::all(ctx.client.clone()),
         watcher::Config::default(),
     )
     .with_config(controller::Config::default().concurrency(8))
     .reconcile_all_on(policy_changes)
-    .shutdown_on_signal()
+    .graceful_shutdown_on(stop)
     .run(
         reconcile,
         |_, error, _| Action::requeue(retry_after(error)),
@@ -37,7 +41,6 @@ pub async fn run(ctx: Arc<Context>, policy_changes: impl Stream<Item = ()> + Sen
 
 #[instrument(skip_all, fields(namespace = request.namespace(), name = request.name_any()))]
 async fn reconcile(request: Arc<AccessRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.caches_synced().await?;
     let policies = ctx.access_policies.state();
     let policies: Vec<&AccessPolicy> = policies.iter().map(Arc::as_ref).collect();
     let namespace = request.namespace().unwrap_or_default();

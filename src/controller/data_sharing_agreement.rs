@@ -18,15 +18,19 @@ use crate::policy::Refusal;
 use crate::policy::sharing::{self, AcceptedShare};
 
 /// Reconciles every DataSharingAgreement until shutdown; `policy_changes` re-checks them all
-/// whenever a SharingPolicy changes.
-pub async fn run(ctx: Arc<Context>, policy_changes: impl Stream<Item = ()> + Send + 'static) {
+/// whenever a SharingPolicy changes; `stop` starts a graceful shutdown.
+pub async fn run(
+    ctx: Arc<Context>,
+    policy_changes: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     Controller::new(
         Api::<DataSharingAgreement>::all(ctx.client.clone()),
         watcher::Config::default(),
     )
     .with_config(controller::Config::default().concurrency(8))
     .reconcile_all_on(policy_changes)
-    .shutdown_on_signal()
+    .graceful_shutdown_on(stop)
     .run(
         reconcile,
         |_, error, _| Action::requeue(retry_after(error)),
@@ -41,7 +45,6 @@ async fn reconcile(
     agreement: Arc<DataSharingAgreement>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    ctx.caches_synced().await?;
     let policies = ctx.sharing_policies.state();
     let policies: Vec<&SharingPolicy> = policies.iter().map(Arc::as_ref).collect();
     let namespace = agreement.namespace().unwrap_or_default();

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, future};
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
@@ -62,7 +63,8 @@ pub struct Context {
 
 impl Context {
     /// Waits until every cache has its first full list, so that an empty cache is never mistaken
-    /// for "no policy exists".
+    /// for "no policy exists". Called once before the controllers start, never from reconciles:
+    /// kube-runtime's readiness signal wakes only one of several concurrent waiters.
     async fn caches_synced(&self) -> Result<(), Error> {
         let synced = future::try_join3(
             self.access_policies.wait_until_ready(),
@@ -101,15 +103,19 @@ pub async fn run() -> Result<(), Error> {
     let (access_policies, access_policy_changes) = cache::<AccessPolicy>(&client);
     let (sharing_policies, sharing_policy_changes) = cache::<SharingPolicy>(&client);
     let (namespaces, namespace_writer) = reflector::store();
-    let namespace_cache = reflect(
+    let namespace_events = reflect(
         namespace_writer,
         watcher(
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             watcher::Config::default(),
         ),
-    )
-    .default_backoff()
-    .for_each(|_| future::ready(()));
+    );
+    tokio::spawn(namespace_events.default_backoff().for_each(|event| {
+        if let Err(err) = event {
+            tracing::warn!(kind = "Namespace", error = %err, "watch failed; retrying with backoff");
+        }
+        future::ready(())
+    }));
     let reporter = Reporter {
         controller: CONTROLLER_NAME.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -122,21 +128,72 @@ pub async fn run() -> Result<(), Error> {
         namespaces,
     });
 
+    tracing::info!("waiting for the policy and namespace caches to sync");
+    ctx.caches_synced().await?;
+    let (stop_access, stop_sharing, deadline) = shutdown_signals();
     tracing::info!("gatehouse operator started");
     let controllers = future::join(
-        access_request::run(ctx.clone(), access_policy_changes),
-        data_sharing_agreement::run(ctx, sharing_policy_changes),
+        access_request::run(ctx.clone(), access_policy_changes, stop_access),
+        data_sharing_agreement::run(ctx, sharing_policy_changes, stop_sharing),
     );
-    // The namespace cache runs until the controllers stop, which they do on SIGTERM or Ctrl-C.
     tokio::select! {
         _ = controllers => {}
-        () = namespace_cache => {}
+        Ok(()) = deadline => tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway"),
     }
     tracing::info!("gatehouse operator stopped");
     Ok(())
 }
 
-/// A cache of every object of kind `K` and a stream that yields whenever one changes.
+/// How long running reconciles may take to finish after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Futures for a graceful stop: one per controller, resolving on the first SIGTERM or Ctrl-C, and
+/// a deadline that resolves [`SHUTDOWN_GRACE`] later, or at once on a second signal.
+fn shutdown_signals() -> (
+    impl Future<Output = ()> + Send + Sync,
+    impl Future<Output = ()> + Send + Sync,
+    oneshot::Receiver<()>,
+) {
+    let (access_tx, access_rx) = oneshot::channel();
+    let (sharing_tx, sharing_rx) = oneshot::channel();
+    let (deadline_tx, deadline_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stop signal received; finishing running reconciles");
+        let _ = (access_tx.send(()), sharing_tx.send(()));
+        tokio::select! {
+            () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+            () = stop_signal() => {}
+        }
+        let _ = deadline_tx.send(());
+    });
+    (access_rx.map(|_| ()), sharing_rx.map(|_| ()), deadline_rx)
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the operator");
+                future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// A cache of every object of kind `K`, kept current by its own task, and a stream that yields
+/// whenever one changes. The cache must not be driven by a controller's trigger stream: a
+/// controller busy with reconciles that wait for the cache would then never poll it (deadlock).
 fn cache<K>(client: &Client) -> (Store<K>, impl futures::Stream<Item = ()> + Send + 'static)
 where
     K: Resource<DynamicType = ()>
@@ -148,14 +205,24 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let changes = reflect(
+    // Capacity 1 coalesces bursts: one pending "re-check everything" covers every change before it.
+    let (mut changed, changes) = mpsc::channel(1);
+    let events = reflect(
         writer,
         watcher(Api::<K>::all(client.clone()), watcher::Config::default())
             .modify(|object| object.meta_mut().managed_fields = None),
     )
     .default_backoff()
-    .touched_objects()
-    .map(|_| ());
+    .touched_objects();
+    tokio::spawn(events.for_each(move |event| {
+        match event {
+            Ok(_) => {
+                let _ = changed.try_send(());
+            }
+            Err(err) => tracing::warn!(kind = K::kind(&()).as_ref(), error = %err, "watch failed; retrying with backoff"),
+        }
+        future::ready(())
+    }));
     (store, changes)
 }
 

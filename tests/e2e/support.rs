@@ -88,7 +88,10 @@ fn start() -> Result<Cluster, String> {
             env!("CARGO_BIN_EXE_gatehouse"),
         ])
         .env("KUBECONFIG", &kubeconfig)
-        .env("GATEHOUSE_LOG", "info,gatehouse=debug")
+        .env(
+            "GATEHOUSE_LOG",
+            std::env::var("GATEHOUSE_E2E_LOG").unwrap_or_else(|_| "info,gatehouse=debug".into()),
+        )
         .stdin(Stdio::piped())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)
