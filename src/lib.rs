@@ -15,4 +15,5 @@
 pub mod api;
 pub mod controller;
 pub mod policy;
+pub mod provision;
 pub mod telemetry;

@@ -127,6 +127,12 @@ pub struct AccessRequestStatus {
     /// The provisioned access, once active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Grant>,
+    /// When approvers were last reminded that the request waits for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded_at: Option<Time>,
+    /// Annotations that were present but do not count, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_annotations: Vec<String>,
     /// Standard conditions: `Accepted`, per-stage approvals, `Ready`, and outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -8,6 +8,28 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 /// The spec was checked and a policy governs it; the request is being processed.
 pub const ACCEPTED: &str = "Accepted";
 
+/// The request holds its access now (kstatus `Ready`: True while active; a terminal outcome says
+/// why it is not).
+pub const READY: &str = "Ready";
+
+/// Access is provisioned: the bindings exist exactly as approved.
+pub const GRANTED: &str = "Granted";
+
+/// The condition type of one approval stage, e.g. `ManagerApproved` for role `manager` and
+/// `DataOwnerApproved` for `data-owner`, so `kubectl wait --for=condition=ManagerApproved` works.
+pub fn stage_condition(role: &str) -> String {
+    let mut out = String::new();
+    for part in role.split(['-', '.', '_']).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out.push_str("Approved");
+    out
+}
+
 /// Reasons of the `Accepted` condition.
 pub mod reason {
     /// The spec is valid and exactly one policy governs it.
@@ -22,12 +44,36 @@ pub mod reason {
     pub const AMBIGUOUS_POLICY: &str = "AmbiguousPolicy";
     /// The object asks for something its policy does not allow; the message says what would be.
     pub const POLICY_VIOLATION: &str = "PolicyViolation";
+    /// Waiting for an approver of this stage.
+    pub const WAITING: &str = "Waiting";
+    /// Approved, but counts only after the earlier stages approve.
+    pub const WAITING_FOR_EARLIER_STAGE: &str = "WaitingForEarlierStage";
+    /// The stage approved.
+    pub const APPROVED: &str = "Approved";
+    /// An approver denied the request.
+    pub const DENIED: &str = "Denied";
+    /// A separation-of-duties rule forbids the grant.
+    pub const SEPARATION_OF_DUTIES: &str = "SeparationOfDutiesConflict";
+    /// Not fully approved within the policy's pendingTimeout.
+    pub const TIMED_OUT: &str = "TimedOut";
+    /// The bindings exist exactly as approved.
+    pub const PROVISIONED: &str = "Provisioned";
+    /// Provisioning failed; the message says why and what to do.
+    pub const PROVISIONING_FAILED: &str = "ProvisioningFailed";
+    /// The duration ran out and the bindings were removed.
+    pub const EXPIRED: &str = "Expired";
+    /// Someone revoked the access.
+    pub const REVOKED: &str = "Revoked";
+    /// The policy no longer allows an active grant; it was removed.
+    pub const POLICY_WITHDRAWN: &str = "PolicyWithdrawn";
+    /// Not granted (yet or any more) for a reason another condition gives.
+    pub const NOT_GRANTED: &str = "NotGranted";
 }
 
 /// What a condition should say, before timestamps and generations are attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConditionUpdate {
-    pub type_: &'static str,
+    pub type_: String,
     pub status: bool,
     pub reason: &'static str,
     pub message: String,
@@ -35,13 +81,13 @@ pub struct ConditionUpdate {
 
 impl ConditionUpdate {
     pub fn new(
-        type_: &'static str,
+        type_: impl Into<String>,
         status: bool,
         reason: &'static str,
         message: impl Into<String>,
     ) -> Self {
         Self {
-            type_,
+            type_: type_.into(),
             status,
             reason,
             message: message.into(),
@@ -64,7 +110,7 @@ pub fn set_condition(
         _ => now,
     };
     let condition = Condition {
-        type_: update.type_.to_string(),
+        type_: update.type_,
         status,
         reason: update.reason.to_string(),
         message: update.message,
@@ -110,6 +156,12 @@ mod tests {
         assert_eq!(conditions[0].last_transition_time, at(10));
         assert_eq!(conditions[0].message, "still ok");
         assert_eq!(conditions[0].observed_generation, Some(2));
+    }
+
+    #[test]
+    fn stage_conditions_are_camel_case() {
+        assert_eq!(stage_condition("manager"), "ManagerApproved");
+        assert_eq!(stage_condition("data-owner"), "DataOwnerApproved");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub use sharing_policy::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use sha2::{Digest, Sha256};
 
 /// The API group of every Gatehouse kind.
 pub const GROUP: &str = "gatehouse.dev";
@@ -26,6 +27,24 @@ pub const FIELD_MANAGER: &str = "gatehouse";
 
 /// Label on everything the operator creates: `<kind>.<namespace>.<name>` of the owning object.
 pub const OWNER_LABEL: &str = "gatehouse.dev/owner";
+
+/// Annotation on everything the operator creates: `<namespace>/<name>` of the owning object, so
+/// that a change to a created object can be traced back to its owner even when the label is hashed.
+pub const OWNER_ANNOTATION: &str = "gatehouse.dev/owner-ref";
+
+/// The value of [`OWNER_LABEL`] for an object: `<kind>.<namespace>.<name>` in lower case, or, when
+/// that exceeds the 63 characters a label value may have, its first 46 characters, `-` and 16 hex
+/// digits of its SHA-256, so the value stays unique and readable.
+pub fn owner_label_value(kind: &str, namespace: &str, name: &str) -> String {
+    let full = format!("{}.{namespace}.{name}", kind.to_lowercase());
+    if full.len() <= 63 {
+        return full;
+    }
+    let digest = Sha256::digest(full.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let prefix: String = full.chars().take(46).collect();
+    format!("{}-{hex}", prefix.trim_end_matches(['.', '-', '_']))
+}
 
 /// Annotation key prefix of an approval: `approve.gatehouse.dev/<role>: <approver username>`.
 pub const APPROVE_PREFIX: &str = "approve.gatehouse.dev/";
@@ -54,4 +73,25 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         out.push_str(&serde_yaml::to_string(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_label_is_readable_when_short_and_hashed_when_long() {
+        assert_eq!(
+            owner_label_value("AccessRequest", "payments", "alice-db-read"),
+            "accessrequest.payments.alice-db-read"
+        );
+        let long = owner_label_value("AccessRequest", "payments", &"x".repeat(80));
+        assert!(long.len() <= 63, "{long}");
+        assert!(long.starts_with("accessrequest.payments.xxx"), "{long}");
+        assert_ne!(
+            long,
+            owner_label_value("AccessRequest", "payments", &"x".repeat(81)),
+            "distinct owners stay distinct"
+        );
+    }
 }

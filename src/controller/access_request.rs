@@ -1,166 +1,412 @@
-//! AccessRequest controller: checks each request against its AccessPolicy and records the outcome.
+//! AccessRequest controller: observe (policy, approvals, RBAC around the request) → decide
+//! ([`lifecycle::plan`]) → act (provision or remove bindings) → report (status, Events, audit).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::ListParams;
 use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
-use super::{Context, Error, retry_after, status};
-use crate::api::conditions::{self, ACCEPTED, ConditionUpdate, reason};
-use crate::api::{AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus};
-use crate::policy::Refusal;
+use super::{Context, Error, status};
+use crate::api::common::RoleKind;
+use crate::api::conditions::{self, GRANTED, READY, reason};
+use crate::api::{
+    AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, OWNER_ANNOTATION, OWNER_LABEL,
+};
 use crate::policy::access::{self, AcceptedRequest};
+use crate::policy::findings::{self, Checks, ExistingBinding};
+use crate::policy::lifecycle::{self, Access, Plan};
+use crate::provision::rbac::{self, Binding};
 
-/// Reconciles every AccessRequest until shutdown; `policy_changes` re-checks them all whenever an
-/// AccessPolicy changes; `stop` starts a graceful shutdown.
+/// Finalizer that makes deleting a request revoke its access before the object goes.
+pub const FINALIZER: &str = "gatehouse.dev/revoke-access";
+
+/// Reconciles every AccessRequest until `stop`; `policy_changes` re-checks them all whenever an
+/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request.
 pub async fn run(
     ctx: Arc<Context>,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let owned = watcher::Config::default().labels(OWNER_LABEL);
     Controller::new(
         Api::<AccessRequest>::all(ctx.client.clone()),
         watcher::Config::default(),
     )
     .with_config(controller::Config::default().concurrency(8))
+    .watches(
+        Api::<RoleBinding>::all(ctx.client.clone()),
+        owned.clone(),
+        |rb| owner_of(&rb),
+    )
+    .watches(
+        Api::<ClusterRoleBinding>::all(ctx.client.clone()),
+        owned,
+        |crb| owner_of(&crb),
+    )
     .reconcile_all_on(policy_changes)
     .graceful_shutdown_on(stop)
     .run(
         reconcile,
-        |_, error, _| Action::requeue(retry_after(error)),
+        |request, error, ctx| ctx.retry_after(request.as_ref(), error),
         ctx,
     )
-    .for_each(|_| future::ready(()))
+    .for_each(|result| {
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "controller error");
+        }
+        future::ready(())
+    })
     .await;
+}
+
+/// The request a binding belongs to, from the annotation the operator puts on it.
+fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<AccessRequest>> {
+    let (namespace, name) = object
+        .meta()
+        .annotations
+        .as_ref()?
+        .get(OWNER_ANNOTATION)?
+        .split_once('/')?;
+    Some(ObjectRef::new(name).within(namespace))
 }
 
 #[instrument(skip_all, fields(namespace = request.namespace(), name = request.name_any()))]
 async fn reconcile(request: Arc<AccessRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let policies = ctx.access_policies.state();
-    let policies: Vec<&AccessPolicy> = policies.iter().map(Arc::as_ref).collect();
     let namespace = request.namespace().unwrap_or_default();
-    let decision = access::accept(
+    let api: Api<AccessRequest> = Api::namespaced(ctx.client.clone(), &namespace);
+    let action = finalizer(&api, FINALIZER, request, |event| async {
+        match event {
+            finalizer::Event::Apply(request) => apply(&request, &ctx).await,
+            finalizer::Event::Cleanup(request) => cleanup(&request, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)))?;
+    Ok(action)
+}
+
+async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> {
+    let namespace = request.namespace().unwrap_or_default();
+    let name = request.name_any();
+    let now = Timestamp::now();
+
+    // Observe.
+    let policies = ctx.access_policies.state();
+    let policy_refs: Vec<&AccessPolicy> = policies.iter().map(Arc::as_ref).collect();
+    let accepted = access::accept(
         &request.spec,
         &namespace,
-        &policies,
+        &policy_refs,
         &ctx.namespace_labels(),
     );
-
-    let current = request.status.as_ref();
-    let desired = desired_status(
-        current,
-        request.metadata.generation,
-        &decision,
-        Time(Timestamp::now()),
+    let phase = request.status.as_ref().and_then(|s| s.phase);
+    let awaiting_decision = matches!(
+        phase,
+        None | Some(AccessPhase::Pending | AccessPhase::Failed | AccessPhase::Approved)
     );
-    if status::apply(&ctx, request.as_ref(), current, &desired).await? {
-        let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-        status::publish_transitions(&ctx, request.as_ref(), before, &desired.conditions).await;
-        audit(&request, &desired);
-    }
-    Ok(Action::await_change())
-}
-
-/// The status a request should have given the policy decision. Deterministic: the same inputs give
-/// the same status, and timestamps move only when a condition changes.
-pub fn desired_status(
-    current: Option<&AccessRequestStatus>,
-    generation: Option<i64>,
-    decision: &Result<AcceptedRequest, Refusal>,
-    now: Time,
-) -> AccessRequestStatus {
-    let mut status = current.cloned().unwrap_or_default();
-    let update = match decision {
-        Ok(accepted) => {
-            status.phase = Some(AccessPhase::Pending);
-            status.policy = Some(accepted.policy.clone());
-            ConditionUpdate::new(
-                ACCEPTED,
-                true,
-                reason::VALID,
-                format!(
-                    "AccessPolicy {} governs this request; waiting for approvals",
-                    accepted.policy
-                ),
-            )
+    let checks = match &accepted {
+        Ok(accepted) if awaiting_decision => {
+            let policy = policy_refs
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(accepted.policy.as_str()));
+            let rules = role_rules(ctx, accepted).await?;
+            let bindings = existing_bindings(ctx).await?;
+            policy
+                .map(|p| findings::check(accepted, &p.spec, &bindings, rules.as_deref()))
+                .unwrap_or_default()
         }
-        Err(refusal) => {
-            status.phase = Some(AccessPhase::Failed);
-            status.policy = None;
-            ConditionUpdate::new(ACCEPTED, false, refusal.reason, refusal.message.clone())
-        }
+        _ => Checks::default(),
     };
-    conditions::set_condition(&mut status.conditions, update, generation, now);
-    status.observed_generation = generation;
-    status
+    let governing = accepted.as_ref().ok().and_then(|a| {
+        policy_refs
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(a.policy.as_str()))
+    });
+    let bindings = accepted
+        .as_ref()
+        .map(|a| rbac::desired(&namespace, &name, a))
+        .unwrap_or_default();
+    let no_annotations = BTreeMap::new();
+
+    // Decide.
+    let plan = lifecycle::plan(&lifecycle::Observation {
+        requester: &request.spec.requester,
+        annotations: request
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&no_annotations),
+        created: request.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        generation: request.metadata.generation,
+        current: request.status.as_ref(),
+        accepted: match (&accepted, governing) {
+            (Ok(accepted), Some(policy)) => Ok(lifecycle::Accepted {
+                request: accepted,
+                stages: &policy.spec.approvals,
+                pending_timeout: policy.spec.pending_timeout.as_deref(),
+                findings: checks.findings.clone(),
+                high_risk: checks.high_risk,
+                sod_denial: checks.denied_by_sod.clone(),
+                bindings: bindings.iter().map(Binding::reference).collect(),
+            }),
+            (Err(refusal), _) => Err(refusal.clone()),
+            (Ok(_), None) => Err(crate::policy::Refusal::new(
+                reason::POLICY_NOT_FOUND,
+                "the governing AccessPolicy disappeared",
+            )),
+        },
+        now,
+    });
+
+    // Act.
+    let mut desired = plan.status.clone();
+    let wanted = if plan.access == Access::Provide {
+        bindings.as_slice()
+    } else {
+        &[]
+    };
+    let was_active = phase == Some(AccessPhase::Active);
+    match converge(ctx, request, wanted).await {
+        Ok(repaired) if repaired && was_active && plan.access == Access::Provide => {
+            publish(
+                ctx,
+                request,
+                EventType::Warning,
+                "DriftRepaired",
+                "a managed binding was edited or deleted; restored to the approved state",
+            )
+            .await;
+        }
+        Ok(_) => {}
+        Err(err) if plan.access == Access::Provide => {
+            provisioning_failed(&mut desired, &err, request.metadata.generation, now);
+            report(ctx, request, &desired, &plan).await?;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    }
+
+    // Report.
+    report(ctx, request, &desired, &plan).await?;
+    ctx.reset_backoff(request);
+    Ok(match plan.wake_at {
+        Some(at) => Action::requeue(until(at, now)),
+        None => Action::await_change(),
+    })
 }
 
-/// One structured line per decision, for a SIEM.
-fn audit(request: &AccessRequest, status: &AccessRequestStatus) {
-    let accepted = conditions::find(&status.conditions, ACCEPTED);
+/// Makes the bindings of this request exactly `wanted`; true when something had to change.
+async fn converge(
+    ctx: &Context,
+    request: &AccessRequest,
+    wanted: &[Binding],
+) -> Result<bool, Error> {
+    let namespace = request.namespace().unwrap_or_default();
+    let existing = rbac::list_owned(&ctx.client, &namespace, &request.name_any()).await?;
+    let repair = rbac::repair(wanted, &existing);
+    for reference in &repair.delete {
+        rbac::delete(&ctx.client, reference).await?;
+    }
+    for binding in &repair.create {
+        rbac::apply(&ctx.client, binding).await?;
+    }
+    for binding in &repair.restore {
+        rbac::restore(&ctx.client, binding, &existing).await?;
+    }
+    Ok(!repair.is_empty())
+}
+
+/// Deleting a request revokes at once: every binding goes before the finalizer is removed.
+async fn cleanup(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> {
+    converge(ctx, request, &[]).await?;
+    if request.status.as_ref().and_then(|s| s.phase) == Some(AccessPhase::Active) {
+        publish(
+            ctx,
+            request,
+            EventType::Normal,
+            reason::REVOKED,
+            "request deleted; access removed",
+        )
+        .await;
+    }
     tracing::info!(
         target: "audit",
         kind = "AccessRequest",
         namespace = request.namespace().unwrap_or_default(),
         name = request.name_any(),
         requester = request.spec.requester,
-        phase = ?status.phase,
-        reason = accepted.map(|c| c.reason.as_str()).unwrap_or_default(),
-        message = accepted.map(|c| c.message.as_str()).unwrap_or_default(),
-        "access request decision"
+        decision = "Deleted",
+        "access request deleted; any access it granted was removed"
     );
+    Ok(Action::await_change())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::fixtures::{access_policy, access_request, namespaces};
-
-    fn at(secs: i64) -> Time {
-        Time(Timestamp::from_second(secs).expect("valid test timestamp"))
+/// Writes the status when it changed, with an Event per condition transition, the reminder, and
+/// one audit line.
+async fn report(
+    ctx: &Context,
+    request: &AccessRequest,
+    desired: &AccessRequestStatus,
+    plan: &Plan,
+) -> Result<(), Error> {
+    let current = request.status.as_ref();
+    if status::apply(ctx, request, current, desired).await? {
+        let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+        status::publish_transitions(ctx, request, before, &desired.conditions).await;
+        if current.and_then(|s| s.phase) != desired.phase {
+            audit(request, desired);
+        }
     }
+    if let Some(reminder) = &plan.reminder {
+        publish(
+            ctx,
+            request,
+            EventType::Normal,
+            "ApprovalReminder",
+            reminder,
+        )
+        .await;
+    }
+    Ok(())
+}
 
-    #[test]
-    fn an_accepted_request_is_pending_under_its_policy() {
-        let policy = access_policy("payments-db");
-        let request = access_request();
-        let decision = access::accept(&request.spec, "payments", &[&policy], &namespaces());
-        let status = desired_status(None, Some(1), &decision, at(10));
-        assert_eq!(status.phase, Some(AccessPhase::Pending));
-        assert_eq!(status.policy.as_deref(), Some("payments-db"));
-        assert_eq!(status.observed_generation, Some(1));
-        let accepted = conditions::find(&status.conditions, ACCEPTED).expect("Accepted condition");
-        assert_eq!(
-            (accepted.status.as_str(), accepted.reason.as_str()),
-            ("True", reason::VALID)
+fn provisioning_failed(
+    status: &mut AccessRequestStatus,
+    err: &Error,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    status.phase = Some(AccessPhase::Approved);
+    status.grant = None;
+    let message = format!("approved, but provisioning failed: {err}");
+    for type_ in [GRANTED, READY] {
+        let update = conditions::ConditionUpdate::new(
+            type_,
+            false,
+            reason::PROVISIONING_FAILED,
+            message.clone(),
+        );
+        conditions::set_condition(
+            &mut status.conditions,
+            update,
+            generation,
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
         );
     }
+}
 
-    #[test]
-    fn a_refused_request_fails_with_the_refusal_as_its_condition() {
-        let request = access_request();
-        let decision = access::accept(&request.spec, "payments", &[], &namespaces());
-        let status = desired_status(None, Some(1), &decision, at(10));
-        assert_eq!(status.phase, Some(AccessPhase::Failed));
-        let accepted = conditions::find(&status.conditions, ACCEPTED).expect("Accepted condition");
-        assert_eq!(
-            (accepted.status.as_str(), accepted.reason.as_str()),
-            ("False", reason::NO_MATCHING_POLICY)
-        );
-    }
+/// The rules of the requested role, or None when it does not exist (the checks then fail closed).
+async fn role_rules(
+    ctx: &Context,
+    request: &AcceptedRequest,
+) -> Result<Option<Vec<PolicyRule>>, Error> {
+    let result = match request.role.kind {
+        RoleKind::ClusterRole => Api::<ClusterRole>::all(ctx.client.clone())
+            .get_opt(&request.role.name)
+            .await
+            .map(|r| r.map(|r| r.rules.unwrap_or_default())),
+        RoleKind::Role => {
+            let namespace = request.namespaces.first().cloned().unwrap_or_default();
+            Api::<Role>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(&request.role.name)
+                .await
+                .map(|r| r.map(|r| r.rules.unwrap_or_default()))
+        }
+    };
+    result.map_err(|source| Error::Observe {
+        what: "the requested role",
+        source,
+    })
+}
 
-    #[test]
-    fn a_converged_status_is_identical_on_the_next_pass() {
-        let policy = access_policy("payments-db");
-        let request = access_request();
-        let decision = access::accept(&request.spec, "payments", &[&policy], &namespaces());
-        let first = desired_status(None, Some(1), &decision, at(10));
-        let second = desired_status(Some(&first), Some(1), &decision, at(99));
-        assert_eq!(first, second, "no write when nothing changed");
+/// Every RoleBinding and ClusterRoleBinding in the cluster, for the existing-access and
+/// separation-of-duties checks.
+async fn existing_bindings(ctx: &Context) -> Result<Vec<ExistingBinding>, Error> {
+    let params = ListParams::default();
+    let role_bindings = Api::<RoleBinding>::all(ctx.client.clone())
+        .list(&params)
+        .await
+        .map_err(|source| Error::Observe {
+            what: "RoleBindings",
+            source,
+        })?;
+    let cluster_bindings = Api::<ClusterRoleBinding>::all(ctx.client.clone())
+        .list(&params)
+        .await
+        .map_err(|source| Error::Observe {
+            what: "ClusterRoleBindings",
+            source,
+        })?;
+    Ok(role_bindings
+        .iter()
+        .filter_map(ExistingBinding::from_role_binding)
+        .chain(
+            cluster_bindings
+                .iter()
+                .filter_map(ExistingBinding::from_cluster_role_binding),
+        )
+        .collect())
+}
+
+async fn publish(
+    ctx: &Context,
+    request: &AccessRequest,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
+        tracing::warn!(error = %err, "cannot publish event");
     }
+}
+
+fn until(at: Timestamp, now: Timestamp) -> Duration {
+    let millis = at
+        .as_millisecond()
+        .saturating_sub(now.as_millisecond())
+        .max(0);
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0)).max(Duration::from_millis(50))
+}
+
+/// One structured line per phase change, for a SIEM.
+fn audit(request: &AccessRequest, status: &AccessRequestStatus) {
+    let ready = conditions::find(&status.conditions, READY);
+    let approvers: Vec<String> = status
+        .approvals
+        .iter()
+        .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+        .collect();
+    tracing::info!(
+        target: "audit",
+        kind = "AccessRequest",
+        namespace = request.namespace().unwrap_or_default(),
+        name = request.name_any(),
+        requester = request.spec.requester,
+        role = request.spec.role.name,
+        phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+        policy = status.policy.as_deref().unwrap_or_default(),
+        approvals = approvers.join(","),
+        expires_at = status.grant.as_ref().map(|g| g.expires_at.0.to_string()).unwrap_or_default(),
+        reason = ready.map(|c| c.reason.as_str()).unwrap_or_default(),
+        message = ready.map(|c| c.message.as_str()).unwrap_or_default(),
+        "access request decision"
+    );
 }

@@ -11,7 +11,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::instrument;
 
-use super::{Context, Error, retry_after, status};
+use super::{Context, Error, status};
 use crate::api::conditions::{self, ACCEPTED, ConditionUpdate, reason};
 use crate::api::{DataSharingAgreement, DataSharingAgreementStatus, SharingPhase, SharingPolicy};
 use crate::policy::Refusal;
@@ -33,10 +33,15 @@ pub async fn run(
     .graceful_shutdown_on(stop)
     .run(
         reconcile,
-        |_, error, _| Action::requeue(retry_after(error)),
+        |agreement, error, ctx| ctx.retry_after(agreement.as_ref(), error),
         ctx,
     )
-    .for_each(|_| future::ready(()))
+    .for_each(|result| {
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "controller error");
+        }
+        future::ready(())
+    })
     .await;
 }
 
@@ -68,6 +73,7 @@ async fn reconcile(
         status::publish_transitions(&ctx, agreement.as_ref(), before, &desired.conditions).await;
         audit(&agreement, &desired);
     }
+    ctx.reset_backoff(agreement.as_ref());
     Ok(Action::await_change())
 }
 

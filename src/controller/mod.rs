@@ -5,14 +5,15 @@ mod access_request;
 mod data_sharing_agreement;
 mod status;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, PartialObjectMeta};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
@@ -36,6 +37,16 @@ pub enum Error {
     CrdsMissing(#[source] kube::Error),
     #[error("cannot write status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("cannot read {what}: {source}")]
+    Observe {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Provision(#[from] crate::provision::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the caches stopped before they synced; the operator is shutting down")]
     CachesStopped,
 }
@@ -47,6 +58,9 @@ impl Error {
             Error::Connect(_) => "connect",
             Error::CrdsMissing(_) => "crds_missing",
             Error::WriteStatus(_) => "write_status",
+            Error::Observe { .. } => "observe",
+            Error::Provision(_) => "provision",
+            Error::Finalizer(_) => "finalizer",
             Error::CachesStopped => "caches_stopped",
         }
     }
@@ -59,6 +73,8 @@ pub struct Context {
     pub sharing_policies: Store<SharingPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub recorder: Recorder,
+    /// Consecutive failures per object, for growing retry delays.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -73,6 +89,33 @@ impl Context {
         )
         .await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
+    }
+
+    /// Logs a failed reconcile and picks its retry delay: 1 s, doubling per consecutive failure of
+    /// the same object, at most 5 minutes.
+    fn retry_after<K: Resource<DynamicType = ()>>(&self, object: &K, error: &Error) -> Action {
+        let key = object_key(object);
+        let attempt = {
+            let mut failures = self
+                .failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = failures.entry(key.clone()).or_default();
+            *count = count.saturating_add(1);
+            *count
+        };
+        let delay = Duration::from_secs(1u64 << attempt.min(9).saturating_sub(1))
+            .min(Duration::from_secs(300));
+        tracing::warn!(object = key, error = %error, category = error.category(), attempt, retry_in = ?delay, "reconcile failed");
+        Action::requeue(delay)
+    }
+
+    /// Forgets the failures of an object that reconciled successfully.
+    fn reset_backoff<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&object_key(object));
     }
 
     fn namespace_labels(&self) -> NamespaceLabels {
@@ -126,6 +169,7 @@ pub async fn run() -> Result<(), Error> {
         access_policies,
         sharing_policies,
         namespaces,
+        failures: Mutex::default(),
     });
 
     tracing::info!("waiting for the policy and namespace caches to sync");
@@ -226,8 +270,11 @@ where
     (store, changes)
 }
 
-/// How long to wait before retrying an object whose reconcile failed.
-fn retry_after(error: &Error) -> Duration {
-    tracing::warn!(error = %error, category = error.category(), "reconcile failed, retrying");
-    Duration::from_secs(5)
+fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }

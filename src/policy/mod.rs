@@ -3,7 +3,10 @@
 //! decide.
 
 pub mod access;
+pub mod approvals;
 pub mod duration;
+pub mod findings;
+pub mod lifecycle;
 pub mod selector;
 pub mod sharing;
 

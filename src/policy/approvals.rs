@@ -1,0 +1,344 @@
+//! Reads the approval annotations and decides which stages have passed.
+//!
+//! The admission policies make the API server verify who wrote each annotation; this module
+//! double-checks what it can on its own (a value is present, the approver is neither the requester
+//! nor a subject) before an approval counts, and keeps the order of the stages.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::common::{
+    ApprovalRecord, ApprovalStage, Decision, StageCondition, Subject, SubjectKind,
+};
+use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX};
+
+/// The state of the approvals of one request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApprovalState {
+    /// Roles that must approve, in stage order.
+    pub required: Vec<String>,
+    /// Every valid decision, in stage order then role name; times kept from earlier observations.
+    pub records: Vec<ApprovalRecord>,
+    /// Required roles whose approval counts (all earlier stages approved too).
+    pub passed: Vec<String>,
+    /// The first denial, if any: it ends the request.
+    pub denial: Option<ApprovalRecord>,
+    /// Annotations that do not count, with why.
+    pub ignored: Vec<String>,
+}
+
+impl ApprovalState {
+    /// Every required stage approved, in order.
+    pub fn complete(&self) -> bool {
+        self.passed.len() == self.required.len()
+    }
+
+    /// Required roles still to approve, in order.
+    pub fn waiting_for(&self) -> Vec<&str> {
+        self.required
+            .iter()
+            .filter(|r| !self.passed.contains(r))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Whether `role` approved but waits for an earlier stage before it counts.
+    pub fn approved_out_of_order(&self, role: &str) -> bool {
+        !self.passed.iter().any(|r| r == role)
+            && self
+                .records
+                .iter()
+                .any(|r| r.role == role && r.decision == Decision::Approved)
+    }
+}
+
+/// The roles that must approve: every stage that applies, in order, each role once.
+pub fn required_roles(stages: &[ApprovalStage], high_risk: bool) -> Vec<String> {
+    let mut roles: Vec<String> = Vec::new();
+    for stage in stages {
+        let applies = match stage.when.unwrap_or_default() {
+            StageCondition::Always => true,
+            StageCondition::HighRisk => high_risk,
+        };
+        if applies && !roles.contains(&stage.role) {
+            roles.push(stage.role.clone());
+        }
+    }
+    roles
+}
+
+/// Evaluates the approval annotations of a request by `requester` granting `subjects`.
+/// `previous` is the last recorded list, whose times are kept; `now` stamps new decisions.
+pub fn evaluate(
+    required: Vec<String>,
+    annotations: &BTreeMap<String, String>,
+    requester: &str,
+    subjects: &[Subject],
+    previous: &[ApprovalRecord],
+    now: &Time,
+) -> ApprovalState {
+    let mut records = Vec::new();
+    let mut ignored = Vec::new();
+    for (key, value) in annotations {
+        let (decision, role) = if let Some(role) = key.strip_prefix(APPROVE_PREFIX) {
+            (Decision::Approved, role)
+        } else if let Some(role) = key.strip_prefix(DENY_PREFIX) {
+            (Decision::Denied, role)
+        } else {
+            continue;
+        };
+        let user = value.trim();
+        let problem = if role.is_empty() {
+            Some("names no role".to_string())
+        } else if user.is_empty() {
+            Some("has no approver username".to_string())
+        } else if user == requester {
+            Some(format!(
+                "is by the requester {user:?}, who may not decide on their own request"
+            ))
+        } else if subjects
+            .iter()
+            .any(|s| s.kind == SubjectKind::User && s.name == user)
+        {
+            Some(format!("is by {user:?}, who would receive the access"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            ignored.push(format!("{key} {problem}; it does not count"));
+            continue;
+        }
+        let time = previous
+            .iter()
+            .find(|r| r.role == role && r.user == user && r.decision == decision)
+            .and_then(|r| r.time.clone())
+            .unwrap_or_else(|| now.clone());
+        records.push(ApprovalRecord {
+            role: role.to_string(),
+            user: user.to_string(),
+            decision,
+            reason: annotations
+                .get(&format!("{REASON_PREFIX}{role}"))
+                .map(|r| r.trim().to_string()),
+            time: Some(time),
+        });
+    }
+    let stage_index = |role: &str| {
+        required
+            .iter()
+            .position(|r| r == role)
+            .unwrap_or(usize::MAX)
+    };
+    records.sort_by(|a, b| (stage_index(&a.role), &a.role).cmp(&(stage_index(&b.role), &b.role)));
+
+    let denial = records
+        .iter()
+        .find(|r| r.decision == Decision::Denied)
+        .cloned();
+    let passed = required
+        .iter()
+        .take_while(|role| {
+            records
+                .iter()
+                .any(|r| &r.role == *role && r.decision == Decision::Approved)
+        })
+        .cloned()
+        .collect();
+    ApprovalState {
+        required,
+        records,
+        passed,
+        denial,
+        ignored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).expect("valid test timestamp"))
+    }
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn stages() -> Vec<ApprovalStage> {
+        vec![
+            ApprovalStage {
+                role: "manager".into(),
+                when: None,
+            },
+            ApprovalStage {
+                role: "data-owner".into(),
+                when: Some(StageCondition::Always),
+            },
+            ApprovalStage {
+                role: "security".into(),
+                when: Some(StageCondition::HighRisk),
+            },
+        ]
+    }
+
+    fn alice() -> Vec<Subject> {
+        vec![Subject {
+            kind: SubjectKind::User,
+            name: "alice".into(),
+            namespace: None,
+        }]
+    }
+
+    #[test]
+    fn high_risk_stages_apply_only_to_high_risk_grants() {
+        assert_eq!(
+            required_roles(&stages(), false),
+            vec!["manager", "data-owner"]
+        );
+        assert_eq!(
+            required_roles(&stages(), true),
+            vec!["manager", "data-owner", "security"]
+        );
+    }
+
+    #[test]
+    fn all_stages_approved_in_order_completes() {
+        let a = annotations(&[
+            ("approve.gatehouse.dev/manager", "bob"),
+            ("approve.gatehouse.dev/data-owner", "carol"),
+            ("reason.gatehouse.dev/data-owner", "ok for PAY-1"),
+        ]);
+        let state = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            "alice",
+            &alice(),
+            &[],
+            &at(5),
+        );
+        assert!(state.complete());
+        assert_eq!(state.records.len(), 2);
+        assert_eq!(
+            state.records[0].role, "manager",
+            "records follow stage order"
+        );
+        assert_eq!(state.records[1].reason.as_deref(), Some("ok for PAY-1"));
+    }
+
+    #[test]
+    fn a_later_stage_waits_for_the_earlier_ones() {
+        let a = annotations(&[("approve.gatehouse.dev/data-owner", "carol")]);
+        let state = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            "alice",
+            &alice(),
+            &[],
+            &at(5),
+        );
+        assert!(!state.complete());
+        assert!(state.passed.is_empty());
+        assert!(state.approved_out_of_order("data-owner"));
+        assert_eq!(state.waiting_for(), vec!["manager", "data-owner"]);
+        let a = annotations(&[
+            ("approve.gatehouse.dev/data-owner", "carol"),
+            ("approve.gatehouse.dev/manager", "bob"),
+        ]);
+        assert!(
+            evaluate(
+                required_roles(&stages(), false),
+                &a,
+                "alice",
+                &alice(),
+                &[],
+                &at(5)
+            )
+            .complete()
+        );
+    }
+
+    #[test]
+    fn a_denial_by_any_role_is_reported() {
+        let a = annotations(&[
+            ("approve.gatehouse.dev/manager", "bob"),
+            ("deny.gatehouse.dev/security", "dave"),
+        ]);
+        let state = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            "alice",
+            &alice(),
+            &[],
+            &at(5),
+        );
+        assert_eq!(
+            state.denial.map(|d| (d.role, d.user)),
+            Some(("security".into(), "dave".into()))
+        );
+    }
+
+    #[test]
+    fn self_approval_and_subject_approval_do_not_count() {
+        let subjects = vec![
+            Subject {
+                kind: SubjectKind::User,
+                name: "alice".into(),
+                namespace: None,
+            },
+            Subject {
+                kind: SubjectKind::User,
+                name: "erin".into(),
+                namespace: None,
+            },
+        ];
+        let a = annotations(&[
+            ("approve.gatehouse.dev/manager", "alice"),
+            ("approve.gatehouse.dev/data-owner", "erin"),
+            ("approve.gatehouse.dev/security", " "),
+        ]);
+        let state = evaluate(
+            required_roles(&stages(), true),
+            &a,
+            "alice",
+            &subjects,
+            &[],
+            &at(5),
+        );
+        assert!(state.records.is_empty());
+        assert_eq!(state.ignored.len(), 3, "{:?}", state.ignored);
+        assert!(
+            state
+                .ignored
+                .iter()
+                .any(|m| m.contains("may not decide on their own request"))
+        );
+    }
+
+    #[test]
+    fn decision_times_are_kept_from_the_first_observation() {
+        let a = annotations(&[("approve.gatehouse.dev/manager", "bob")]);
+        let first = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            "alice",
+            &alice(),
+            &[],
+            &at(5),
+        );
+        let second = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            "alice",
+            &alice(),
+            &first.records,
+            &at(99),
+        );
+        assert_eq!(second.records[0].time, Some(at(5)));
+    }
+}

@@ -1,0 +1,706 @@
+//! The AccessRequest lifecycle as one pure function: from what was observed to the status the
+//! request should have, whether its access should exist, and when to look again.
+//!
+//! Pending → (all stages approved) → Active → Expired | Revoked; or Pending → Denied | TimedOut;
+//! or Failed while the request does not fit a policy. Terminal phases never change again and
+//! always mean "no access".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::Refusal;
+use super::access::AcceptedRequest;
+use super::approvals::{self, ApprovalState};
+use super::duration;
+use crate::api::common::{ApprovalStage, Decision};
+use crate::api::conditions::{
+    self, ACCEPTED, ConditionUpdate, GRANTED, READY, reason, stage_condition,
+};
+use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
+
+/// Default `pendingTimeout` when the policy names none.
+pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(72 * 3600);
+
+/// Everything the decision needs, gathered by the controller.
+pub struct Observation<'a> {
+    pub requester: &'a str,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub created: Option<Timestamp>,
+    pub generation: Option<i64>,
+    pub current: Option<&'a AccessRequestStatus>,
+    /// The policy check, with the governing policy's stages and timeout when accepted.
+    pub accepted: Result<Accepted<'a>, Refusal>,
+    pub now: Timestamp,
+}
+
+/// An accepted request with what its policy and the automated checks add.
+pub struct Accepted<'a> {
+    pub request: &'a AcceptedRequest,
+    pub stages: &'a [ApprovalStage],
+    pub pending_timeout: Option<&'a str>,
+    pub findings: Vec<Finding>,
+    pub high_risk: bool,
+    /// Set when a separation-of-duties rule denies the grant.
+    pub sod_denial: Option<String>,
+    /// The bindings that carry the grant, for the status.
+    pub bindings: Vec<BindingRef>,
+}
+
+/// Whether the request's bindings should exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The bindings must exist exactly as approved.
+    Provide,
+    /// No binding of this request may exist.
+    Remove,
+}
+
+/// What the controller should do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub status: AccessRequestStatus,
+    pub access: Access,
+    /// When to reconcile again at the latest (expiry, timeout, reminder).
+    pub wake_at: Option<Timestamp>,
+    /// A reminder to publish now: the roles still to approve.
+    pub reminder: Option<String>,
+}
+
+/// Decides the next state of a request.
+pub fn plan(observed: &Observation) -> Plan {
+    let now_time = Time(observed.now);
+    let mut status = observed.current.cloned().unwrap_or_default();
+    status.observed_generation = observed.generation;
+    let phase = status.phase;
+    let mut plan = Plan {
+        status,
+        access: Access::Remove,
+        wake_at: None,
+        reminder: None,
+    };
+
+    if matches!(
+        phase,
+        Some(
+            AccessPhase::Denied
+                | AccessPhase::TimedOut
+                | AccessPhase::Expired
+                | AccessPhase::Revoked
+        )
+    ) {
+        return plan;
+    }
+    let revoked_by = observed
+        .annotations
+        .get(REVOKE_ANNOTATION)
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty());
+    let accepted = match &observed.accepted {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            if phase == Some(AccessPhase::Active) {
+                let message = format!(
+                    "access removed: the policy no longer allows this grant: {}",
+                    refusal.message
+                );
+                end(
+                    &mut plan,
+                    AccessPhase::Revoked,
+                    reason::POLICY_WITHDRAWN,
+                    &message,
+                    observed,
+                );
+            } else {
+                plan.status.phase = Some(AccessPhase::Failed);
+                plan.status.policy = None;
+                set(
+                    &mut plan,
+                    ACCEPTED,
+                    false,
+                    refusal.reason,
+                    &refusal.message,
+                    observed,
+                );
+                set(
+                    &mut plan,
+                    READY,
+                    false,
+                    refusal.reason,
+                    &refusal.message,
+                    observed,
+                );
+            }
+            return plan;
+        }
+    };
+    plan.status.policy = Some(accepted.request.policy.clone());
+    let accepted_message = format!(
+        "AccessPolicy {} governs this request",
+        accepted.request.policy
+    );
+    set(
+        &mut plan,
+        ACCEPTED,
+        true,
+        reason::VALID,
+        &accepted_message,
+        observed,
+    );
+
+    if phase == Some(AccessPhase::Active) {
+        return active(plan, revoked_by, observed);
+    }
+    if let Some(user) = revoked_by {
+        let message = format!("withdrawn by {user} before access was granted");
+        end(
+            &mut plan,
+            AccessPhase::Revoked,
+            reason::REVOKED,
+            &message,
+            observed,
+        );
+        return plan;
+    }
+
+    plan.status.findings = accepted.findings.clone();
+    plan.status.findings_summary = summary(&accepted.findings);
+    let required = approvals::required_roles(accepted.stages, accepted.high_risk);
+    let previous = plan.status.approvals.clone();
+    let state = approvals::evaluate(
+        required,
+        observed.annotations,
+        observed.requester,
+        &accepted.request.subjects,
+        &previous,
+        &now_time,
+    );
+    record_approvals(&mut plan, &state, observed);
+
+    if let Some(message) = &accepted.sod_denial {
+        end(
+            &mut plan,
+            AccessPhase::Denied,
+            reason::SEPARATION_OF_DUTIES,
+            message,
+            observed,
+        );
+        return plan;
+    }
+    if let Some(denial) = &state.denial {
+        let why = denial
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let message = format!("denied by {} as {}{why}", denial.user, denial.role);
+        end(
+            &mut plan,
+            AccessPhase::Denied,
+            reason::DENIED,
+            &message,
+            observed,
+        );
+        return plan;
+    }
+    let timeout = accepted
+        .pending_timeout
+        .and_then(|t| duration::parse(t).ok())
+        .unwrap_or(DEFAULT_PENDING_TIMEOUT);
+    let created = observed.created.unwrap_or(observed.now);
+    let deadline = after(created, timeout);
+    if state.complete() {
+        return activate(plan, accepted, observed);
+    }
+    if observed.now >= deadline {
+        let message = format!(
+            "not fully approved within {}; still waiting for {}",
+            duration::format(timeout),
+            state.waiting_for().join(", ")
+        );
+        end(
+            &mut plan,
+            AccessPhase::TimedOut,
+            reason::TIMED_OUT,
+            &message,
+            observed,
+        );
+        return plan;
+    }
+
+    plan.status.phase = Some(AccessPhase::Pending);
+    let waiting = state.waiting_for().join(", ");
+    set(
+        &mut plan,
+        GRANTED,
+        false,
+        reason::NOT_GRANTED,
+        &format!("waiting for approval by {waiting}"),
+        observed,
+    );
+    set(
+        &mut plan,
+        READY,
+        false,
+        reason::WAITING,
+        &format!("waiting for approval by {waiting}"),
+        observed,
+    );
+    let remind_at = after(created, timeout / 2);
+    if plan.status.reminded_at.is_none() && observed.now >= remind_at {
+        plan.status.reminded_at = Some(now_time);
+        plan.reminder = Some(format!(
+            "still waiting for approval by {waiting}; the request times out at {}",
+            Time(deadline).0
+        ));
+    }
+    plan.wake_at = Some(if plan.status.reminded_at.is_none() {
+        remind_at
+    } else {
+        deadline
+    });
+    plan
+}
+
+fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan {
+    let activated_at = second_floor(observed.now);
+    let expires_at = second_ceil(after(observed.now, accepted.request.duration));
+    plan.status.phase = Some(AccessPhase::Active);
+    plan.status.waiting_for = None;
+    plan.status.grant = Some(Grant {
+        bindings: accepted.bindings.clone(),
+        activated_at: Time(activated_at),
+        expires_at: Time(expires_at),
+    });
+    let message = format!("granted until {expires_at}");
+    set(
+        &mut plan,
+        GRANTED,
+        true,
+        reason::PROVISIONED,
+        &message,
+        observed,
+    );
+    set(
+        &mut plan,
+        READY,
+        true,
+        reason::PROVISIONED,
+        &message,
+        observed,
+    );
+    plan.access = Access::Provide;
+    plan.wake_at = Some(expires_at);
+    plan
+}
+
+fn active(mut plan: Plan, revoked_by: Option<&str>, observed: &Observation) -> Plan {
+    let expires_at = plan.status.grant.as_ref().map(|g| g.expires_at.0);
+    if let Some(user) = revoked_by {
+        let message = format!("access revoked by {user}");
+        end(
+            &mut plan,
+            AccessPhase::Revoked,
+            reason::REVOKED,
+            &message,
+            observed,
+        );
+        return plan;
+    }
+    match expires_at {
+        Some(expires_at) if observed.now < expires_at => {
+            plan.access = Access::Provide;
+            plan.wake_at = Some(expires_at);
+        }
+        _ => {
+            let message = format!(
+                "access expired at {}",
+                expires_at.map(|t| t.to_string()).unwrap_or_default()
+            );
+            end(
+                &mut plan,
+                AccessPhase::Expired,
+                reason::EXPIRED,
+                &message,
+                observed,
+            );
+        }
+    }
+    plan
+}
+
+fn record_approvals(plan: &mut Plan, state: &ApprovalState, observed: &Observation) {
+    plan.status.required_approvals = state.required.clone();
+    plan.status.approvals = state.records.clone();
+    plan.status.ignored_annotations = state.ignored.clone();
+    let waiting = state.waiting_for();
+    plan.status.waiting_for = (!waiting.is_empty()).then(|| waiting.join(","));
+    for role in &state.required {
+        let approver = state
+            .records
+            .iter()
+            .find(|r| &r.role == role && r.decision == Decision::Approved);
+        let (ok, why, message) = match approver {
+            Some(record) if state.passed.contains(role) => (
+                true,
+                reason::APPROVED,
+                format!("approved by {}", record.user),
+            ),
+            Some(record) => (
+                false,
+                reason::WAITING_FOR_EARLIER_STAGE,
+                format!(
+                    "approved by {}; counts once the earlier stages approve",
+                    record.user
+                ),
+            ),
+            None => (
+                false,
+                reason::WAITING,
+                format!("waiting for an approver with role {role}"),
+            ),
+        };
+        set(plan, &stage_condition(role), ok, why, &message, observed);
+    }
+}
+
+/// Ends the request in a terminal phase: no access, and conditions that say why.
+fn end(
+    plan: &mut Plan,
+    phase: AccessPhase,
+    why: &'static str,
+    message: &str,
+    observed: &Observation,
+) {
+    plan.status.phase = Some(phase);
+    plan.status.waiting_for = None;
+    plan.access = Access::Remove;
+    plan.wake_at = None;
+    set(plan, GRANTED, false, why, message, observed);
+    set(plan, READY, false, why, message, observed);
+}
+
+fn set(
+    plan: &mut Plan,
+    type_: &str,
+    ok: bool,
+    why: &'static str,
+    message: &str,
+    observed: &Observation,
+) {
+    let update = ConditionUpdate::new(type_, ok, why, message);
+    conditions::set_condition(
+        &mut plan.status.conditions,
+        update,
+        observed.generation,
+        Time(observed.now),
+    );
+}
+
+fn summary(findings: &[Finding]) -> Option<String> {
+    let mut types: Vec<String> = findings.iter().map(|f| format!("{:?}", f.type_)).collect();
+    types.dedup();
+    (!types.is_empty()).then(|| types.join(","))
+}
+
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// Kubernetes stores times to the second; activation is recorded rounded down...
+fn second_floor(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+/// ...and expiry rounded up, so that access is never removed before its full duration.
+fn second_ceil(t: Timestamp) -> Timestamp {
+    let floor = second_floor(t);
+    if floor == t {
+        t
+    } else {
+        after(floor, Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FindingType;
+    use crate::api::fixtures::{access_policy, access_request, namespaces};
+    use crate::policy::access::accept;
+
+    const HOUR: i64 = 3600;
+
+    struct Case {
+        annotations: BTreeMap<String, String>,
+        status: Option<AccessRequestStatus>,
+        high_risk: bool,
+        sod_denial: Option<String>,
+        accepted: bool,
+    }
+
+    impl Case {
+        fn new() -> Self {
+            Case {
+                annotations: BTreeMap::new(),
+                status: None,
+                high_risk: false,
+                sod_denial: None,
+                accepted: true,
+            }
+        }
+        fn annotate(mut self, key: &str, value: &str) -> Self {
+            self.annotations.insert(key.into(), value.into());
+            self
+        }
+        fn approved(self) -> Self {
+            self.annotate("approve.gatehouse.dev/manager", "bob")
+                .annotate("approve.gatehouse.dev/data-owner", "carol")
+        }
+        /// Plans at `now` seconds after creation (created at 1000).
+        fn at(&self, now: i64) -> Plan {
+            let request = access_request();
+            let policy = access_policy("payments-db");
+            let accepted_request =
+                accept(&request.spec, "payments", &[&policy], &namespaces()).expect("accepted");
+            let accepted = if self.accepted {
+                Ok(Accepted {
+                    request: &accepted_request,
+                    stages: &policy.spec.approvals,
+                    pending_timeout: policy.spec.pending_timeout.as_deref(),
+                    findings: vec![],
+                    high_risk: self.high_risk,
+                    sod_denial: self.sod_denial.clone(),
+                    bindings: vec![BindingRef {
+                        kind: "RoleBinding".into(),
+                        namespace: Some("payments".into()),
+                        name: "b".into(),
+                    }],
+                })
+            } else {
+                Err(Refusal::new(reason::NO_MATCHING_POLICY, "no policy"))
+            };
+            plan(&Observation {
+                requester: "alice",
+                annotations: &self.annotations,
+                created: Some(Timestamp::from_second(1000).expect("valid")),
+                generation: Some(1),
+                current: self.status.as_ref(),
+                accepted,
+                now: Timestamp::from_second(1000 + now).expect("valid"),
+            })
+        }
+        fn then(mut self, plan: &Plan) -> Self {
+            self.status = Some(plan.status.clone());
+            self
+        }
+    }
+
+    fn condition<'a>(plan: &'a Plan, type_: &str) -> (&'a str, &'a str) {
+        let c = conditions::find(&plan.status.conditions, type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"));
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn pending_until_every_stage_approves_then_active_with_expiry() {
+        let pending = Case::new()
+            .annotate("approve.gatehouse.dev/manager", "bob")
+            .at(10);
+        assert_eq!(pending.status.phase, Some(AccessPhase::Pending));
+        assert_eq!(pending.access, Access::Remove);
+        assert_eq!(pending.status.waiting_for.as_deref(), Some("data-owner"));
+        assert_eq!(
+            condition(&pending, "ManagerApproved"),
+            ("True", reason::APPROVED)
+        );
+        assert_eq!(
+            condition(&pending, "DataOwnerApproved"),
+            ("False", reason::WAITING)
+        );
+
+        let active = Case::new().approved().at(10);
+        assert_eq!(active.status.phase, Some(AccessPhase::Active));
+        assert_eq!(active.access, Access::Provide);
+        let grant = active.status.grant.clone().expect("grant");
+        assert_eq!(grant.activated_at.0.as_second(), 1010);
+        assert_eq!(
+            grant.expires_at.0.as_second(),
+            1010 + HOUR,
+            "defaultDuration 1h counts from activation"
+        );
+        assert_eq!(active.wake_at, Some(grant.expires_at.0));
+        assert_eq!(condition(&active, READY), ("True", reason::PROVISIONED));
+    }
+
+    #[test]
+    fn out_of_order_approval_is_recorded_but_does_not_count() {
+        let plan = Case::new()
+            .annotate("approve.gatehouse.dev/data-owner", "carol")
+            .at(10);
+        assert_eq!(plan.status.phase, Some(AccessPhase::Pending));
+        assert_eq!(
+            condition(&plan, "DataOwnerApproved"),
+            ("False", reason::WAITING_FOR_EARLIER_STAGE)
+        );
+        assert_eq!(plan.status.approvals.len(), 1);
+    }
+
+    #[test]
+    fn high_risk_needs_security_too() {
+        let mut case = Case::new().approved();
+        case.high_risk = true;
+        assert_eq!(case.at(10).status.phase, Some(AccessPhase::Pending));
+        let case = case.annotate("approve.gatehouse.dev/security", "dave");
+        assert_eq!(case.at(10).status.phase, Some(AccessPhase::Active));
+    }
+
+    #[test]
+    fn a_denial_ends_the_request_for_good() {
+        let case = Case::new()
+            .annotate("approve.gatehouse.dev/manager", "bob")
+            .annotate("deny.gatehouse.dev/data-owner", "carol")
+            .annotate("reason.gatehouse.dev/data-owner", "no ticket");
+        let denied = case.at(10);
+        assert_eq!(denied.status.phase, Some(AccessPhase::Denied));
+        assert_eq!(denied.access, Access::Remove);
+        let ready = conditions::find(&denied.status.conditions, READY).expect("Ready");
+        assert_eq!(ready.message, "denied by carol as data-owner: no ticket");
+        let later = case.then(&denied).approved().at(20);
+        assert_eq!(
+            later.status.phase,
+            Some(AccessPhase::Denied),
+            "terminal phases never change"
+        );
+    }
+
+    #[test]
+    fn separation_of_duties_denies_before_any_approval() {
+        let mut case = Case::new().approved();
+        case.sod_denial = Some("alice holds payments-approver".into());
+        let plan = case.at(10);
+        assert_eq!(plan.status.phase, Some(AccessPhase::Denied));
+        assert_eq!(
+            condition(&plan, READY),
+            ("False", reason::SEPARATION_OF_DUTIES)
+        );
+    }
+
+    #[test]
+    fn times_out_after_the_pending_timeout_with_a_reminder_at_half() {
+        let case = Case::new();
+        let early = case.at(10);
+        assert_eq!(
+            early.wake_at.map(|t| t.as_second()),
+            Some(1000 + 36 * HOUR),
+            "wakes for the reminder"
+        );
+        assert!(early.reminder.is_none());
+        let half = case.at(36 * HOUR);
+        assert!(
+            half.reminder
+                .as_deref()
+                .is_some_and(|r| r.contains("manager, data-owner")),
+            "{:?}",
+            half.reminder
+        );
+        assert_eq!(
+            half.wake_at.map(|t| t.as_second()),
+            Some(1000 + 72 * HOUR),
+            "then for the timeout"
+        );
+        let case = case.then(&half);
+        assert!(
+            case.at(36 * HOUR + 5).reminder.is_none(),
+            "one reminder only"
+        );
+        let out = case.at(72 * HOUR);
+        assert_eq!(out.status.phase, Some(AccessPhase::TimedOut));
+    }
+
+    #[test]
+    fn expires_at_expiry_and_never_before() {
+        let case = Case::new().approved();
+        let active = case.at(10);
+        let case = case.then(&active);
+        let just_before = case.at(10 + HOUR - 1);
+        assert_eq!(
+            (just_before.status.phase, just_before.access),
+            (Some(AccessPhase::Active), Access::Provide)
+        );
+        let at_expiry = case.at(10 + HOUR);
+        assert_eq!(
+            (at_expiry.status.phase, at_expiry.access),
+            (Some(AccessPhase::Expired), Access::Remove)
+        );
+        assert_eq!(
+            at_expiry.status.grant, active.status.grant,
+            "the grant stays as the record"
+        );
+    }
+
+    #[test]
+    fn revoking_ends_active_access_at_once() {
+        let case = Case::new().approved();
+        let active = case.at(10);
+        let revoked = case
+            .then(&active)
+            .annotate(REVOKE_ANNOTATION, "dave")
+            .at(20);
+        assert_eq!(
+            (revoked.status.phase, revoked.access),
+            (Some(AccessPhase::Revoked), Access::Remove)
+        );
+        assert_eq!(
+            conditions::find(&revoked.status.conditions, READY).map(|c| c.message.as_str()),
+            Some("access revoked by dave")
+        );
+    }
+
+    #[test]
+    fn a_withdrawn_policy_revokes_active_access_and_fails_pending_requests() {
+        let case = Case::new().approved();
+        let active = case.at(10);
+        let mut case = case.then(&active);
+        case.accepted = false;
+        let plan = case.at(20);
+        assert_eq!(
+            (plan.status.phase, plan.access),
+            (Some(AccessPhase::Revoked), Access::Remove)
+        );
+        let mut pending = Case::new();
+        pending.accepted = false;
+        assert_eq!(pending.at(10).status.phase, Some(AccessPhase::Failed));
+    }
+
+    #[test]
+    fn a_converged_plan_is_identical_on_the_next_pass() {
+        let case = Case::new().annotate("approve.gatehouse.dev/manager", "bob");
+        let first = case.at(10);
+        let second = case.then(&first).at(11);
+        assert_eq!(first.status, second.status);
+        let active = Case::new().approved();
+        let first = active.at(10);
+        assert_eq!(active.then(&first).at(500).status, first.status);
+    }
+
+    #[test]
+    fn findings_are_summarised_for_kubectl_get() {
+        assert_eq!(
+            summary(&[
+                Finding {
+                    type_: FindingType::ExistingAccess,
+                    message: "a".into()
+                },
+                Finding {
+                    type_: FindingType::HighRisk,
+                    message: "b".into()
+                },
+            ])
+            .as_deref(),
+            Some("ExistingAccess,HighRisk")
+        );
+    }
+}
