@@ -15,6 +15,13 @@ pub const READY: &str = "Ready";
 /// Access is provisioned: the bindings exist exactly as approved.
 pub const GRANTED: &str = "Granted";
 
+/// A SubjectAccessReview proved the provisioned grant works.
+pub const ACCESS_VERIFIED: &str = "AccessVerified";
+
+/// A SubjectAccessReview proved the access is gone after expiry or revocation, or names what
+/// still grants it.
+pub const ACCESS_REMOVED: &str = "AccessRemoved";
+
 /// The condition type of one approval stage, e.g. `ManagerApproved` for role `manager` and
 /// `DataOwnerApproved` for `data-owner`, so `kubectl wait --for=condition=ManagerApproved` works.
 pub fn stage_condition(role: &str) -> String {
@@ -66,6 +73,12 @@ pub mod reason {
     pub const REVOKED: &str = "Revoked";
     /// The policy no longer allows an active grant; it was removed.
     pub const POLICY_WITHDRAWN: &str = "PolicyWithdrawn";
+    /// The API server answered the SubjectAccessReview as expected.
+    pub const CONFIRMED: &str = "Confirmed";
+    /// The API server's answer contradicts what the grant should do; the message says what.
+    pub const CONTRADICTED: &str = "Contradicted";
+    /// The role has no concrete permission to ask about, or the review failed.
+    pub const UNVERIFIABLE: &str = "Unverifiable";
     /// Not granted (yet or any more) for a reason another condition gives.
     pub const NOT_GRANTED: &str = "NotGranted";
 }

@@ -9,6 +9,7 @@ pub mod findings;
 pub mod lifecycle;
 pub mod selector;
 pub mod sharing;
+pub mod verification;
 
 /// Why an object cannot proceed: a condition reason and a message that names the field and the fix.
 #[derive(Clone, Debug, PartialEq, Eq)]

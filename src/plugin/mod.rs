@@ -1,0 +1,177 @@
+//! `kubectl gatehouse`: the approver's side of the approval protocol as a kubectl plugin.
+//!
+//! Everything here is pure (no I/O, `now` injected) so it can be unit-tested: naming objects
+//! ([`target`]), building the annotation patches and checking them against what is already there
+//! ([`patch`]), reading AccessRequests and DataSharingAgreements into one shape ([`summary`]),
+//! deciding what waits for whom ([`pending`]), and rendering tables ([`table`], [`audit`]). The
+//! binary `src/bin/kubectl-gatehouse.rs` is the thin shell that talks to the API server.
+
+pub mod audit;
+pub mod patch;
+pub mod pending;
+pub mod summary;
+pub mod table;
+pub mod target;
+
+pub use patch::Verdict;
+pub use summary::Summary;
+pub use target::{Kind, Target};
+
+/// Everything that can go wrong in the plugin, each message saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The object was not named as `KIND/NAME`.
+    #[error(
+        "{input:?} does not name a Gatehouse object: write ar/NAME for an AccessRequest or dsa/NAME for a DataSharingAgreement"
+    )]
+    InvalidTarget { input: String },
+
+    /// The kind before the `/` is not a Gatehouse kind the plugin acts on.
+    #[error(
+        "{kind:?} is not a kind kubectl gatehouse acts on: use ar (accessrequest) or dsa (datasharingagreement), e.g. ar/{name}"
+    )]
+    UnknownKind { kind: String, name: String },
+
+    /// The approver role is not a valid role name.
+    #[error(
+        "{role:?} is not an approver role name: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit (e.g. manager, data-owner)"
+    )]
+    InvalidRole { role: String },
+
+    /// `--reason` was given but empty.
+    #[error("--reason is empty: give the reason as text, or leave the flag out")]
+    EmptyReason,
+
+    /// The kubeconfig could not be loaded.
+    #[error(
+        "cannot load the kubeconfig: {0}; pass --kubeconfig PATH and --context NAME, or set KUBECONFIG"
+    )]
+    Kubeconfig(String),
+
+    /// The API server did not say who the user is.
+    #[error(
+        "cannot find out who you are (SelfSubjectReview): {0}; check your credentials with kubectl auth whoami"
+    )]
+    WhoAmI(String),
+
+    /// The user lacks verb `approve` on `approvals/<role>`.
+    #[error(
+        "{user} may not {verb} as {role:?} in namespace {namespace:?}: that needs verb approve on approvals.gatehouse.dev with resourceName {role:?} in the namespace or cluster-wide; ask an administrator for a RoleBinding to ClusterRole gatehouse-approver-{role} (or a Role granting it)"
+    )]
+    MayNotDecide {
+        user: String,
+        verb: &'static str,
+        role: String,
+        namespace: String,
+    },
+
+    /// The user is neither the requester nor holds verb `revoke`.
+    #[error(
+        "{user} may not revoke {target} in namespace {namespace:?}: only its requester ({requester}) or a holder of verb revoke on approvals.gatehouse.dev may; ask an administrator for a RoleBinding to ClusterRole gatehouse-revoker"
+    )]
+    MayNotRevoke {
+        user: String,
+        target: String,
+        namespace: String,
+        requester: String,
+    },
+
+    /// The role already carries a decision that differs from the one asked for.
+    #[error(
+        "{target} already has a decision for role {role:?}: {existing}; decisions are final and cannot be changed (see kubectl gatehouse audit {short})"
+    )]
+    AlreadyDecided {
+        target: String,
+        short: String,
+        role: String,
+        existing: String,
+    },
+
+    /// The reason for the role was already given, with other text.
+    #[error(
+        "{target} already has a reason for role {role:?} ({existing:?}); reasons are final and cannot be changed"
+    )]
+    ReasonAlreadyGiven {
+        target: String,
+        role: String,
+        existing: String,
+    },
+
+    /// Someone already revoked the object.
+    #[error("{target} was already revoked by {by}; a revocation is final")]
+    AlreadyRevoked { target: String, by: String },
+
+    /// The object does not exist.
+    #[error(
+        "{target} not found in namespace {namespace:?}: check the name with kubectl get {resource} -n {namespace}, or pass -n NAMESPACE"
+    )]
+    NotFound {
+        target: String,
+        resource: &'static str,
+        namespace: String,
+    },
+
+    /// The API server refused a request; its message is kept verbatim.
+    #[error("the API server refused to {action}: {message}")]
+    Refused { action: String, message: String },
+
+    /// Talking to the API server failed.
+    #[error("cannot {action}: {message}; check that the cluster is reachable (kubectl cluster-info)")]
+    Api { action: String, message: String },
+}
+
+impl PluginError {
+    /// The message of a `kube::Error`, verbatim from the API server where it answered, as
+    /// [`PluginError::Refused`]; anything else (connection, TLS, decoding) as [`PluginError::Api`].
+    pub fn from_kube(action: impl Into<String>, err: &kube::Error) -> Self {
+        match err {
+            kube::Error::Api(status) => Self::Refused {
+                action: action.into(),
+                message: if status.message.is_empty() {
+                    format!("HTTP {} {}", status.code, status.reason)
+                } else {
+                    status.message.clone()
+                },
+            },
+            other => Self::Api {
+                action: action.into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_refusals_are_kept_verbatim() {
+        let status = kube::core::Status::failure(
+            "accessrequests.gatehouse.dev \"x\" is forbidden: ValidatingAdmissionPolicy 'gatehouse-approvals' with binding 'gatehouse-approvals' denied request: you may not approve your own request",
+            "Forbidden",
+        )
+        .with_code(403);
+        let err = PluginError::from_kube("annotate ar/x", &kube::Error::Api(status.boxed()));
+        assert_eq!(
+            err.to_string(),
+            "the API server refused to annotate ar/x: accessrequests.gatehouse.dev \"x\" is forbidden: ValidatingAdmissionPolicy 'gatehouse-approvals' with binding 'gatehouse-approvals' denied request: you may not approve your own request"
+        );
+    }
+
+    #[test]
+    fn a_missing_right_says_which_binding_to_ask_for() {
+        let err = PluginError::MayNotDecide {
+            user: "mallory".into(),
+            verb: "approve",
+            role: "manager".into(),
+            namespace: "payments".into(),
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with("mallory may not approve as \"manager\" in namespace \"payments\""),
+            "{text}"
+        );
+        assert!(text.contains("gatehouse-approver-manager"), "{text}");
+    }
+}
