@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint unit e2e crds controlplane controlplane-down
+.PHONY: help run test fmt-check lint unit e2e bench crds controlplane controlplane-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ unit: ## Unit tests of pure logic and the generated-CRD check (no server)
 	cargo test --lib --bins --test crds_up_to_date
 
 e2e: ## End-to-end tests against kube-apiserver + etcd built from source (started if needed)
-	cargo test --test e2e -- --nocapture
+	cargo test --test e2e --test operator_process -- --nocapture
+
+bench: ## Benchmark approval-to-grant latency and expiry lag on the local control plane; prints a table
+	cargo bench --bench lifecycle
 
 crds: ## Regenerate crds/ from the Rust types
 	cargo run --quiet -- crd > crds/gatehouse.yaml

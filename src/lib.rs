@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod plugin;
 pub mod policy;
 pub mod provision;
 pub mod telemetry;

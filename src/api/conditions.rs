@@ -15,6 +15,10 @@ pub const READY: &str = "Ready";
 /// Access is provisioned: the bindings exist exactly as approved.
 pub const GRANTED: &str = "Granted";
 
+/// The admission policies that verify approvals are installed as shipped; while they are not,
+/// nothing new is provisioned.
+pub const APPROVAL_INTEGRITY: &str = "ApprovalIntegrity";
+
 /// A SubjectAccessReview proved the provisioned grant works.
 pub const ACCESS_VERIFIED: &str = "AccessVerified";
 
@@ -73,6 +77,10 @@ pub mod reason {
     pub const REVOKED: &str = "Revoked";
     /// The policy no longer allows an active grant; it was removed.
     pub const POLICY_WITHDRAWN: &str = "PolicyWithdrawn";
+    /// The approval admission policies are installed as shipped.
+    pub const VERIFIED: &str = "Verified";
+    /// The approval admission policies are missing or changed: approvals cannot be trusted.
+    pub const APPROVAL_INTEGRITY_UNVERIFIED: &str = "ApprovalIntegrityUnverified";
     /// The API server answered the SubjectAccessReview as expected.
     pub const CONFIRMED: &str = "Confirmed";
     /// The API server's answer contradicts what the grant should do; the message says what.

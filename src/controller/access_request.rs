@@ -10,7 +10,7 @@ use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
@@ -124,7 +124,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
                 .iter()
                 .find(|p| p.metadata.name.as_deref() == Some(accepted.policy.as_str()));
             let rules = role_rules(ctx, accepted).await?;
-            let bindings = existing_bindings(ctx).await?;
+            let bindings = existing_bindings(ctx);
             policy
                 .map(|p| findings::check(accepted, &p.spec, &bindings, rules.as_deref()))
                 .unwrap_or_default()
@@ -143,7 +143,9 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     let no_annotations = BTreeMap::new();
 
     // Decide.
+    let integrity_problem = ctx.integrity.problem();
     let plan = lifecycle::plan(&lifecycle::Observation {
+        approvals_unverified: integrity_problem.as_deref(),
         requester: &request.spec.requester,
         annotations: request
             .metadata
@@ -222,7 +224,12 @@ async fn converge(
     wanted: &[Binding],
 ) -> Result<bool, Error> {
     let namespace = request.namespace().unwrap_or_default();
-    let existing = rbac::list_owned(&ctx.client, &namespace, &request.name_any()).await?;
+    let existing = rbac::owned(
+        &namespace,
+        &request.name_any(),
+        &ctx.role_bindings.state(),
+        &ctx.cluster_role_bindings.state(),
+    );
     let repair = rbac::repair(wanted, &existing);
     for reference in &repair.delete {
         rbac::delete(&ctx.client, reference).await?;
@@ -264,10 +271,7 @@ async fn verify(
             let where_ = namespace
                 .map(|ns| format!("in {ns}"))
                 .unwrap_or_else(|| "cluster-wide".into());
-            let answer = Api::<SubjectAccessReview>::all(ctx.client.clone())
-                .create(&PostParams::default(), &review)
-                .await
-                .map(|r| r.status.is_some_and(|s| s.allowed));
+            let answer = review_until(ctx, &review, started).await;
             match (answer, started) {
                 (Ok(true), true) => (
                     ACCESS_VERIFIED,
@@ -350,6 +354,31 @@ async fn verify(
     conditions::set_condition(&mut status.conditions, update, generation, Time(now));
 }
 
+/// Asks the review until the API server answers `expected`, for up to about 3 s: its RBAC
+/// authorizer learns of new and deleted bindings from a cache, a moment after they change.
+async fn review_until(
+    ctx: &Context,
+    review: &SubjectAccessReview,
+    expected: bool,
+) -> Result<bool, kube::Error> {
+    let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
+    let mut answer = false;
+    for attempt in 0..15 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        answer = api
+            .create(&PostParams::default(), review)
+            .await?
+            .status
+            .is_some_and(|s| s.allowed);
+        if answer == expected {
+            break;
+        }
+    }
+    Ok(answer)
+}
+
 async fn probe(
     ctx: &Context,
     request: &AcceptedRequest,
@@ -365,9 +394,7 @@ async fn other_grants(
     request: &AcceptedRequest,
     subject: &crate::api::common::Subject,
 ) -> String {
-    let Ok(bindings) = existing_bindings(ctx).await else {
-        return "a binding that could not be listed".into();
-    };
+    let bindings = existing_bindings(ctx);
     let sources: Vec<String> = bindings
         .into_iter()
         .filter(|b| b.role == request.role && b.subjects.contains(subject))
@@ -491,31 +518,18 @@ async fn role_rules(
 
 /// Every RoleBinding and ClusterRoleBinding in the cluster, for the existing-access and
 /// separation-of-duties checks.
-async fn existing_bindings(ctx: &Context) -> Result<Vec<ExistingBinding>, Error> {
-    let params = ListParams::default();
-    let role_bindings = Api::<RoleBinding>::all(ctx.client.clone())
-        .list(&params)
-        .await
-        .map_err(|source| Error::Observe {
-            what: "RoleBindings",
-            source,
-        })?;
-    let cluster_bindings = Api::<ClusterRoleBinding>::all(ctx.client.clone())
-        .list(&params)
-        .await
-        .map_err(|source| Error::Observe {
-            what: "ClusterRoleBindings",
-            source,
-        })?;
-    Ok(role_bindings
+fn existing_bindings(ctx: &Context) -> Vec<ExistingBinding> {
+    let role_bindings = ctx.role_bindings.state();
+    let cluster_bindings = ctx.cluster_role_bindings.state();
+    role_bindings
         .iter()
-        .filter_map(ExistingBinding::from_role_binding)
+        .filter_map(|rb| ExistingBinding::from_role_binding(rb))
         .chain(
             cluster_bindings
                 .iter()
-                .filter_map(ExistingBinding::from_cluster_role_binding),
+                .filter_map(|crb| ExistingBinding::from_cluster_role_binding(crb)),
         )
-        .collect())
+        .collect()
 }
 
 async fn publish(

@@ -3,6 +3,7 @@
 
 mod access_request;
 mod data_sharing_agreement;
+mod integrity;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::{FutureExt, StreamExt, future};
+use futures::{FutureExt, StreamExt, future, stream};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -47,6 +49,8 @@ pub enum Error {
     Provision(#[from] crate::provision::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the admission policies compiled into the operator do not parse ({0}); this is a bug")]
+    ShippedPolicies(String),
     #[error("the caches stopped before they synced; the operator is shutting down")]
     CachesStopped,
 }
@@ -62,6 +66,7 @@ impl Error {
             Error::Provision(_) => "provision",
             Error::Finalizer(_) => "finalizer",
             Error::CachesStopped => "caches_stopped",
+            Error::ShippedPolicies(_) => "shipped_policies",
         }
     }
 }
@@ -72,7 +77,13 @@ pub struct Context {
     pub access_policies: Store<AccessPolicy>,
     pub sharing_policies: Store<SharingPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Every RoleBinding and ClusterRoleBinding: for the existing-access and separation-of-duties
+    /// checks, and to find the bindings the operator owns without listing on every reconcile.
+    pub role_bindings: Store<RoleBinding>,
+    pub cluster_role_bindings: Store<ClusterRoleBinding>,
     pub recorder: Recorder,
+    /// Whether the approval admission policies are installed as shipped.
+    pub integrity: Arc<integrity::Integrity>,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -82,10 +93,12 @@ impl Context {
     /// for "no policy exists". Called once before the controllers start, never from reconciles:
     /// kube-runtime's readiness signal wakes only one of several concurrent waiters.
     async fn caches_synced(&self) -> Result<(), Error> {
-        let synced = future::try_join3(
+        let synced = future::try_join5(
             self.access_policies.wait_until_ready(),
             self.sharing_policies.wait_until_ready(),
             self.namespaces.wait_until_ready(),
+            self.role_bindings.wait_until_ready(),
+            self.cluster_role_bindings.wait_until_ready(),
         )
         .await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
@@ -145,6 +158,9 @@ pub async fn run() -> Result<(), Error> {
 
     let (access_policies, access_policy_changes) = cache::<AccessPolicy>(&client);
     let (sharing_policies, sharing_policy_changes) = cache::<SharingPolicy>(&client);
+    // Their change streams are not needed: the controller watches the bindings it owns itself.
+    let (role_bindings, _) = cache::<RoleBinding>(&client);
+    let (cluster_role_bindings, _) = cache::<ClusterRoleBinding>(&client);
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_events = reflect(
         namespace_writer,
@@ -163,12 +179,17 @@ pub async fn run() -> Result<(), Error> {
         controller: CONTROLLER_NAME.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let (integrity, access_integrity_changes, sharing_integrity_changes) =
+        integrity::watch(&client).await?;
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
+        integrity,
         client,
         access_policies,
         sharing_policies,
         namespaces,
+        role_bindings,
+        cluster_role_bindings,
         failures: Mutex::default(),
     });
 
@@ -177,8 +198,16 @@ pub async fn run() -> Result<(), Error> {
     let (stop_access, stop_sharing, deadline) = shutdown_signals();
     tracing::info!("gatehouse operator started");
     let controllers = future::join(
-        access_request::run(ctx.clone(), access_policy_changes, stop_access),
-        data_sharing_agreement::run(ctx, sharing_policy_changes, stop_sharing),
+        access_request::run(
+            ctx.clone(),
+            stream::select(access_policy_changes, access_integrity_changes),
+            stop_access,
+        ),
+        data_sharing_agreement::run(
+            ctx,
+            stream::select(sharing_policy_changes, sharing_integrity_changes),
+            stop_sharing,
+        ),
     );
     tokio::select! {
         _ = controllers => {}
@@ -238,7 +267,9 @@ async fn stop_signal() {
 /// A cache of every object of kind `K`, kept current by its own task, and a stream that yields
 /// whenever one changes. The cache must not be driven by a controller's trigger stream: a
 /// controller busy with reconciles that wait for the cache would then never poll it (deadlock).
-fn cache<K>(client: &Client) -> (Store<K>, impl futures::Stream<Item = ()> + Send + 'static)
+pub(crate) fn cache<K>(
+    client: &Client,
+) -> (Store<K>, impl futures::Stream<Item = ()> + Send + 'static)
 where
     K: Resource<DynamicType = ()>
         + Clone

@@ -97,6 +97,12 @@ pub enum PluginError {
         existing: String,
     },
 
+    /// The object is past the point where decisions count.
+    #[error(
+        "{target} is {phase}: decisions count only while it is Pending or AwaitingAgreement, and an approval annotation can never be removed, so none was added"
+    )]
+    NotOpen { target: String, phase: String },
+
     /// Someone already revoked the object.
     #[error("{target} was already revoked by {by}; a revocation is final")]
     AlreadyRevoked { target: String, by: String },
@@ -116,7 +122,9 @@ pub enum PluginError {
     Refused { action: String, message: String },
 
     /// Talking to the API server failed.
-    #[error("cannot {action}: {message}; check that the cluster is reachable (kubectl cluster-info)")]
+    #[error(
+        "cannot {action}: {message}; check that the cluster is reachable (kubectl cluster-info)"
+    )]
     Api { action: String, message: String },
 }
 

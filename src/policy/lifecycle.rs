@@ -17,7 +17,7 @@ use super::approvals::{self, ApprovalState};
 use super::duration;
 use crate::api::common::{ApprovalStage, Decision};
 use crate::api::conditions::{
-    self, ACCEPTED, ConditionUpdate, GRANTED, READY, reason, stage_condition,
+    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, GRANTED, READY, reason, stage_condition,
 };
 use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
 
@@ -31,6 +31,9 @@ pub struct Observation<'a> {
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
     pub current: Option<&'a AccessRequestStatus>,
+    /// Why approvals cannot be trusted right now (the admission policies are missing or
+    /// changed); `None` when they are verified.
+    pub approvals_unverified: Option<&'a str>,
     /// The policy check, with the governing policy's stages and timeout when accepted.
     pub accepted: Result<Accepted<'a>, Refusal>,
     pub now: Timestamp,
@@ -211,7 +214,30 @@ pub fn plan(observed: &Observation) -> Plan {
         .unwrap_or(DEFAULT_PENDING_TIMEOUT);
     let created = observed.created.unwrap_or(observed.now);
     let deadline = after(created, timeout);
-    if state.complete() {
+    match observed.approvals_unverified {
+        None => set(
+            &mut plan,
+            APPROVAL_INTEGRITY,
+            true,
+            reason::VERIFIED,
+            "the approval admission policies are installed as shipped",
+            observed,
+        ),
+        Some(problem) => {
+            let message = format!(
+                "approvals cannot be trusted, so nothing will be provisioned: {problem}; a cluster admin must run `kubectl apply -k deploy/admission/`"
+            );
+            set(
+                &mut plan,
+                APPROVAL_INTEGRITY,
+                false,
+                reason::APPROVAL_INTEGRITY_UNVERIFIED,
+                &message,
+                observed,
+            );
+        }
+    }
+    if state.complete() && observed.approvals_unverified.is_none() {
         return activate(plan, accepted, observed);
     }
     if observed.now >= deadline {
@@ -231,6 +257,27 @@ pub fn plan(observed: &Observation) -> Plan {
     }
 
     plan.status.phase = Some(AccessPhase::Pending);
+    if state.complete() {
+        let message = "every stage approved, but approvals cannot be trusted until the admission policies are restored";
+        set(
+            &mut plan,
+            GRANTED,
+            false,
+            reason::APPROVAL_INTEGRITY_UNVERIFIED,
+            message,
+            observed,
+        );
+        set(
+            &mut plan,
+            READY,
+            false,
+            reason::APPROVAL_INTEGRITY_UNVERIFIED,
+            message,
+            observed,
+        );
+        plan.wake_at = Some(deadline);
+        return plan;
+    }
     let waiting = state.waiting_for().join(", ");
     set(
         &mut plan,
@@ -439,6 +486,7 @@ mod tests {
         high_risk: bool,
         sod_denial: Option<String>,
         accepted: bool,
+        unverified: Option<&'static str>,
     }
 
     impl Case {
@@ -449,6 +497,7 @@ mod tests {
                 high_risk: false,
                 sod_denial: None,
                 accepted: true,
+                unverified: None,
             }
         }
         fn annotate(mut self, key: &str, value: &str) -> Self {
@@ -488,6 +537,7 @@ mod tests {
                 created: Some(Timestamp::from_second(1000).expect("valid")),
                 generation: Some(1),
                 current: self.status.as_ref(),
+                approvals_unverified: self.unverified,
                 accepted,
                 now: Timestamp::from_second(1000 + now).expect("valid"),
             })
@@ -684,6 +734,36 @@ mod tests {
         let active = Case::new().approved();
         let first = active.at(10);
         assert_eq!(active.then(&first).at(500).status, first.status);
+    }
+
+    #[test]
+    fn nothing_is_provisioned_while_approvals_cannot_be_trusted() {
+        let mut case = Case::new().approved();
+        case.unverified = Some("ValidatingAdmissionPolicy gatehouse-approvals is missing");
+        let held = case.at(10);
+        assert_eq!(
+            (held.status.phase, held.access),
+            (Some(AccessPhase::Pending), Access::Remove)
+        );
+        assert_eq!(
+            condition(&held, APPROVAL_INTEGRITY),
+            ("False", reason::APPROVAL_INTEGRITY_UNVERIFIED)
+        );
+        assert_eq!(
+            condition(&held, READY),
+            ("False", reason::APPROVAL_INTEGRITY_UNVERIFIED)
+        );
+        let mut case = case.then(&held);
+        case.unverified = None;
+        let granted = case.at(20);
+        assert_eq!(
+            (granted.status.phase, granted.access),
+            (Some(AccessPhase::Active), Access::Provide)
+        );
+        assert_eq!(
+            condition(&granted, APPROVAL_INTEGRITY),
+            ("True", reason::VERIFIED)
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod access;
 pub mod approvals;
 pub mod duration;
 pub mod findings;
+pub mod integrity;
 pub mod lifecycle;
 pub mod selector;
 pub mod sharing;

@@ -23,10 +23,4 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error("cannot list {kind}: {source}")]
-    List {
-        kind: &'static str,
-        #[source]
-        source: kube::Error,
-    },
 }

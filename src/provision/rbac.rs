@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding, RoleRef, Subject};
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::Error;
@@ -36,14 +36,6 @@ impl Binding {
             },
         }
     }
-}
-
-/// Who owns a binding: the label selecting every binding of one request.
-pub fn owner_selector(request_namespace: &str, request_name: &str) -> String {
-    format!(
-        "{OWNER_LABEL}={}",
-        owner_label_value("AccessRequest", request_namespace, request_name)
-    )
 }
 
 /// The bindings that grant an accepted request: one RoleBinding per target namespace, or one
@@ -207,32 +199,27 @@ fn matches(have: &Binding, want: &Binding) -> bool {
         && owner(have_meta) == owner(want_meta)
 }
 
-/// Every binding that carries the owner label of one request.
-pub async fn list_owned(
-    client: &Client,
+/// The bindings among `role_bindings` and `cluster_role_bindings` (the operator's caches) that
+/// carry the owner label of one request.
+pub fn owned(
     request_namespace: &str,
     request_name: &str,
-) -> Result<Vec<Binding>, Error> {
-    let params = ListParams::default().labels(&owner_selector(request_namespace, request_name));
-    let role_bindings = Api::<RoleBinding>::all(client.clone())
-        .list(&params)
-        .await
-        .map_err(|source| Error::List {
-            kind: "RoleBindings",
-            source,
-        })?;
-    let cluster_bindings = Api::<ClusterRoleBinding>::all(client.clone())
-        .list(&params)
-        .await
-        .map_err(|source| Error::List {
-            kind: "ClusterRoleBindings",
-            source,
-        })?;
-    Ok(role_bindings
-        .into_iter()
-        .map(Binding::Namespaced)
-        .chain(cluster_bindings.into_iter().map(Binding::Cluster))
-        .collect())
+    role_bindings: &[std::sync::Arc<RoleBinding>],
+    cluster_role_bindings: &[std::sync::Arc<ClusterRoleBinding>],
+) -> Vec<Binding> {
+    let owner = owner_label_value("AccessRequest", request_namespace, request_name);
+    let ours = |labels: &BTreeMap<String, String>| labels.get(OWNER_LABEL) == Some(&owner);
+    role_bindings
+        .iter()
+        .filter(|rb| ours(rb.labels()))
+        .map(|rb| Binding::Namespaced((**rb).clone()))
+        .chain(
+            cluster_role_bindings
+                .iter()
+                .filter(|crb| ours(crb.labels()))
+                .map(|crb| Binding::Cluster((**crb).clone())),
+        )
+        .collect()
 }
 
 /// Creates or updates a binding by server-side apply.

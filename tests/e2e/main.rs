@@ -2,7 +2,12 @@
 //! acting as real authenticated users (static tokens), with the operator running as a process.
 
 mod access_request;
+mod admission;
 mod data_sharing_agreement;
+mod lifecycle;
+mod plugin;
+// Shared with the restart test and the benchmark, which use other parts of it.
+#[allow(dead_code)]
 mod support;
 
 /// Skips the test body (after a loud banner) when the control plane could not start outside CI.

@@ -1,5 +1,6 @@
 //! The real control plane for end-to-end tests: started (or reused) by `hack/controlplane/up.sh`,
-//! the CRDs installed by the API server, and one operator process for the whole test binary.
+//! the CRDs and admission policies installed by the API server, and one operator process for the
+//! whole test binary.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -18,20 +19,32 @@ use serde::de::DeserializeOwned;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-struct Cluster {
-    kubeconfig: PathBuf,
-    /// The operator; its stdin is the kill switch: when this test process exits, the pipe closes
-    /// and the wrapper shell stops the operator.
-    _operator: Child,
+static CONTROL_PLANE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+static SHARED_OPERATOR: OnceLock<Result<Operator, String>> = OnceLock::new();
+
+/// The kubeconfig of the running control plane, with one operator for the whole test binary, or
+/// `None` when it could not start outside CI. With `CI=true` a control plane or operator that
+/// cannot start fails the test with the reason.
+pub fn kubeconfig() -> Option<&'static Path> {
+    let kubeconfig = control_plane()?;
+    let operator = SHARED_OPERATOR.get_or_init(|| Operator::start(kubeconfig, "e2e-operator"));
+    usable(operator.as_ref().map(|_| kubeconfig))
 }
 
-static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+/// The kubeconfig of the running control plane (CRDs and admission policies installed), without
+/// an operator: for tests that start and stop operators themselves.
+pub fn control_plane() -> Option<&'static Path> {
+    usable(
+        CONTROL_PLANE
+            .get_or_init(start)
+            .as_ref()
+            .map(PathBuf::as_path),
+    )
+}
 
-/// The kubeconfig of the running control plane, or `None` when it could not start outside CI.
-/// With `CI=true` a control plane that cannot start fails the test with the reason.
-pub fn kubeconfig() -> Option<&'static Path> {
-    match CLUSTER.get_or_init(start) {
-        Ok(cluster) => Some(&cluster.kubeconfig),
+fn usable<'a>(result: Result<&'a Path, &String>) -> Option<&'a Path> {
+    match result {
+        Ok(kubeconfig) => Some(kubeconfig),
         Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("the end-to-end suite could not run: {reason}")
         }
@@ -45,7 +58,7 @@ pub fn kubeconfig() -> Option<&'static Path> {
     }
 }
 
-fn start() -> Result<Cluster, String> {
+fn start() -> Result<PathBuf, String> {
     let status = Command::new("bash")
         .arg(format!("{ROOT}/hack/controlplane/up.sh"))
         .stdout(Stdio::null())
@@ -70,6 +83,16 @@ fn start() -> Result<Cluster, String> {
     kubectl(
         &kubeconfig,
         &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            &format!("{ROOT}/deploy/admission/"),
+        ],
+    )?;
+    kubectl(
+        &kubeconfig,
+        &[
             "wait",
             "--for=condition=Established",
             "--timeout=60s",
@@ -79,29 +102,50 @@ fn start() -> Result<Cluster, String> {
             "--all",
         ],
     )?;
-    let log = std::fs::File::create(format!("{ROOT}/target/e2e-operator.log"))
-        .map_err(|e| e.to_string())?;
-    let operator = Command::new("sh")
-        .args([
-            "-c",
-            r#""$0" run & op=$!; read -r _; kill -TERM "$op"; wait "$op""#,
-            env!("CARGO_BIN_EXE_gatehouse"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env(
-            "GATEHOUSE_LOG",
-            std::env::var("GATEHOUSE_E2E_LOG").unwrap_or_else(|_| "info,gatehouse=debug".into()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start the operator: {e}"))?;
-    eprintln!("e2e: operator running, logs in target/e2e-operator.log");
-    Ok(Cluster {
-        kubeconfig,
-        _operator: operator,
-    })
+    Ok(kubeconfig)
+}
+
+/// An operator process. Its stdin is the kill switch: when the pipe closes (on [`Operator::stop`]
+/// or when the test process exits) the wrapper shell stops the operator with SIGTERM.
+pub struct Operator {
+    child: Child,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path, log_name: &str) -> Result<Operator, String> {
+        let log = std::fs::File::create(format!("{ROOT}/target/{log_name}.log"))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                r#""$0" run & op=$!; read -r _; kill -TERM "$op"; wait "$op""#,
+                env!("CARGO_BIN_EXE_gatehouse"),
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env(
+                "GATEHOUSE_LOG",
+                std::env::var("GATEHOUSE_E2E_LOG")
+                    .unwrap_or_else(|_| "info,gatehouse=debug".into()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start the operator: {e}"))?;
+        eprintln!("e2e: operator running, logs in target/{log_name}.log");
+        Ok(Operator { child })
+    }
+
+    /// Stops the operator and waits until it has exited.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts an operator of its own for a test; `log_name` names its log under target/.
+pub fn spawn_operator(kubeconfig: &Path, log_name: &str) -> Operator {
+    Operator::start(kubeconfig, log_name).unwrap_or_else(|reason| panic!("{reason}"))
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<(), String> {
@@ -243,4 +287,112 @@ pub fn rejection<T: Debug>(result: Result<T, kube::Error>) -> (u16, String) {
         Err(kube::Error::Api(status)) => (status.code, status.message),
         other => panic!("expected the API server to refuse, got {other:?}"),
     }
+}
+
+/// Lets `user` approve as `approver_role` in `namespace` (verb `approve` on `approvals` with that
+/// resourceName) and annotate requests there, as an admin would with the shipped approver roles.
+pub async fn allow_approval(admin: &Client, namespace: &str, user: &str, approver_role: &str) {
+    let name = format!("gatehouse-approver-{approver_role}-{user}");
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            PolicyRule {
+                api_groups: Some(vec!["gatehouse.dev".into()]),
+                resources: Some(vec!["approvals".into()]),
+                resource_names: Some(vec![approver_role.into()]),
+                verbs: vec!["approve".into(), "revoke".into()],
+                ..Default::default()
+            },
+            PolicyRule {
+                api_groups: Some(vec!["gatehouse.dev".into()]),
+                resources: Some(vec![
+                    "accessrequests".into(),
+                    "datasharingagreements".into(),
+                ]),
+                verbs: ["get", "list", "watch", "patch"].map(String::from).to_vec(),
+                ..Default::default()
+            },
+        ]),
+    };
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: user.into(),
+            ..Default::default()
+        }]),
+    };
+    Api::<Role>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("approver role");
+    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("approver binding");
+}
+
+/// Sets annotations on an object as whoever `api`'s client is.
+pub async fn annotate<K>(api: &Api<K>, name: &str, annotations: &[(&str, &str)])
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let map: BTreeMap<&str, &str> = annotations.iter().copied().collect();
+    let patch = serde_json::json!({ "metadata": { "annotations": map } });
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("annotating {name} with {annotations:?} failed: {err}"));
+}
+
+/// `kubectl auth can-i VERB RESOURCE -n NAMESPACE --as USER`, asked by the admin: whether the API
+/// server's authorizer lets `user` do it right now.
+pub fn can_i(kubeconfig: &Path, user: &str, verb: &str, resource: &str, namespace: &str) -> bool {
+    let output = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args([
+            "--context",
+            "admin",
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            "-n",
+            namespace,
+            "--as",
+            user,
+        ])
+        .output()
+        .expect("kubectl runs");
+    String::from_utf8_lossy(&output.stdout).trim() == "yes"
+}
+
+/// Polls until `name` no longer exists (or panics after 30 s).
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if matches!(api.get_opt(name).await, Ok(None)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name} still exists after 30s (operator logs: target/e2e-operator.log)");
 }

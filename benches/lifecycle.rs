@@ -1,0 +1,197 @@
+//! Measures how fast Gatehouse acts on the real control plane and prints a table:
+//! - last approval → RoleBinding exists (the grant is usable),
+//! - `status.grant.expiresAt` → RoleBinding deleted (expiry lag; never negative),
+//! - the operator's peak memory.
+//!
+//! `cargo bench --bench lifecycle` (or `make bench`); `GATEHOUSE_BENCH_REQUESTS` sets how many
+//! requests (default 20). Uses the local control plane and a release build of the operator.
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+// The e2e helpers; the benchmark uses only some of them.
+#[allow(dead_code)]
+#[path = "../tests/e2e/support.rs"]
+mod support;
+
+const ROLE: &str = "gatehouse-bench-reader";
+
+#[tokio::main]
+async fn main() {
+    let Some(kubeconfig) = support::kubeconfig() else {
+        eprintln!("benchmark not run: the control plane could not start");
+        std::process::exit(1);
+    };
+    let count: usize = std::env::var("GATEHOUSE_BENCH_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::unique("bench");
+    support::namespace(&admin, &ns, &[("gatehouse-bench", &ns)]).await;
+    support::allow_requests(&admin, &ns, "alice").await;
+    support::allow_approval(&admin, &ns, "bob", "manager").await;
+    let role = ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(ROLE.into()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let _ = Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await;
+    let policy: AccessPolicy = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
+        "spec": {
+            "roles": [{ "kind": "ClusterRole", "name": ROLE }],
+            "namespaceSelector": { "matchLabels": { "gatehouse-bench": ns } },
+            "maxDuration": "1h", "approvals": [{ "role": "manager" }]
+        }
+    }))
+    .expect("valid policy");
+    Api::<AccessPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &ns);
+    let mut events = watcher(bindings, watcher::Config::default()).boxed();
+    // The watch's initial list ends before the first request is made.
+    let _ = tokio::time::timeout(Duration::from_millis(500), events.try_next()).await;
+
+    let mut grant_latency = Vec::new();
+    let mut expiry_lag = Vec::new();
+    for i in 0..count {
+        let name = format!("bench-{i}");
+        let request: AccessRequest = serde_json::from_value(json!({
+            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
+            "metadata": { "name": name, "namespace": ns },
+            "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": ROLE },
+                      "duration": "2s", "justification": "BENCH-1 measuring" }
+        }))
+        .expect("valid request");
+        alice
+            .create(&PostParams::default(), &request)
+            .await
+            .expect("request");
+        support::wait_until(&alice, &name, "Pending", |ar| {
+            ar.status.as_ref().and_then(|s| s.phase) == Some(AccessPhase::Pending)
+        })
+        .await;
+
+        let approved = Instant::now();
+        support::annotate(&bob, &name, &[("approve.gatehouse.dev/manager", "bob")]).await;
+        let binding = format!("gatehouse-{ns}-{name}");
+        wait_for_binding(&mut events, &binding, true).await;
+        grant_latency.push(approved.elapsed());
+
+        wait_for_binding(&mut events, &binding, false).await;
+        let deleted = Timestamp::now();
+        let active = alice.get(&name).await.expect("request");
+        let Some(expires) = active
+            .status
+            .as_ref()
+            .and_then(|s| s.grant.as_ref())
+            .map(|g| g.expires_at.0)
+        else {
+            panic!(
+                "{name} has no grant after its binding was deleted: {:#?}",
+                active.status
+            );
+        };
+        expiry_lag.push(deleted.duration_since(expires));
+    }
+
+    println!("\nGatehouse lifecycle benchmark: {count} requests, kube-apiserver on loopback\n");
+    println!("| metric | n | min | p50 | p90 | max |");
+    println!("|---|---|---|---|---|---|");
+    row("last approval → RoleBinding exists", &grant_latency);
+    let lag: Vec<Duration> = expiry_lag
+        .iter()
+        .map(|d| Duration::from_secs_f64(d.as_secs_f64().max(0.0)))
+        .collect();
+    row("expiresAt → RoleBinding deleted", &lag);
+    let early = expiry_lag.iter().filter(|d| d.is_negative()).count();
+    println!("\nbindings deleted before expiresAt: {early}");
+    if let Some(peak) = operator_peak_memory() {
+        println!("operator peak resident memory (VmHWM): {peak}");
+    }
+}
+
+async fn wait_for_binding(
+    events: &mut (
+             impl futures::Stream<Item = Result<watcher::Event<RoleBinding>, watcher::Error>> + Unpin
+         ),
+    name: &str,
+    exists: bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), events.try_next()).await {
+            Ok(Ok(Some(watcher::Event::Apply(rb)))) if exists && rb.name_any() == name => return,
+            Ok(Ok(Some(watcher::Event::Delete(rb)))) if !exists && rb.name_any() == name => return,
+            Ok(Err(err)) => panic!("binding watch failed: {err}"),
+            _ => {}
+        }
+    }
+    panic!(
+        "binding {name} never {}",
+        if exists { "appeared" } else { "disappeared" }
+    );
+}
+
+fn row(metric: &str, samples: &[Duration]) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let at = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "| {metric} | {} | {} | {} | {} | {} |",
+        sorted.len(),
+        ms(at(0.0)),
+        ms(at(0.5)),
+        ms(at(0.9)),
+        ms(at(1.0))
+    );
+}
+
+/// VmHWM of the operator process started for this run, from /proc.
+fn operator_peak_memory() -> Option<String> {
+    let exe = env!("CARGO_BIN_EXE_gatehouse");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).ok()?;
+            if !cmdline.starts_with(exe) {
+                return None;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+}
