@@ -19,6 +19,8 @@ cargo build --quiet --bin gatehouse  # build before printing the next steps
 log "installing CRDs ..."
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+log "installing the approval admission policies and approver roles (deploy/admission) ..."
+kubectl apply --server-side --force-conflicts -k deploy/admission/ >/dev/null
 if $local_plane; then
   log "installing demo namespaces and requester rights (examples/setup.yaml) ..."
   kubectl apply --server-side -f examples/setup.yaml >/dev/null
@@ -36,8 +38,12 @@ MSG
 if $local_plane; then
   cat >&2 <<'MSG'
   kubectl --context alice apply -f examples/access-request.yaml
-  kubectl get ar -n payments                             # PHASE Pending, policy payments-db
-  kubectl describe ar alice-db-read -n payments          # conditions and Events
+  kubectl get ar -n payments                             # Pending, waiting for manager,data-owner
+  kubectl --context bob annotate ar/alice-db-read -n payments approve.gatehouse.dev/manager=bob
+  kubectl --context carol annotate ar/alice-db-read -n payments approve.gatehouse.dev/data-owner=carol
+  kubectl get ar -n payments                             # Active, with its expiry
+  kubectl auth can-i list configmaps -n payments --as alice
+  kubectl describe ar alice-db-read -n payments          # conditions and Events: the audit trail
   kubectl --context erin apply -f examples/data-sharing-agreement.yaml
   kubectl get dsa -n orders
 

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Context, Error};
 use crate::api::FIELD_MANAGER;
+use crate::api::conditions::{READY, reason};
 
 /// Applies `status` to `object` unless it already has exactly that status.
 pub async fn apply<K, S>(
@@ -45,6 +46,24 @@ where
     Ok(true)
 }
 
+/// Condition reasons that mean something went wrong or was refused; the rest (waiting, expired on
+/// time) are the normal course of a request.
+const WARNINGS: &[&str] = &[
+    reason::INVALID_SPEC,
+    reason::NO_MATCHING_POLICY,
+    reason::POLICY_NOT_FOUND,
+    reason::AMBIGUOUS_POLICY,
+    reason::POLICY_VIOLATION,
+    reason::DENIED,
+    reason::SEPARATION_OF_DUTIES,
+    reason::TIMED_OUT,
+    reason::PROVISIONING_FAILED,
+    reason::POLICY_WITHDRAWN,
+    reason::CONTRADICTED,
+    reason::UNVERIFIABLE,
+    reason::APPROVAL_INTEGRITY_UNVERIFIED,
+];
+
 /// Publishes an Event for every condition whose status or reason differs from before.
 /// Event failures are logged, not returned: the status is the record, Events are a convenience.
 pub async fn publish_transitions<K>(
@@ -61,14 +80,15 @@ pub async fn publish_transitions<K>(
                 && old.status == condition.status
                 && old.reason == condition.reason
         });
-        if unchanged {
+        // Ready summarises the other conditions; an Event for it would repeat one of theirs.
+        if unchanged || condition.type_ == READY {
             continue;
         }
         let event = Event {
-            type_: if condition.status == "True" {
-                EventType::Normal
-            } else {
+            type_: if WARNINGS.contains(&condition.reason.as_str()) {
                 EventType::Warning
+            } else {
+                EventType::Normal
             },
             reason: condition.reason.clone(),
             note: Some(truncate(&condition.message, 1024)),

@@ -69,7 +69,9 @@ fn start() -> Result<PathBuf, String> {
             "hack/controlplane/up.sh failed ({status}); its output above says why"
         ));
     }
-    let kubeconfig = PathBuf::from(format!("{ROOT}/target/controlplane/kubeconfig"));
+    let state = std::env::var("GATEHOUSE_CONTROLPLANE_DIR")
+        .unwrap_or_else(|_| format!("{ROOT}/target/controlplane"));
+    let kubeconfig = PathBuf::from(state).join("kubeconfig");
     kubectl(
         &kubeconfig,
         &[
