@@ -42,35 +42,80 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let owned = watcher::Config::default().labels(OWNER_LABEL);
-    Controller::new(
+    let controller = Controller::new(
         Api::<AccessRequest>::all(ctx.client.clone()),
         watcher::Config::default(),
-    )
-    .with_config(controller::Config::default().concurrency(8))
-    .watches(
-        Api::<RoleBinding>::all(ctx.client.clone()),
-        owned.clone(),
-        |rb| owner_of(&rb),
-    )
-    .watches(
-        Api::<ClusterRoleBinding>::all(ctx.client.clone()),
-        owned,
-        |crb| owner_of(&crb),
-    )
-    .reconcile_all_on(policy_changes)
-    .graceful_shutdown_on(stop)
-    .run(
-        reconcile,
-        |request, error, ctx| ctx.retry_after(request.as_ref(), error),
-        ctx,
-    )
-    .for_each(|result| {
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "controller error");
+    );
+    tokio::spawn(sweep_orphans(ctx.clone(), controller.store()));
+    controller
+        .with_config(controller::Config::default().concurrency(8))
+        .watches(
+            Api::<RoleBinding>::all(ctx.client.clone()),
+            owned.clone(),
+            |rb| owner_of(&rb),
+        )
+        .watches(
+            Api::<ClusterRoleBinding>::all(ctx.client.clone()),
+            owned,
+            |crb| owner_of(&crb),
+        )
+        .reconcile_all_on(policy_changes)
+        .graceful_shutdown_on(stop)
+        .run(
+            reconcile,
+            |request, error, ctx| ctx.retry_after(request.as_ref(), error),
+            ctx,
+        )
+        .for_each(|result| {
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "controller error");
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+/// How often bindings without a live request are looked for.
+const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Deletes bindings the operator made whose request no longer exists (its finalizer was removed by
+/// hand, or it was deleted while the operator was down): access never outlives its request. The
+/// cache proposes candidates; a GET confirms the request is really gone before anything is deleted.
+async fn sweep_orphans(
+    ctx: Arc<Context>,
+    requests: kube::runtime::reflector::Store<AccessRequest>,
+) {
+    loop {
+        tokio::time::sleep(ORPHAN_SWEEP_INTERVAL).await;
+        let live = requests
+            .state()
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
+            .collect();
+        let candidates = rbac::orphan_candidates(
+            &ctx.role_bindings.state(),
+            &ctx.cluster_role_bindings.state(),
+            &live,
+        );
+        for (binding, owner) in candidates {
+            if let Some((namespace, name)) = &owner {
+                let api = Api::<AccessRequest>::namespaced(ctx.client.clone(), namespace);
+                if !matches!(api.get_opt(name).await, Ok(None)) {
+                    continue;
+                }
+            }
+            match rbac::delete(&ctx.client, &binding).await {
+                Ok(()) => tracing::info!(
+                    target: "audit",
+                    binding = rbac::describe(&binding),
+                    request = owner.map(|(ns, name)| format!("{ns}/{name}")).unwrap_or_default(),
+                    decision = "OrphanRemoved",
+                    "removed a binding whose access request no longer exists"
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned binding"),
+            }
         }
-        future::ready(())
-    })
-    .await;
+    }
 }
 
 /// The request a binding belongs to, from the annotation the operator puts on it.
@@ -450,6 +495,22 @@ async fn report(
     if status::apply(ctx, request, current, desired).await? {
         let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
         status::publish_transitions(ctx, request, before, &desired.conditions).await;
+        let new_findings: Vec<&str> = desired
+            .findings
+            .iter()
+            .filter(|f| !current.is_some_and(|c| c.findings.contains(f)))
+            .map(|f| f.message.as_str())
+            .collect();
+        if !new_findings.is_empty() {
+            publish(
+                ctx,
+                request,
+                EventType::Warning,
+                "Findings",
+                &new_findings.join("; "),
+            )
+            .await;
+        }
         if current.and_then(|s| s.phase) != desired.phase {
             audit(request, desired);
         }
@@ -542,7 +603,7 @@ async fn publish(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(note.into()),
+        note: Some(status::truncate(note, 1024)),
         action: "Reconcile".into(),
         secondary: None,
     };

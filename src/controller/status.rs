@@ -101,7 +101,7 @@ pub async fn publish_transitions<K>(
     }
 }
 
-fn truncate(message: &str, max: usize) -> String {
+pub(crate) fn truncate(message: &str, max: usize) -> String {
     match message.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message.to_string(),

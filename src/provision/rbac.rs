@@ -222,6 +222,48 @@ pub fn owned(
         .collect()
 }
 
+/// Bindings the operator made (managed-by and owner labels) whose request, named by the owner
+/// annotation, is not among `requests` (`namespace/name`): candidates for removal. The caller
+/// confirms with the API server before deleting, as its view of the requests may lag.
+pub fn orphan_candidates(
+    role_bindings: &[std::sync::Arc<RoleBinding>],
+    cluster_role_bindings: &[std::sync::Arc<ClusterRoleBinding>],
+    requests: &std::collections::BTreeSet<String>,
+) -> Vec<(BindingRef, Option<(String, String)>)> {
+    let candidate = |binding: Binding| {
+        let meta = match &binding {
+            Binding::Namespaced(rb) => &rb.metadata,
+            Binding::Cluster(crb) => &crb.metadata,
+        };
+        let labels = meta.labels.as_ref()?;
+        if labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1)
+            || !labels.contains_key(OWNER_LABEL)
+        {
+            return None;
+        }
+        let owner = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(OWNER_ANNOTATION));
+        if owner.is_some_and(|o| requests.contains(o)) {
+            return None;
+        }
+        let owner = owner
+            .and_then(|o| o.split_once('/'))
+            .map(|(ns, name)| (ns.to_string(), name.to_string()));
+        Some((binding.reference(), owner))
+    };
+    role_bindings
+        .iter()
+        .filter_map(|rb| candidate(Binding::Namespaced((**rb).clone())))
+        .chain(
+            cluster_role_bindings
+                .iter()
+                .filter_map(|crb| candidate(Binding::Cluster((**crb).clone()))),
+        )
+        .collect()
+}
+
 /// Creates or updates a binding by server-side apply.
 pub async fn apply(client: &Client, binding: &Binding) -> Result<(), Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -457,6 +499,41 @@ mod tests {
         let plan = repair(&want, &[changed]);
         assert_eq!(plan.delete.len(), 1);
         assert_eq!(plan.create, want);
+    }
+
+    #[test]
+    fn bindings_without_a_live_request_are_orphan_candidates() {
+        let ours = desired("payments", "alice-db-read", &accepted(&["payments"]));
+        let Binding::Namespaced(rb) = ours[0].clone() else {
+            panic!("expected a RoleBinding")
+        };
+        let foreign = RoleBinding {
+            metadata: ObjectMeta {
+                name: Some("team-readers".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let bindings = vec![std::sync::Arc::new(rb), std::sync::Arc::new(foreign)];
+        let live = std::collections::BTreeSet::from(["payments/alice-db-read".to_string()]);
+        assert!(
+            orphan_candidates(&bindings, &[], &live).is_empty(),
+            "a live request keeps its binding"
+        );
+        let orphans = orphan_candidates(&bindings, &[], &std::collections::BTreeSet::new());
+        assert_eq!(
+            orphans.len(),
+            1,
+            "only bindings the operator made are candidates"
+        );
+        assert_eq!(
+            describe(&orphans[0].0),
+            "payments/gatehouse-payments-alice-db-read"
+        );
+        assert_eq!(
+            orphans[0].1,
+            Some(("payments".into(), "alice-db-read".into()))
+        );
     }
 
     #[test]

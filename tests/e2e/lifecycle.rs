@@ -462,3 +462,59 @@ async fn a_separation_of_duties_conflict_denies_the_request() {
     assert_eq!(ready.reason, reason::SEPARATION_OF_DUTIES);
     assert!(ready.message.contains("maker-checker"), "{}", ready.message);
 }
+
+#[tokio::test]
+async fn a_binding_whose_request_vanished_is_removed() {
+    let kubeconfig = cluster!();
+    let s = setup(kubeconfig, "orphan", json!({})).await;
+    s.request("alice-read", READER, "1h").await;
+    s.approve("alice-read").await;
+    let active = s.phase("alice-read", AccessPhase::Active).await;
+    let name = active
+        .status
+        .and_then(|st| st.grant)
+        .expect("grant")
+        .bindings[0]
+        .name
+        .clone();
+
+    // An admin strips the finalizer and deletes the request: the operator's cleanup never runs.
+    let requests = Api::<AccessRequest>::namespaced(s.admin.clone(), &s.ns);
+    let no_finalizers = json!({ "metadata": { "finalizers": null } });
+    requests
+        .patch(
+            "alice-read",
+            &PatchParams::default(),
+            &Patch::Merge(&no_finalizers),
+        )
+        .await
+        .expect("strip finalizer");
+    requests
+        .delete("alice-read", &DeleteParams::default())
+        .await
+        .expect("delete");
+    support::wait_gone(&requests, "alice-read").await;
+    support::wait_gone(&s.bindings(), &name).await;
+    assert!(!s.alice_can_read(), "no access outlives its request");
+}
+
+#[tokio::test]
+async fn the_api_server_refuses_a_spec_change_after_approval() {
+    let kubeconfig = cluster!();
+    let s = setup(kubeconfig, "grow", json!({})).await;
+    s.request("alice-read", READER, "10m").await;
+    s.approve("alice-read").await;
+    s.phase("alice-read", AccessPhase::Active).await;
+    let grow = json!({ "spec": { "duration": "1h", "namespaces": [s.ns, "kube-system"] } });
+    let (code, message) = support::rejection(
+        s.alice
+            .patch("alice-read", &PatchParams::default(), &Patch::Merge(&grow))
+            .await,
+    );
+    eprintln!("e2e: growing an approved request refused ({code}): {message}");
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("spec is immutable after creation"),
+        "{message}"
+    );
+}
