@@ -120,44 +120,19 @@ fn resolve<'a>(
     policies: &[&'a AccessPolicy],
     namespaces: &NamespaceLabels,
 ) -> Result<&'a AccessPolicy, Refusal> {
-    if let Some(wanted) = &spec.policy {
-        return policies.iter().copied().find(|p| p.metadata.name.as_deref() == Some(wanted.as_str())).ok_or_else(|| {
-            Refusal::new(
-                reason::POLICY_NOT_FOUND,
-                format!("spec.policy: AccessPolicy {wanted:?} does not exist; name an existing policy or leave spec.policy unset"),
-            )
-        });
-    }
-    let mut matching: Vec<&AccessPolicy> = policies
-        .iter()
-        .copied()
-        .filter(|p| check_scope("", &p.spec, spec, targets, namespaces).is_ok())
-        .collect();
-    match matching.len() {
-        1 => Ok(matching.remove(0)),
-        0 => Err(Refusal::new(
-            reason::NO_MATCHING_POLICY,
+    super::governing(
+        spec.policy.as_deref(),
+        policies,
+        |p| check_scope("", &p.spec, spec, targets, namespaces).is_ok(),
+        "AccessPolicy",
+        || {
             format!(
                 "no AccessPolicy allows {} {}; nothing will be granted. Ask a cluster admin for a policy, or name one in spec.policy",
                 describe_role(&spec.role),
                 describe_scope(spec.cluster_wide, targets),
-            ),
-        )),
-        _ => {
-            let mut names: Vec<&str> = matching
-                .iter()
-                .filter_map(|p| p.metadata.name.as_deref())
-                .collect();
-            names.sort_unstable();
-            Err(Refusal::new(
-                reason::AMBIGUOUS_POLICY,
-                format!(
-                    "spec.policy: several AccessPolicies match ({}); name the one that governs this request",
-                    names.join(", ")
-                ),
-            ))
-        }
-    }
+            )
+        },
+    )
 }
 
 fn check_scope(

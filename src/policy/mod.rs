@@ -27,3 +27,41 @@ impl Refusal {
         }
     }
 }
+
+/// The policy that governs an object: the one its `spec.policy` names, or else the single policy
+/// `matches` accepts. None, several, or an unknown name refuse (fail closed); `kind` is the policy
+/// kind for messages, `no_match` the message when none matches.
+pub fn governing<'a, P: kube::Resource>(
+    wanted: Option<&str>,
+    policies: &[&'a P],
+    matches: impl Fn(&P) -> bool,
+    kind: &str,
+    no_match: impl FnOnce() -> String,
+) -> Result<&'a P, Refusal> {
+    use crate::api::conditions::reason;
+    let name = |p: &P| p.meta().name.clone().unwrap_or_default();
+    if let Some(wanted) = wanted {
+        return policies.iter().copied().find(|p| name(p) == wanted).ok_or_else(|| {
+            Refusal::new(
+                reason::POLICY_NOT_FOUND,
+                format!("spec.policy: {kind} {wanted:?} does not exist; name an existing policy or leave spec.policy unset"),
+            )
+        });
+    }
+    let mut matching: Vec<&P> = policies.iter().copied().filter(|p| matches(p)).collect();
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(Refusal::new(reason::NO_MATCHING_POLICY, no_match())),
+        _ => {
+            let mut names: Vec<String> = matching.iter().map(|p| name(p)).collect();
+            names.sort_unstable();
+            Err(Refusal::new(
+                reason::AMBIGUOUS_POLICY,
+                format!(
+                    "spec.policy: several {kind} objects match ({}); name the one that governs it",
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}

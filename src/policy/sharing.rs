@@ -84,46 +84,21 @@ fn resolve<'a>(
     policies: &[&'a SharingPolicy],
     namespaces: &NamespaceLabels,
 ) -> Result<&'a SharingPolicy, Refusal> {
-    if let Some(wanted) = &spec.policy {
-        return policies.iter().copied().find(|p| p.metadata.name.as_deref() == Some(wanted.as_str())).ok_or_else(|| {
-            Refusal::new(
-                reason::POLICY_NOT_FOUND,
-                format!("spec.policy: SharingPolicy {wanted:?} does not exist; name an existing policy or leave spec.policy unset"),
-            )
-        });
-    }
     let labels = namespaces.get(namespace).cloned().unwrap_or_default();
-    let mut matching: Vec<&SharingPolicy> = policies
-        .iter()
-        .copied()
-        .filter(|p| {
+    super::governing(
+        spec.policy.as_deref(),
+        policies,
+        |p| {
             p.spec.namespace_selector.is_none()
                 || selector::selects(p.spec.namespace_selector.as_ref(), &labels)
-        })
-        .collect();
-    match matching.len() {
-        1 => Ok(matching.remove(0)),
-        0 => Err(Refusal::new(
-            reason::NO_MATCHING_POLICY,
+        },
+        "SharingPolicy",
+        || {
             format!(
                 "no SharingPolicy governs namespace {namespace}; nothing will be shared. Ask a cluster admin for a policy"
-            ),
-        )),
-        _ => {
-            let mut names: Vec<&str> = matching
-                .iter()
-                .filter_map(|p| p.metadata.name.as_deref())
-                .collect();
-            names.sort_unstable();
-            Err(Refusal::new(
-                reason::AMBIGUOUS_POLICY,
-                format!(
-                    "spec.policy: several SharingPolicies match ({}); name the one that governs this agreement",
-                    names.join(", ")
-                ),
-            ))
-        }
-    }
+            )
+        },
+    )
 }
 
 fn check_recipient(
