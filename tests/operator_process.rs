@@ -9,10 +9,10 @@ use std::time::Duration;
 use gatehouse::api::conditions::{READY, find};
 use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
 // Shared with the e2e suite; these tests use only some of the helpers.
@@ -39,22 +39,7 @@ async fn setup(kubeconfig: &Path, test: &str) -> Setup {
     support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
     support::allow_requests(&admin, &ns, "alice").await;
     support::allow_approval(&admin, &ns, "bob", "manager").await;
-    let role = ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(ROLE.into()),
-            ..Default::default()
-        },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["configmaps".into()]),
-            verbs: vec!["get".into()],
-            ..Default::default()
-        }]),
-        ..Default::default()
-    };
-    let _ = Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &role)
-        .await;
+    support::cluster_role(&admin, ROLE, "configmaps").await;
     let policy: AccessPolicy = serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
         "spec": { "roles": [{ "kind": "ClusterRole", "name": ROLE }],

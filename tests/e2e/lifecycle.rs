@@ -3,7 +3,7 @@
 
 use gatehouse::api::conditions::{READY, find, reason};
 use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest, FindingType};
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ async fn setup(kubeconfig: &'static std::path::Path, test: &str, spec: Value) ->
         ("gatehouse-e2e-initiator", "services"),
         ("gatehouse-e2e-approver", "endpoints"),
     ] {
-        cluster_role(&admin, name, resource).await;
+        support::cluster_role(&admin, name, resource).await;
     }
     let mut policy = json!({
         "apiVersion": "gatehouse.dev/v1alpha1",
@@ -63,31 +63,6 @@ async fn setup(kubeconfig: &'static std::path::Path, test: &str, spec: Value) ->
         ns,
         kubeconfig,
         admin,
-    }
-}
-
-/// A ClusterRole allowing get/list on one resource; shared by all tests, created once.
-async fn cluster_role(admin: &Client, name: &str, resource: &str) {
-    let role = ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec![resource.into()]),
-            verbs: vec!["get".into(), "list".into()],
-            ..Default::default()
-        }]),
-        ..Default::default()
-    };
-    match Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &role)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(err) => panic!("cannot create ClusterRole {name}: {err}"),
     }
 }
 

@@ -398,3 +398,28 @@ where
     }
     panic!("{name} still exists after 30s (operator logs: target/e2e-operator.log)");
 }
+
+/// A ClusterRole allowing get and list on one core resource; shared by tests, created once.
+pub async fn cluster_role(admin: &Client, name: &str, resource: &str) {
+    let role = k8s_openapi::api::rbac::v1::ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec![resource.into()]),
+            verbs: vec!["get".into(), "list".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    match Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => panic!("cannot create ClusterRole {name}: {err}"),
+    }
+}
