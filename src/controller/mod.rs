@@ -2,6 +2,7 @@
 //! inputs) → decide (pure functions from [`crate::policy`]) → act (server-side apply) → report.
 
 mod access_request;
+mod access_verification;
 mod data_sharing_agreement;
 mod integrity;
 mod status;
