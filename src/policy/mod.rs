@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod approvals;
+pub mod classification;
 pub mod duration;
 pub mod findings;
 pub mod integrity;
