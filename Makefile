@@ -27,8 +27,9 @@ e2e: ## End-to-end tests against kube-apiserver + etcd built from source (starte
 bench: ## Benchmark approval-to-grant latency and expiry lag on the local control plane; prints a table
 	cargo bench --bench lifecycle
 
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ (and its copy in deploy/base, which kustomize needs inside the base) from the Rust types
 	cargo run --quiet -- crd > crds/gatehouse.yaml
+	cp crds/gatehouse.yaml deploy/base/crds.yaml
 
 controlplane: ## Start (or reuse) the local control plane; writes target/controlplane/kubeconfig
 	@bash hack/controlplane/up.sh

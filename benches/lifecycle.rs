@@ -58,8 +58,15 @@ async fn main() {
     let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
     let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &ns);
     let mut events = watcher(bindings, watcher::Config::default()).boxed();
-    // The watch's initial list ends before the first request is made.
-    let _ = tokio::time::timeout(Duration::from_millis(500), events.try_next()).await;
+    // The watch's initial list ends before the first request is made, so every later binding
+    // arrives as an event of its own.
+    loop {
+        match events.try_next().await {
+            Ok(Some(watcher::Event::InitDone)) => break,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("the binding watch ended before its initial list"),
+        }
+    }
 
     let mut grant_latency = Vec::new();
     let mut expiry_lag = Vec::new();

@@ -4,11 +4,29 @@
 
 pub mod rbac;
 
+/// The ClusterRole that lists, by name, the roles the operator may `bind` (deploy/base).
+pub const BIND_CLUSTER_ROLE: &str = "gatehouse-operator-bind";
+
 /// Errors of provisioning; messages say what failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot apply {kind} {name}: {source}; the operator needs rights to create it and `bind` on the role"
+        "the operator may not bind {role_kind} {role}: it is not among the roles the operator may grant (verb `bind` with resourceNames on {resource}.rbac.authorization.k8s.io, ClusterRole {BIND_CLUSTER_ROLE}), and the operator does not hold its permissions itself. To grant it, add `{role}` to that list (a deploy/ overlay, see the README's Install section) and apply it: this request is then provisioned on the next retry. To refuse it, remove it from the AccessPolicy. (The API server refused {kind} {name}: {refusal})"
+    )]
+    BindForbidden {
+        kind: &'static str,
+        name: String,
+        role_kind: String,
+        role: String,
+        /// `clusterroles` or `roles`: the resource the missing `bind` right is on.
+        resource: &'static str,
+        /// The API server's message: who was refused and which permissions it lacked.
+        refusal: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "cannot apply {kind} {name}: {source}; the operator needs create, patch and update on {kind}s (ClusterRole gatehouse-operator in deploy/base)"
     )]
     Apply {
         kind: &'static str,
@@ -23,4 +41,127 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+}
+
+impl Error {
+    /// The error for a failed create or update of a binding to `role_ref`: the API server's
+    /// escalation check (the operator may not `bind` the role) gets its own message, with the fix.
+    pub fn apply(
+        kind: &'static str,
+        name: String,
+        role_ref: &k8s_openapi::api::rbac::v1::RoleRef,
+        source: kube::Error,
+    ) -> Error {
+        if let Some(refusal) = escalation_refusal(&source) {
+            Error::BindForbidden {
+                refusal,
+                kind,
+                name,
+                resource: if role_ref.kind == "Role" {
+                    "roles"
+                } else {
+                    "clusterroles"
+                },
+                role_kind: role_ref.kind.clone(),
+                role: role_ref.name.clone(),
+                source,
+            }
+        } else {
+            Error::Apply { kind, name, source }
+        }
+    }
+}
+
+/// The API server's message when it refused a binding because its author may neither `bind` the
+/// role nor holds its permissions (RBAC escalation prevention), rather than for lack of rights on
+/// bindings.
+fn escalation_refusal(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(status)
+            if status.code == 403
+                && status
+                    .message
+                    .contains("is attempting to grant RBAC permissions not currently held") =>
+        {
+            Some(status.message.replace('\n', " "))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::rbac::v1::RoleRef;
+
+    fn forbidden(message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Forbidden")
+                .with_code(403)
+                .boxed(),
+        )
+    }
+
+    fn role(kind: &str, name: &str) -> RoleRef {
+        RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn an_escalation_refusal_names_the_role_and_the_fix() {
+        let err = Error::apply(
+            "RoleBinding",
+            "payments/gatehouse-payments-alice".into(),
+            &role("ClusterRole", "ledger-admin"),
+            forbidden(
+                "rolebindings.rbac.authorization.k8s.io \"gatehouse-payments-alice\" is forbidden: user \"system:serviceaccount:gatehouse-system:gatehouse\" (groups=[]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\"]}",
+            ),
+        );
+        let message = err.to_string();
+        assert!(matches!(err, Error::BindForbidden { .. }), "{message}");
+        for part in [
+            "the operator may not bind ClusterRole ledger-admin",
+            "clusterroles.rbac.authorization.k8s.io, ClusterRole gatehouse-operator-bind",
+            "add `ledger-admin` to that list",
+            "remove it from the AccessPolicy",
+            "(The API server refused RoleBinding payments/gatehouse-payments-alice: rolebindings.rbac.authorization.k8s.io \"gatehouse-payments-alice\" is forbidden: user",
+            "not currently held: {APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\"]})",
+        ] {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+        let namespaced = Error::apply(
+            "RoleBinding",
+            "payments/x".into(),
+            &role("Role", "ledger-operator"),
+            forbidden("is attempting to grant RBAC permissions not currently held"),
+        );
+        assert!(
+            namespaced
+                .to_string()
+                .contains("bind Role ledger-operator: it is not among the roles the operator may grant (verb `bind` with resourceNames on roles.rbac"),
+            "{namespaced}"
+        );
+    }
+
+    #[test]
+    fn other_refusals_say_which_rights_the_operator_needs() {
+        let err = Error::apply(
+            "RoleBinding",
+            "payments/x".into(),
+            &role("ClusterRole", "db-reader"),
+            forbidden(
+                "rolebindings.rbac.authorization.k8s.io is forbidden: User cannot create resource",
+            ),
+        );
+        assert!(matches!(err, Error::Apply { .. }));
+        assert!(
+            err.to_string().contains(
+                "needs create, patch and update on RoleBindings (ClusterRole gatehouse-operator"
+            ),
+            "{err}"
+        );
+    }
 }

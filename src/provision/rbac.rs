@@ -293,10 +293,13 @@ pub async fn apply(client: &Client, binding: &Binding) -> Result<(), Error> {
             .map(|_| ())
         }
     };
-    result.map_err(|source| Error::Apply {
-        kind: kind_of(binding),
-        name: describe(&reference),
-        source,
+    result.map_err(|source| {
+        Error::apply(
+            kind_of(binding),
+            describe(&reference),
+            role_ref_of(binding),
+            source,
+        )
     })
 }
 
@@ -338,10 +341,13 @@ pub async fn restore(
                 .map(|_| ())
         }
     };
-    result.map_err(|source| Error::Apply {
-        kind: kind_of(binding),
-        name: describe(&reference),
-        source,
+    result.map_err(|source| {
+        Error::apply(
+            kind_of(binding),
+            describe(&reference),
+            role_ref_of(binding),
+            source,
+        )
     })
 }
 
@@ -388,6 +394,13 @@ fn kind_of(binding: &Binding) -> &'static str {
     match binding {
         Binding::Namespaced(_) => "RoleBinding",
         Binding::Cluster(_) => "ClusterRoleBinding",
+    }
+}
+
+fn role_ref_of(binding: &Binding) -> &RoleRef {
+    match binding {
+        Binding::Namespaced(rb) => &rb.role_ref,
+        Binding::Cluster(crb) => &crb.role_ref,
     }
 }
 

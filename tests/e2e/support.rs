@@ -107,14 +107,17 @@ fn start() -> Result<PathBuf, String> {
     Ok(kubeconfig)
 }
 
-/// An operator process. Its stdin is the kill switch: when the pipe closes (on [`Operator::stop`]
-/// or when the test process exits) the wrapper shell stops the operator with SIGTERM.
+/// An operator process, running as the ServiceAccount that deploy/ defines (never as admin), with
+/// the RBAC of `deploy/overlays/e2e`. Its stdin is the kill switch: when the pipe closes (on
+/// [`Operator::stop`] or when the test process exits) the wrapper shell stops the operator with
+/// SIGTERM.
 pub struct Operator {
     child: Child,
 }
 
 impl Operator {
     fn start(kubeconfig: &Path, log_name: &str) -> Result<Operator, String> {
+        let identity = operator_kubeconfig(kubeconfig)?;
         let log = std::fs::File::create(format!("{ROOT}/target/{log_name}.log"))
             .map_err(|e| e.to_string())?;
         let child = Command::new("sh")
@@ -123,7 +126,7 @@ impl Operator {
                 r#""$0" run & op=$!; read -r _; kill -TERM "$op"; wait "$op""#,
                 env!("CARGO_BIN_EXE_gatehouse"),
             ])
-            .env("KUBECONFIG", kubeconfig)
+            .env("KUBECONFIG", identity)
             .env(
                 "GATEHOUSE_LOG",
                 std::env::var("GATEHOUSE_E2E_LOG")
@@ -134,7 +137,7 @@ impl Operator {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start the operator: {e}"))?;
-        eprintln!("e2e: operator running, logs in target/{log_name}.log");
+        eprintln!("e2e: operator running as {OPERATOR_USER}, logs in target/{log_name}.log");
         Ok(Operator { child })
     }
 
@@ -142,6 +145,224 @@ impl Operator {
     pub fn stop(mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+/// The operator's namespace and ServiceAccount, as deploy/base defines them.
+pub const OPERATOR_NAMESPACE: &str = "gatehouse-system";
+pub const OPERATOR_SERVICE_ACCOUNT: &str = "gatehouse";
+/// The username the API server sees for the operator.
+pub const OPERATOR_USER: &str = "system:serviceaccount:gatehouse-system:gatehouse";
+/// The overlay whose RBAC the tests' operator runs with: deploy/base plus the roles tests grant.
+pub const OPERATOR_OVERLAY: &str = "deploy/overlays/e2e";
+
+static OPERATOR_IDENTITY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// A kubeconfig that authenticates as the operator's ServiceAccount, set up once per test process:
+/// the admin applies the operator's identity from [`OPERATOR_OVERLAY`] (Namespace, ServiceAccount,
+/// ClusterRoles and their bindings; not the Deployment), mints a token with the TokenRequest API
+/// and writes server, CA and token beside the control plane's kubeconfig.
+pub fn operator_kubeconfig(kubeconfig: &Path) -> Result<&'static Path, String> {
+    OPERATOR_IDENTITY
+        .get_or_init(|| set_up_operator_identity(kubeconfig))
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
+}
+
+fn set_up_operator_identity(kubeconfig: &Path) -> Result<PathBuf, String> {
+    let identity = operator_identity_manifests()?;
+    kubectl_with_input(
+        kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=gatehouse-e2e",
+            "-f",
+            "-",
+        ],
+        &identity.to_string(),
+    )?;
+    let token = kubectl_with_input(
+        kubeconfig,
+        &[
+            "create",
+            "token",
+            OPERATOR_SERVICE_ACCOUNT,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--duration=2h",
+        ],
+        "",
+    )?;
+    let path = kubeconfig.with_file_name("gatehouse-operator.kubeconfig");
+    write_private(&path, &token_kubeconfig(kubeconfig, token.trim())?)?;
+    // The API server's token authenticator and RBAC authorizer learn of the new ServiceAccount and
+    // bindings from caches: wait until both answer for the operator, so it never starts on a 401
+    // or 403 that would be gone a moment later.
+    let last_role = identity["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["metadata"]["name"] == "gatehouse-operator-bind" && o["kind"] == "ClusterRole")
+        .and_then(|o| o["rules"][0]["resourceNames"].as_array()?.last()?.as_str())
+        .ok_or("the overlay has no ClusterRole gatehouse-operator-bind with resourceNames")?
+        .to_string();
+    let checks = [
+        ["list", "accessrequests.gatehouse.dev", "--all-namespaces"].map(String::from),
+        [
+            "bind",
+            &format!("clusterroles/{last_role}"),
+            "--all-namespaces",
+        ]
+        .map(String::from),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for check in &checks {
+        loop {
+            let mut args = vec![
+                "--kubeconfig",
+                path.to_str().unwrap_or_default(),
+                "auth",
+                "can-i",
+            ];
+            args.extend(check.iter().map(String::as_str));
+            let output = Command::new("kubectl")
+                .args(&args)
+                .output()
+                .map_err(|e| format!("cannot run kubectl: {e}"))?;
+            if String::from_utf8_lossy(&output.stdout).trim() == "yes" {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{OPERATOR_USER} still may not {} after 30s: {}{}",
+                    check.join(" "),
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(path)
+}
+
+/// The operator's identity from [`OPERATOR_OVERLAY`], as a `v1/List`: the objects labelled
+/// `app.kubernetes.io/component: operator` except the Deployment (the test runs the binary itself).
+pub fn operator_identity_manifests() -> Result<serde_json::Value, String> {
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", &format!("{ROOT}/{OPERATOR_OVERLAY}")])
+        .output()
+        .map_err(|e| format!("cannot run kubectl kustomize: {e}"))?;
+    if !rendered.status.success() {
+        return Err(format!(
+            "kubectl kustomize {OPERATOR_OVERLAY} failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        ));
+    }
+    let items: Vec<serde_json::Value> = serde_yaml::Deserializer::from_slice(&rendered.stdout)
+        .map(|doc| serde::Deserialize::deserialize(doc).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<serde_json::Value>, String>>()?
+        .into_iter()
+        .filter(|o| {
+            o["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+                && o["kind"] != "Deployment"
+        })
+        .collect();
+    let mut kinds: Vec<&str> = items.iter().filter_map(|o| o["kind"].as_str()).collect();
+    kinds.sort_unstable();
+    let expected = [
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRoleBinding",
+        "Namespace",
+        "ServiceAccount",
+    ];
+    if kinds != expected {
+        return Err(format!(
+            "{OPERATOR_OVERLAY} should hold the operator's {expected:?}, has {kinds:?}"
+        ));
+    }
+    Ok(serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items }))
+}
+
+/// A kubeconfig for the control plane of `kubeconfig` (its current context's server and CA) that
+/// authenticates with `token`.
+fn token_kubeconfig(kubeconfig: &Path, token: &str) -> Result<String, String> {
+    let config = Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
+    let context = config
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == config.current_context.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .ok_or("the control plane's kubeconfig has no current context")?;
+    let cluster = config
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or("the control plane's kubeconfig has no cluster for its current context")?;
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "gatehouse", "cluster": {
+            "server": cluster.server,
+            "certificate-authority-data": cluster.certificate_authority_data,
+        } }],
+        "users": [{ "name": OPERATOR_USER, "user": { "token": token } }],
+        "contexts": [{ "name": "operator", "context": { "cluster": "gatehouse", "user": OPERATOR_USER } }],
+        "current-context": "operator",
+    });
+    Ok(config.to_string())
+}
+
+/// Writes a file only its owner may read, atomically (parallel test processes share the path).
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents.as_bytes()).map(|()| f))
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    file.flush().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs kubectl against `kubeconfig` with `input` on stdin; its stdout, or why it failed.
+fn kubectl_with_input(kubeconfig: &Path, args: &[&str], input: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("cannot write to kubectl: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("kubectl failed: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }
 
