@@ -90,7 +90,7 @@ async fn main() {
 
         let approved = Instant::now();
         support::annotate(&bob, &name, &[("approve.gatehouse.dev/manager", "bob")]).await;
-        let binding = format!("gatehouse-{ns}-{name}");
+        let binding = format!("gatehouse.{ns}.{name}");
         wait_for_binding(&mut events, &binding, true).await;
         grant_latency.push(approved.elapsed());
 

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
@@ -20,7 +24,8 @@ use super::{Context, Error, access_verification, status};
 use crate::api::common::RoleKind;
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
-    AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, OWNER_ANNOTATION, OWNER_LABEL,
+    APPROVE_PREFIX, AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, DENY_PREFIX,
+    GROUP, OWNER_ANNOTATION, OWNER_LABEL,
 };
 use crate::policy::access::{self, AcceptedRequest};
 use crate::policy::findings::{self, Checks, ExistingBinding};
@@ -184,9 +189,14 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     let no_annotations = BTreeMap::new();
 
     // Decide.
+    let unauthorized = match &accepted {
+        Ok(accepted) if awaiting_decision => unauthorized_decisions(ctx, request, accepted).await?,
+        _ => Vec::new(),
+    };
     let integrity_problem = ctx.integrity.problem();
     let plan = lifecycle::plan(&lifecycle::Observation {
         approvals_unverified: integrity_problem.as_deref(),
+        unauthorized_decisions: &unauthorized,
         requester: &request.spec.requester,
         annotations: request
             .metadata
@@ -236,6 +246,11 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         }
         Ok(_) => {}
         Err(err) if plan.access == Access::Provide => {
+            // A grant that could not be provisioned whole must not exist in part: without an
+            // activation there is no expiry that would remove it.
+            if !was_active {
+                converge(ctx, request, &[]).await?;
+            }
             provisioning_failed(&mut desired, &err, request.metadata.generation, now);
             report(ctx, request, &desired, &plan).await?;
             return Err(err);
@@ -256,6 +271,72 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         Some(at) => Action::requeue(until(at, now)),
         None => Action::await_change(),
     })
+}
+
+/// The admission policy checks an approver's right in the request's namespace; the grant may reach
+/// other namespaces (or the whole cluster), so every decision is checked there too with a
+/// SubjectAccessReview. Rights that come only through groups are not seen (fail closed).
+async fn unauthorized_decisions(
+    ctx: &Context,
+    request: &AccessRequest,
+    accepted: &AcceptedRequest,
+) -> Result<Vec<(String, String)>, Error> {
+    let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
+    let scopes: Vec<Option<&str>> = if accepted.cluster_wide {
+        vec![None]
+    } else {
+        accepted
+            .namespaces
+            .iter()
+            .map(|ns| Some(ns.as_str()))
+            .collect()
+    };
+    let mut unauthorized = Vec::new();
+    for (key, user) in request.annotations() {
+        let Some(role) = key
+            .strip_prefix(APPROVE_PREFIX)
+            .or_else(|| key.strip_prefix(DENY_PREFIX))
+        else {
+            continue;
+        };
+        for scope in &scopes {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(user.trim().to_string()),
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: scope.map(str::to_string),
+                        verb: Some("approve".into()),
+                        group: Some(GROUP.into()),
+                        resource: Some("approvals".into()),
+                        name: Some(role.to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let allowed = api
+                .create(&PostParams::default(), &review)
+                .await
+                .map_err(|source| Error::Observe {
+                    what: "an approver's rights",
+                    source,
+                })?
+                .status
+                .is_some_and(|s| s.allowed);
+            if !allowed {
+                let place = scope
+                    .map(|ns| format!("in namespace {ns}"))
+                    .unwrap_or_else(|| "cluster-wide".into());
+                unauthorized.push((
+                    key.clone(),
+                    format!("{key} by {user} does not count: {user} may not approve as {role} {place}, where this grant applies (verb approve on approvals.gatehouse.dev, resourceName {role})"),
+                ));
+                break;
+            }
+        }
+    }
+    Ok(unauthorized)
 }
 
 /// Makes the bindings of this request exactly `wanted`; true when something had to change.
@@ -384,23 +465,33 @@ pub(super) async fn role_rules(
     ctx: &Context,
     request: &AcceptedRequest,
 ) -> Result<Option<Vec<PolicyRule>>, Error> {
-    let result = match request.role.kind {
-        RoleKind::ClusterRole => Api::<ClusterRole>::all(ctx.client.clone())
-            .get_opt(&request.role.name)
-            .await
-            .map(|r| r.map(|r| r.rules.unwrap_or_default())),
-        RoleKind::Role => {
-            let namespace = request.namespaces.first().cloned().unwrap_or_default();
-            Api::<Role>::namespaced(ctx.client.clone(), &namespace)
-                .get_opt(&request.role.name)
-                .await
-                .map(|r| r.map(|r| r.rules.unwrap_or_default()))
-        }
-    };
-    result.map_err(|source| Error::Observe {
+    let observe = |source| Error::Observe {
         what: "the requested role",
         source,
-    })
+    };
+    match request.role.kind {
+        RoleKind::ClusterRole => Ok(Api::<ClusterRole>::all(ctx.client.clone())
+            .get_opt(&request.role.name)
+            .await
+            .map_err(observe)?
+            .map(|r| r.rules.unwrap_or_default())),
+        // A Role of that name in each target namespace: all of their rules count, and one that
+        // is missing makes the whole grant unreadable (fail closed).
+        RoleKind::Role => {
+            let mut rules = Vec::new();
+            for namespace in &request.namespaces {
+                let role = Api::<Role>::namespaced(ctx.client.clone(), namespace)
+                    .get_opt(&request.role.name)
+                    .await
+                    .map_err(observe)?;
+                match role {
+                    Some(role) => rules.extend(role.rules.unwrap_or_default()),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(rules))
+        }
+    }
 }
 
 /// Every RoleBinding and ClusterRoleBinding in the cluster, for the existing-access and

@@ -53,6 +53,22 @@ impl ApprovalState {
     }
 }
 
+/// Whether `user` (a username as the API server authenticates it) is `subject`: a user by name, a
+/// ServiceAccount by its `system:serviceaccount:<namespace>:<name>` username.
+fn is_subject(subject: &Subject, user: &str) -> bool {
+    match subject.kind {
+        SubjectKind::User => subject.name == user,
+        SubjectKind::ServiceAccount => {
+            format!(
+                "system:serviceaccount:{}:{}",
+                subject.namespace.as_deref().unwrap_or_default(),
+                subject.name
+            ) == user
+        }
+        SubjectKind::Group => false,
+    }
+}
+
 /// The roles that must approve: every stage that applies, in order, each role once.
 pub fn required_roles(stages: &[ApprovalStage], high_risk: bool) -> Vec<String> {
     let mut roles: Vec<String> = Vec::new();
@@ -97,10 +113,7 @@ pub fn evaluate(
             Some(format!(
                 "is by the requester {user:?}, who may not decide on their own request"
             ))
-        } else if subjects
-            .iter()
-            .any(|s| s.kind == SubjectKind::User && s.name == user)
-        {
+        } else if subjects.iter().any(|s| is_subject(s, user)) {
             Some(format!("is by {user:?}, who would receive the access"))
         } else {
             None
@@ -318,6 +331,29 @@ mod tests {
                 .iter()
                 .any(|m| m.contains("may not decide on their own request"))
         );
+    }
+
+    #[test]
+    fn a_service_account_subject_cannot_approve_its_own_grant() {
+        let subjects = vec![Subject {
+            kind: SubjectKind::ServiceAccount,
+            name: "ci".into(),
+            namespace: Some("payments".into()),
+        }];
+        let a = annotations(&[(
+            "approve.gatehouse.dev/manager",
+            "system:serviceaccount:payments:ci",
+        )]);
+        let state = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            "alice",
+            &subjects,
+            &[],
+            &at(5),
+        );
+        assert!(state.records.is_empty(), "{:?}", state.records);
+        assert_eq!(state.ignored.len(), 1);
     }
 
     #[test]

@@ -119,6 +119,8 @@ fn policy_rules(policy: &ValidatingAdmissionPolicy) -> Option<serde_json::Value>
         "validations": spec.validations,
         "variables": spec.variables,
         "matchConditions": spec.match_conditions,
+        "namespaceSelector": spec.match_constraints.as_ref().and_then(|m| m.namespace_selector.clone()).filter(|s| s != &Default::default()),
+        "objectSelector": spec.match_constraints.as_ref().and_then(|m| m.object_selector.clone()).filter(|s| s != &Default::default()),
         "resourceRules": spec.match_constraints.as_ref().and_then(|m| m.resource_rules.clone()).map(defaulted),
         "excludeResourceRules": spec.match_constraints.as_ref().and_then(|m| m.exclude_resource_rules.clone()).map(defaulted),
     })))
@@ -235,6 +237,19 @@ mod tests {
         let (mut policies, mut bindings) = installed(&expected);
         if let Some(spec) = policies[1].1.as_mut().and_then(|p| p.spec.as_mut()) {
             spec.validations.get_or_insert_default().pop();
+        }
+        if let Some(constraints) = policies[0]
+            .1
+            .as_mut()
+            .and_then(|p| p.spec.as_mut())
+            .and_then(|s| s.match_constraints.as_mut())
+        {
+            constraints.object_selector = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some([("exempt".to_string(), "yes".to_string())].into()),
+                    ..Default::default()
+                },
+            );
         }
         if let Some(spec) = bindings[2].1.as_mut().and_then(|b| b.spec.as_mut()) {
             spec.validation_actions = Some(vec!["Audit".into()]);

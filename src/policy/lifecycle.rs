@@ -31,6 +31,9 @@ pub struct Observation<'a> {
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
     pub current: Option<&'a AccessRequestStatus>,
+    /// Decision annotations whose author lacks the approver right in a namespace the grant
+    /// reaches (admission checks the request's own namespace only), with why: they do not count.
+    pub unauthorized_decisions: &'a [(String, String)],
     /// Why approvals cannot be trusted right now (the admission policies are missing or
     /// changed); `None` when they are verified.
     pub approvals_unverified: Option<&'a str>,
@@ -172,15 +175,57 @@ pub fn plan(observed: &Observation) -> Plan {
     plan.status.findings_summary = summary(&accepted.findings);
     let required = approvals::required_roles(accepted.stages, accepted.high_risk);
     let previous = plan.status.approvals.clone();
-    let state = approvals::evaluate(
+    let authorized: BTreeMap<String, String> = observed
+        .annotations
+        .iter()
+        .filter(|(key, _)| {
+            !observed
+                .unauthorized_decisions
+                .iter()
+                .any(|(k, _)| k == *key)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut state = approvals::evaluate(
         required,
-        observed.annotations,
+        &authorized,
         observed.requester,
         &accepted.request.subjects,
         &previous,
         &now_time,
     );
+    state.ignored.extend(
+        observed
+            .unauthorized_decisions
+            .iter()
+            .map(|(_, why)| why.clone()),
+    );
     record_approvals(&mut plan, &state, observed);
+    if state.required.is_empty() {
+        let message = format!(
+            "no approval stage of AccessPolicy {} applies to this request (every stage is `when: HighRisk` and it is not high-risk); nothing is granted without an approval, so the policy needs a stage that always applies",
+            accepted.request.policy
+        );
+        plan.status.phase = Some(AccessPhase::Failed);
+        set(
+            &mut plan,
+            ACCEPTED,
+            false,
+            reason::POLICY_VIOLATION,
+            &message,
+            observed,
+        );
+        set(
+            &mut plan,
+            READY,
+            false,
+            reason::POLICY_VIOLATION,
+            &message,
+            observed,
+        );
+        plan.access = Access::Remove;
+        return plan;
+    }
 
     if let Some(message) = &accepted.sod_denial {
         end(
@@ -237,9 +282,7 @@ pub fn plan(observed: &Observation) -> Plan {
             );
         }
     }
-    if state.complete() && observed.approvals_unverified.is_none() {
-        return activate(plan, accepted, observed);
-    }
+    // The deadline comes first: approvals that arrive (or are first seen) after it do not count.
     if observed.now >= deadline {
         let message = format!(
             "not fully approved within {}; still waiting for {}",
@@ -254,6 +297,9 @@ pub fn plan(observed: &Observation) -> Plan {
             observed,
         );
         return plan;
+    }
+    if state.complete() && observed.approvals_unverified.is_none() {
+        return activate(plan, accepted, observed);
     }
 
     plan.status.phase = Some(AccessPhase::Pending);
@@ -487,6 +533,8 @@ mod tests {
         sod_denial: Option<String>,
         accepted: bool,
         unverified: Option<&'static str>,
+        stages: Option<Vec<ApprovalStage>>,
+        unauthorized: Vec<(String, String)>,
     }
 
     impl Case {
@@ -498,6 +546,8 @@ mod tests {
                 sod_denial: None,
                 accepted: true,
                 unverified: None,
+                stages: None,
+                unauthorized: vec![],
             }
         }
         fn annotate(mut self, key: &str, value: &str) -> Self {
@@ -517,7 +567,7 @@ mod tests {
             let accepted = if self.accepted {
                 Ok(Accepted {
                     request: &accepted_request,
-                    stages: &policy.spec.approvals,
+                    stages: self.stages.as_deref().unwrap_or(&policy.spec.approvals),
                     pending_timeout: policy.spec.pending_timeout.as_deref(),
                     findings: vec![],
                     high_risk: self.high_risk,
@@ -538,6 +588,7 @@ mod tests {
                 generation: Some(1),
                 current: self.status.as_ref(),
                 approvals_unverified: self.unverified,
+                unauthorized_decisions: &self.unauthorized,
                 accepted,
                 now: Timestamp::from_second(1000 + now).expect("valid"),
             })
@@ -763,6 +814,54 @@ mod tests {
         assert_eq!(
             condition(&granted, APPROVAL_INTEGRITY),
             ("True", reason::VERIFIED)
+        );
+    }
+
+    #[test]
+    fn a_request_no_stage_applies_to_is_never_granted() {
+        let mut case = Case::new().approved();
+        case.stages = Some(vec![ApprovalStage {
+            role: "security".into(),
+            when: Some(crate::api::common::StageCondition::HighRisk),
+        }]);
+        let plan = case.at(10);
+        assert_eq!(
+            (plan.status.phase, plan.access),
+            (Some(AccessPhase::Failed), Access::Remove)
+        );
+        assert_eq!(
+            condition(&plan, ACCEPTED),
+            ("False", reason::POLICY_VIOLATION)
+        );
+    }
+
+    #[test]
+    fn approvals_first_seen_after_the_deadline_do_not_count() {
+        let late = Case::new().approved().at(72 * HOUR + 1);
+        assert_eq!(
+            (late.status.phase, late.access),
+            (Some(AccessPhase::TimedOut), Access::Remove)
+        );
+    }
+
+    #[test]
+    fn an_approver_without_the_right_where_access_goes_does_not_count() {
+        let mut case = Case::new().approved();
+        case.unauthorized = vec![(
+            "approve.gatehouse.dev/data-owner".into(),
+            "carol may not approve as data-owner in namespace payments".into(),
+        )];
+        let plan = case.at(10);
+        assert_eq!(
+            (plan.status.phase, plan.access),
+            (Some(AccessPhase::Pending), Access::Remove)
+        );
+        assert_eq!(plan.status.waiting_for.as_deref(), Some("data-owner"));
+        assert!(
+            plan.status
+                .ignored_annotations
+                .iter()
+                .any(|m| m.contains("carol may not approve"))
         );
     }
 

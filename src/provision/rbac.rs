@@ -93,14 +93,16 @@ pub fn desired(
         .collect()
 }
 
-/// `gatehouse-<request namespace>-<request name>`, shortened with a hash past 253 characters.
+/// `gatehouse.<request namespace>.<request name>`, shortened with a hash past 253 characters.
+/// Namespace names have no dots, so no two requests share a name (with `-` they could:
+/// `a`/`b-c` and `a-b`/`c`).
 fn binding_name(request_namespace: &str, request_name: &str) -> String {
-    let full = format!("gatehouse-{request_namespace}-{request_name}");
+    let full = format!("gatehouse.{request_namespace}.{request_name}");
     if full.len() <= 253 {
         full
     } else {
         format!(
-            "gatehouse-{}",
+            "gatehouse.{}",
             owner_label_value("", request_namespace, request_name).trim_start_matches('.')
         )
     }
@@ -445,7 +447,7 @@ mod tests {
         };
         assert_eq!(
             rb.metadata.name.as_deref(),
-            Some("gatehouse-payments-alice-db-read")
+            Some("gatehouse.payments.alice-db-read")
         );
         assert_eq!(rb.metadata.namespace.as_deref(), Some("payments-2"));
         assert_eq!(
@@ -498,7 +500,7 @@ mod tests {
         assert_eq!(plan.restore, vec![want[0].clone()]);
         assert_eq!(
             plan.delete.iter().map(describe).collect::<Vec<_>>(),
-            vec!["orders/gatehouse-payments-alice-db-read"]
+            vec!["orders/gatehouse.payments.alice-db-read"]
         );
     }
 
@@ -541,7 +543,7 @@ mod tests {
         );
         assert_eq!(
             describe(&orphans[0].0),
-            "payments/gatehouse-payments-alice-db-read"
+            "payments/gatehouse.payments.alice-db-read"
         );
         assert_eq!(
             orphans[0].1,

@@ -469,7 +469,7 @@ async fn a_role_outside_the_bind_list_ends_in_a_clear_condition() {
         "ClusterRole gatehouse-operator-bind",
         &format!("add `{NOT_GRANTABLE}` to that list"),
         "remove it from the AccessPolicy",
-        &format!("The API server refused RoleBinding {ns}/gatehouse-{ns}-alice-read"),
+        &format!("The API server refused RoleBinding {ns}/gatehouse.{ns}.alice-read"),
         "is attempting to grant RBAC permissions not currently held",
     ] {
         assert!(

@@ -493,3 +493,61 @@ async fn the_api_server_refuses_a_spec_change_after_approval() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn approvers_must_hold_their_right_where_the_access_goes() {
+    let kubeconfig = cluster!();
+    let s = setup(kubeconfig, "reach", json!({})).await;
+    // Another namespace the policy selects, where neither bob nor carol may approve.
+    let target = support::unique("reach-target");
+    support::namespace(&s.admin, &target, &[("gatehouse-e2e", &s.ns)]).await;
+    let request: AccessRequest = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1",
+        "kind": "AccessRequest",
+        "metadata": { "name": "alice-elsewhere", "namespace": s.ns },
+        "spec": {
+            "requester": "alice",
+            "role": { "kind": "ClusterRole", "name": READER },
+            "namespaces": [target],
+            "duration": "10m",
+            "justification": "OPS-42 read the settlement config"
+        }
+    }))
+    .expect("valid AccessRequest");
+    s.alice
+        .create(&PostParams::default(), &request)
+        .await
+        .expect("alice creates her request");
+    s.approve("alice-elsewhere").await;
+    let held = support::wait_until(
+        &s.alice,
+        "alice-elsewhere",
+        "both approvals set aside",
+        |ar| {
+            ar.status
+                .as_ref()
+                .is_some_and(|st| st.ignored_annotations.len() == 2)
+        },
+    )
+    .await;
+    let status = held.status.expect("status");
+    eprintln!("e2e: {}", status.ignored_annotations.join(" | "));
+    assert_eq!(status.phase, Some(AccessPhase::Pending));
+    assert!(
+        status
+            .ignored_annotations
+            .iter()
+            .any(|m| m.contains(&format!(
+                "bob may not approve as manager in namespace {target}"
+            ))),
+        "{:?}",
+        status.ignored_annotations
+    );
+    assert!(!support::can_i(
+        s.kubeconfig,
+        "alice",
+        "list",
+        "configmaps",
+        &target
+    ));
+}
