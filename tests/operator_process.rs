@@ -204,6 +204,41 @@ async fn nothing_is_provisioned_while_the_approval_policies_are_missing() {
     );
 
     drop(restore);
+    let set_aside = support::wait_until(
+        &s.alice,
+        "alice-read",
+        "the forged-era approval set aside",
+        |ar| {
+            ar.status
+                .as_ref()
+                .and_then(|st| find(&st.conditions, "ApprovalIntegrity"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await;
+    let status = set_aside.status.expect("status");
+    assert_eq!(
+        status.phase,
+        Some(AccessPhase::Pending),
+        "an approval nobody verified never counts"
+    );
+    assert!(
+        status
+            .ignored_annotations
+            .iter()
+            .any(|m| m.contains("nothing verified its author")),
+        "{:?}",
+        status.ignored_annotations
+    );
+
+    // With the policies back, a new request is approved and granted as usual.
+    let requests = Api::<AccessRequest>::namespaced(s.admin.clone(), &s.ns);
+    requests
+        .delete("alice-read", &Default::default())
+        .await
+        .expect("the admin removes it");
+    support::wait_gone(&requests, "alice-read").await;
+    s.approved_request("10m").await;
     let active = s.phase(AccessPhase::Active).await;
     assert!(
         active.status.and_then(|st| st.grant).is_some(),

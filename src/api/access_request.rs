@@ -130,6 +130,10 @@ pub struct AccessRequestStatus {
     /// When approvers were last reminded that the request waits for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminded_at: Option<Time>,
+    /// Approvals first seen while the approval admission policies were not enforced
+    /// (`<annotation>=<value>`): nothing verified who wrote them, so they never count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untrusted_approvals: Vec<String>,
     /// Annotations that were present but do not count, with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_annotations: Vec<String>,

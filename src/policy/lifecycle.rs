@@ -175,6 +175,10 @@ pub fn plan(observed: &Observation) -> Plan {
     plan.status.findings_summary = summary(&accepted.findings);
     let required = approvals::required_roles(accepted.stages, accepted.high_risk);
     let previous = plan.status.approvals.clone();
+    if observed.approvals_unverified.is_some() {
+        mark_untrusted(&mut plan.status, observed.annotations);
+    }
+    let untrusted = &plan.status.untrusted_approvals;
     let authorized: BTreeMap<String, String> = observed
         .annotations
         .iter()
@@ -184,6 +188,7 @@ pub fn plan(observed: &Observation) -> Plan {
                 .iter()
                 .any(|(k, _)| k == *key)
         })
+        .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut state = approvals::evaluate(
@@ -200,6 +205,9 @@ pub fn plan(observed: &Observation) -> Plan {
             .iter()
             .map(|(_, why)| why.clone()),
     );
+    state.ignored.extend(plan.status.untrusted_approvals.iter().map(|decision| {
+        format!("{decision} was added while the approval admission policies were not enforced, so nothing verified its author; it never counts (file a new request)")
+    }));
     record_approvals(&mut plan, &state, observed);
     if state.required.is_empty() {
         let message = format!(
@@ -355,6 +363,25 @@ pub fn plan(observed: &Observation) -> Plan {
         deadline
     });
     plan
+}
+
+/// Records every approval annotation not already counted as untrusted: while the admission
+/// policies are not enforced anyone who may patch the request could have written it.
+fn mark_untrusted(status: &mut AccessRequestStatus, annotations: &BTreeMap<String, String>) {
+    for (key, value) in annotations {
+        let Some(role) = key.strip_prefix(crate::api::APPROVE_PREFIX) else {
+            continue;
+        };
+        let counted = status
+            .approvals
+            .iter()
+            .any(|a| a.role == role && a.user == value.trim() && a.decision == Decision::Approved);
+        let decision = format!("{key}={value}");
+        if !counted && !status.untrusted_approvals.contains(&decision) {
+            status.untrusted_approvals.push(decision);
+        }
+    }
+    status.untrusted_approvals.sort();
 }
 
 fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan {
@@ -800,20 +827,23 @@ mod tests {
             condition(&held, APPROVAL_INTEGRITY),
             ("False", reason::APPROVAL_INTEGRITY_UNVERIFIED)
         );
-        assert_eq!(
-            condition(&held, READY),
-            ("False", reason::APPROVAL_INTEGRITY_UNVERIFIED)
-        );
+        assert_eq!(held.status.untrusted_approvals.len(), 2);
         let mut case = case.then(&held);
         case.unverified = None;
-        let granted = case.at(20);
+        let restored = case.at(20);
         assert_eq!(
-            (granted.status.phase, granted.access),
-            (Some(AccessPhase::Active), Access::Provide)
+            condition(&restored, APPROVAL_INTEGRITY),
+            ("True", reason::VERIFIED)
         );
         assert_eq!(
-            condition(&granted, APPROVAL_INTEGRITY),
-            ("True", reason::VERIFIED)
+            (restored.status.phase, restored.access),
+            (Some(AccessPhase::Pending), Access::Remove),
+            "approvals written while nothing verified them never count"
+        );
+        let fresh = Case::new().approved().at(30);
+        assert_eq!(
+            (fresh.status.phase, fresh.access),
+            (Some(AccessPhase::Active), Access::Provide)
         );
     }
 
@@ -862,6 +892,37 @@ mod tests {
                 .ignored_annotations
                 .iter()
                 .any(|m| m.contains("carol may not approve"))
+        );
+    }
+
+    #[test]
+    fn approvals_added_while_unverified_never_count() {
+        let mut case = Case::new().annotate("approve.gatehouse.dev/manager", "bob");
+        let before = case.at(5);
+        case = case
+            .then(&before)
+            .annotate("approve.gatehouse.dev/data-owner", "carol");
+        case.unverified = Some("ValidatingAdmissionPolicy gatehouse-approvals is missing");
+        let held = case.at(10);
+        assert_eq!(
+            held.status.untrusted_approvals,
+            vec!["approve.gatehouse.dev/data-owner=carol".to_string()]
+        );
+        let mut case = case.then(&held);
+        case.unverified = None;
+        let restored = case.at(20);
+        assert_eq!(
+            restored.status.phase,
+            Some(AccessPhase::Pending),
+            "the forged approval never counts"
+        );
+        assert_eq!(restored.status.waiting_for.as_deref(), Some("data-owner"));
+        assert!(
+            restored
+                .status
+                .ignored_annotations
+                .iter()
+                .any(|m| m.contains("nothing verified its author"))
         );
     }
 
