@@ -437,33 +437,45 @@ pub async fn namespace(admin: &Client, name: &str, labels: &[(&str, &str)]) {
 
 /// Lets `user` create and manage Gatehouse requests in `namespace`, as a platform team would.
 pub async fn allow_requests(admin: &Client, namespace: &str, user: &str) {
-    let name = format!("gatehouse-requester-{user}");
+    let rules = vec![PolicyRule {
+        api_groups: Some(vec!["gatehouse.dev".into()]),
+        resources: Some(vec![
+            "accessrequests".into(),
+            "datasharingagreements".into(),
+        ]),
+        verbs: ["create", "get", "list", "watch", "update", "patch"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    }];
+    grant(
+        admin,
+        namespace,
+        user,
+        &format!("gatehouse-requester-{user}"),
+        rules,
+    )
+    .await;
+}
+
+/// Creates Role `name` with `rules` in `namespace` and binds it to `user`.
+async fn grant(admin: &Client, namespace: &str, user: &str, name: &str, rules: Vec<PolicyRule>) {
     let role = Role {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.into()),
             ..Default::default()
         },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["gatehouse.dev".into()]),
-            resources: Some(vec![
-                "accessrequests".into(),
-                "datasharingagreements".into(),
-            ]),
-            verbs: ["create", "get", "list", "watch", "update", "patch"]
-                .map(String::from)
-                .to_vec(),
-            ..Default::default()
-        }]),
+        rules: Some(rules),
     };
     let binding = RoleBinding {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.into()),
             ..Default::default()
         },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name,
+            name: name.into(),
         },
         subjects: Some(vec![Subject {
             api_group: Some("rbac.authorization.k8s.io".into()),
@@ -475,11 +487,11 @@ pub async fn allow_requests(admin: &Client, namespace: &str, user: &str) {
     Api::<Role>::namespaced(admin.clone(), namespace)
         .create(&PostParams::default(), &role)
         .await
-        .expect("role created");
+        .unwrap_or_else(|err| panic!("Role {name} in {namespace}: {err}"));
     Api::<RoleBinding>::namespaced(admin.clone(), namespace)
         .create(&PostParams::default(), &binding)
         .await
-        .expect("role binding created");
+        .unwrap_or_else(|err| panic!("RoleBinding {name} in {namespace}: {err}"));
 }
 
 /// Polls `name` until `done` holds, or panics after 30 s with the last state seen. The bound is a
@@ -515,56 +527,32 @@ pub fn rejection<T: Debug>(result: Result<T, kube::Error>) -> (u16, String) {
 /// Lets `user` approve as `approver_role` in `namespace` (verb `approve` on `approvals` with that
 /// resourceName) and annotate requests there, as an admin would with the shipped approver roles.
 pub async fn allow_approval(admin: &Client, namespace: &str, user: &str, approver_role: &str) {
-    let name = format!("gatehouse-approver-{approver_role}-{user}");
-    let role = Role {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
+    let rules = vec![
+        PolicyRule {
+            api_groups: Some(vec!["gatehouse.dev".into()]),
+            resources: Some(vec!["approvals".into()]),
+            resource_names: Some(vec![approver_role.into()]),
+            verbs: vec!["approve".into(), "revoke".into()],
             ..Default::default()
         },
-        rules: Some(vec![
-            PolicyRule {
-                api_groups: Some(vec!["gatehouse.dev".into()]),
-                resources: Some(vec!["approvals".into()]),
-                resource_names: Some(vec![approver_role.into()]),
-                verbs: vec!["approve".into(), "revoke".into()],
-                ..Default::default()
-            },
-            PolicyRule {
-                api_groups: Some(vec!["gatehouse.dev".into()]),
-                resources: Some(vec![
-                    "accessrequests".into(),
-                    "datasharingagreements".into(),
-                ]),
-                verbs: ["get", "list", "watch", "patch"].map(String::from).to_vec(),
-                ..Default::default()
-            },
-        ]),
-    };
-    let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
+        PolicyRule {
+            api_groups: Some(vec!["gatehouse.dev".into()]),
+            resources: Some(vec![
+                "accessrequests".into(),
+                "datasharingagreements".into(),
+            ]),
+            verbs: ["get", "list", "watch", "patch"].map(String::from).to_vec(),
             ..Default::default()
         },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name,
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "User".into(),
-            name: user.into(),
-            ..Default::default()
-        }]),
-    };
-    Api::<Role>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("approver role");
-    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("approver binding");
+    ];
+    grant(
+        admin,
+        namespace,
+        user,
+        &format!("gatehouse-approver-{approver_role}-{user}"),
+        rules,
+    )
+    .await;
 }
 
 /// Sets annotations on an object as whoever `api`'s client is.
