@@ -25,23 +25,10 @@ fi
 [[ -e $state/$marker ]] || [[ -z $(ls -A "$state") ]] \
   || die "$state was not created by up.sh (no $marker); refusing to touch it"
 
-# Serialise with up.sh (which calls us while already holding the lock). Processes started by an
-# older up.sh may hold the lock themselves; waiting for it would then never end.
+# Serialise with up.sh (which calls us while already holding the lock).
 if [[ -z ${_GATEHOUSE_CONTROLPLANE_LOCKED:-} ]]; then
   exec {lock_fd}>"$state.lock"
-  lock_leaked=false
-  for f in "$state/etcd.pid" "$state/kube-apiserver.pid"; do
-    pid=$(cat "$f" 2>/dev/null) || continue
-    [[ $pid =~ ^[0-9]+$ ]] || continue
-    for fd in "/proc/$pid/fd/"*; do
-      if [[ $(readlink "$fd" 2>/dev/null) == "$state.lock" ]]; then lock_leaked=true; fi
-    done
-  done
-  if $lock_leaked; then
-    log "warning: the lock $state.lock is held by a process started by an older up.sh; not waiting for it"
-  else
-    flock "$lock_fd"
-  fi
+  flock "$lock_fd"
 fi
 
 running() { # running <pid>: exists and is not a zombie (a PID 1 that never reaps keeps zombies)

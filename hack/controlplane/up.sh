@@ -71,19 +71,7 @@ fi
 # state directory because down.sh removes the directory itself. Started processes never inherit it.
 mkdir -p "$(dirname "$state")"
 exec {lock_fd}>"$state.lock"
-lock_leaked=false
-for f in "$state/etcd.pid" "$state/kube-apiserver.pid"; do
-  pid=$(cat "$f" 2>/dev/null) || continue
-  [[ $pid =~ ^[0-9]+$ ]] || continue
-  for fd in "/proc/$pid/fd/"*; do
-    if [[ $(readlink "$fd" 2>/dev/null) == "$state.lock" ]]; then lock_leaked=true; fi
-  done
-done
-if $lock_leaked; then
-  log "warning: the lock $state.lock is held by a process started by an older up.sh; not waiting for it"
-else
-  flock "$lock_fd"
-fi
+flock "$lock_fd"
 export _GATEHOUSE_CONTROLPLANE_LOCKED=1 # down.sh, called below, must not wait for our own lock
 
 if [[ -e $state ]]; then
