@@ -156,11 +156,12 @@ pub fn plan(observed: &Observation) -> Plan {
         observed,
     );
 
-    if phase == Some(AccessPhase::Active) {
-        return active(plan, revoked_by, observed);
-    }
     if let Some(user) = revoked_by {
-        let message = format!("withdrawn by {user} before access was granted");
+        let message = if phase == Some(AccessPhase::Active) {
+            format!("access revoked by {user}")
+        } else {
+            format!("withdrawn by {user} before access was granted")
+        };
         end(
             &mut plan,
             AccessPhase::Revoked,
@@ -169,6 +170,9 @@ pub fn plan(observed: &Observation) -> Plan {
             observed,
         );
         return plan;
+    }
+    if phase == Some(AccessPhase::Active) {
+        return active(plan, observed);
     }
 
     plan.status.findings = accepted.findings.clone();
@@ -416,19 +420,8 @@ fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan
     plan
 }
 
-fn active(mut plan: Plan, revoked_by: Option<&str>, observed: &Observation) -> Plan {
+fn active(mut plan: Plan, observed: &Observation) -> Plan {
     let expires_at = plan.status.grant.as_ref().map(|g| g.expires_at.0);
-    if let Some(user) = revoked_by {
-        let message = format!("access revoked by {user}");
-        end(
-            &mut plan,
-            AccessPhase::Revoked,
-            reason::REVOKED,
-            &message,
-            observed,
-        );
-        return plan;
-    }
     match expires_at {
         Some(expires_at) if observed.now < expires_at => {
             plan.access = Access::Provide;
