@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest};
+use gatehouse::api::{AccessPhase, AccessRequest};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
@@ -35,24 +35,7 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
     let admin = support::client(kubeconfig, "admin").await;
-    let ns = support::unique("bench");
-    support::namespace(&admin, &ns, &[("gatehouse-bench", &ns)]).await;
-    support::allow_requests(&admin, &ns, "alice").await;
-    support::allow_approval(&admin, &ns, "bob", "manager").await;
-    support::cluster_role(&admin, ROLE, "configmaps").await;
-    let policy: AccessPolicy = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
-        "spec": {
-            "roles": [{ "kind": "ClusterRole", "name": ROLE }],
-            "namespaceSelector": { "matchLabels": { "gatehouse-bench": ns } },
-            "maxDuration": "1h", "approvals": [{ "role": "manager" }]
-        }
-    }))
-    .expect("valid policy");
-    Api::<AccessPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
+    let ns = support::manager_approved_namespace(&admin, "bench", ROLE).await;
 
     let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
     let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);

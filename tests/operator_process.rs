@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gatehouse::api::conditions::{READY, find};
-use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest};
+use gatehouse::api::{AccessPhase, AccessRequest};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
@@ -35,22 +35,7 @@ struct Setup {
 /// A namespace whose policy lets bob (manager) approve alice's request for `ROLE`.
 async fn setup(kubeconfig: &Path, test: &str) -> Setup {
     let admin = support::client(kubeconfig, "admin").await;
-    let ns = support::unique(test);
-    support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
-    support::allow_requests(&admin, &ns, "alice").await;
-    support::allow_approval(&admin, &ns, "bob", "manager").await;
-    support::cluster_role(&admin, ROLE, "configmaps").await;
-    let policy: AccessPolicy = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
-        "spec": { "roles": [{ "kind": "ClusterRole", "name": ROLE }],
-                  "namespaceSelector": { "matchLabels": { "gatehouse-e2e": ns } },
-                  "maxDuration": "1h", "approvals": [{ "role": "manager" }] }
-    }))
-    .expect("valid policy");
-    Api::<AccessPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
+    let ns = support::manager_approved_namespace(&admin, test, ROLE).await;
     Setup {
         alice: Api::namespaced(support::client(kubeconfig, "alice").await, &ns),
         bob: Api::namespaced(support::client(kubeconfig, "bob").await, &ns),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use gatehouse::api::conditions::{GRANTED, READY, find, reason};
-use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest, OWNER_LABEL};
+use gatehouse::api::{AccessPhase, AccessRequest, OWNER_LABEL};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
@@ -407,23 +407,8 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
 async fn a_role_outside_the_bind_list_ends_in_a_clear_condition() {
     let kubeconfig = cluster!();
     let admin = support::client(kubeconfig, "admin").await;
-    let ns = support::unique("unbindable");
-    support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
-    support::allow_requests(&admin, &ns, "alice").await;
-    support::allow_approval(&admin, &ns, "bob", "manager").await;
     // configmaps: nothing the operator holds itself, so only `bind` could let it grant the role.
-    support::cluster_role(&admin, NOT_GRANTABLE, "configmaps").await;
-    let policy: AccessPolicy = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
-        "spec": { "roles": [{ "kind": "ClusterRole", "name": NOT_GRANTABLE }],
-                  "namespaceSelector": { "matchLabels": { "gatehouse-e2e": ns } },
-                  "maxDuration": "1h", "approvals": [{ "role": "manager" }] }
-    }))
-    .expect("valid policy");
-    Api::<AccessPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
+    let ns = support::manager_approved_namespace(&admin, "unbindable", NOT_GRANTABLE).await;
     let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
     let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
     let request: AccessRequest = serde_json::from_value(json!({

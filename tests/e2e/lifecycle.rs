@@ -103,6 +103,16 @@ impl Setup {
         .await
     }
 
+    /// Waits until `name` is Active and returns the name of its (first) binding.
+    async fn granted_binding(&self, name: &str) -> String {
+        let active = self.phase(name, AccessPhase::Active).await;
+        let grant = active
+            .status
+            .and_then(|st| st.grant)
+            .expect("an active request has a grant");
+        grant.bindings[0].name.clone()
+    }
+
     fn alice_can_read(&self) -> bool {
         support::can_i(self.kubeconfig, "alice", "list", "configmaps", &self.ns)
     }
@@ -315,14 +325,7 @@ async fn deleting_the_request_removes_access() {
     let s = setup(kubeconfig, "delete", json!({})).await;
     s.request("alice-read", READER, "1h").await;
     s.approve("alice-read").await;
-    let active = s.phase("alice-read", AccessPhase::Active).await;
-    let binding = active
-        .status
-        .and_then(|st| st.grant)
-        .expect("grant")
-        .bindings[0]
-        .name
-        .clone();
+    let binding = s.granted_binding("alice-read").await;
     Api::<AccessRequest>::namespaced(s.admin.clone(), &s.ns)
         .delete("alice-read", &DeleteParams::default())
         .await
@@ -342,14 +345,7 @@ async fn an_edited_or_deleted_binding_is_restored() {
     let s = setup(kubeconfig, "drift", json!({})).await;
     s.request("alice-read", READER, "1h").await;
     s.approve("alice-read").await;
-    let active = s.phase("alice-read", AccessPhase::Active).await;
-    let name = active
-        .status
-        .and_then(|st| st.grant)
-        .expect("grant")
-        .bindings[0]
-        .name
-        .clone();
+    let name = s.granted_binding("alice-read").await;
 
     let add_mallory = json!({ "subjects": [
         { "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice" },
@@ -444,14 +440,7 @@ async fn a_binding_whose_request_vanished_is_removed() {
     let s = setup(kubeconfig, "orphan", json!({})).await;
     s.request("alice-read", READER, "1h").await;
     s.approve("alice-read").await;
-    let active = s.phase("alice-read", AccessPhase::Active).await;
-    let name = active
-        .status
-        .and_then(|st| st.grant)
-        .expect("grant")
-        .bindings[0]
-        .name
-        .clone();
+    let name = s.granted_binding("alice-read").await;
 
     // An admin strips the finalizer and deletes the request: the operator's cleanup never runs.
     let requests = Api::<AccessRequest>::namespaced(s.admin.clone(), &s.ns);

@@ -632,3 +632,26 @@ pub async fn cluster_role(admin: &Client, name: &str, resource: &str) {
         Err(err) => panic!("cannot create ClusterRole {name}: {err}"),
     }
 }
+
+/// A fresh namespace (labelled `gatehouse-e2e=<name>`) where alice may file requests and bob
+/// approves as manager, a ClusterRole `role` reading configmaps, and an AccessPolicy named like the
+/// namespace letting alice ask for `role` there with the manager's approval. Returns the namespace.
+pub async fn manager_approved_namespace(admin: &Client, test: &str, role: &str) -> String {
+    let ns = unique(test);
+    namespace(admin, &ns, &[("gatehouse-e2e", &ns)]).await;
+    allow_requests(admin, &ns, "alice").await;
+    allow_approval(admin, &ns, "bob", "manager").await;
+    cluster_role(admin, role, "configmaps").await;
+    let policy: gatehouse::api::AccessPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
+        "spec": { "roles": [{ "kind": "ClusterRole", "name": role }],
+                  "namespaceSelector": { "matchLabels": { "gatehouse-e2e": ns } },
+                  "maxDuration": "1h", "approvals": [{ "role": "manager" }] }
+    }))
+    .expect("valid AccessPolicy");
+    Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    ns
+}
