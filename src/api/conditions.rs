@@ -19,6 +19,10 @@ pub const GRANTED: &str = "Granted";
 /// nothing new is provisioned.
 pub const APPROVAL_INTEGRITY: &str = "ApprovalIntegrity";
 
+/// A data share is executed: the shared objects exist exactly as approved and in sync with the
+/// sources.
+pub const SHARED: &str = "Shared";
+
 /// A SubjectAccessReview proved the provisioned grant works.
 pub const ACCESS_VERIFIED: &str = "AccessVerified";
 
@@ -45,6 +49,11 @@ pub fn stage_condition(role: &str) -> String {
 pub mod reason {
     /// The spec is valid and exactly one policy governs it.
     pub const VALID: &str = "Valid";
+    /// Reviews may proceed, but nothing is shared until `spec.agreement.reference` is filed.
+    pub const AWAITING_AGREEMENT: &str = "AwaitingAgreement";
+    /// A source no longer holds what was approved (an object or key is gone, or its
+    /// classification rose): the share is suspended until it does again.
+    pub const SOURCE_CHANGED: &str = "SourceChanged";
     /// A spec field is invalid; the message names the field and the fix.
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// No policy governs the object; nothing will be granted or shared.

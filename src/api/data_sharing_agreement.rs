@@ -47,7 +47,9 @@ use super::sharing_policy::Classification;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("spec is immutable after creation: reviews apply to exactly what was asked; create a new DataSharingAgreement instead"))]
+// The one change allowed: filing the signed agreement's reference (once) on an agreement held in
+// AwaitingAgreement; it adds evidence, never scope.
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf || (!has(oldSelf.agreement) && has(self.agreement) && self.requester == oldSelf.requester && self.data == oldSelf.data && self.recipient == oldSelf.recipient && self.purpose == oldSelf.purpose && self.transfer == oldSelf.transfer && self.retention == oldSelf.retention && has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy))").message("spec is immutable after creation, except that spec.agreement may be added once: reviews apply to exactly what was asked; create a new DataSharingAgreement instead"))]
 pub struct DataSharingAgreementSpec {
     /// Username of the person asking. Must be the user creating the agreement (checked at admission).
     #[schemars(length(min = 1, max = 253))]
@@ -209,6 +211,13 @@ pub struct DataSharingAgreementStatus {
     /// Every decision made, with reviewer, role, reason and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,
+    /// Approval annotations that do not count, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_annotations: Vec<String>,
+    /// Approvals first seen while the approval admission policies were not enforced
+    /// (`<annotation>=<value>`): nothing verified their author, so they never count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untrusted_approvals: Vec<String>,
     /// What was shared, once active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<ShareRecord>,
@@ -248,6 +257,25 @@ pub struct ShareRecord {
     pub activated_at: Time,
     /// When everything shared is removed.
     pub expires_at: Time,
+    /// The signed agreement the share was executed under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
+    /// The most recent syncs, oldest first (at most ten): each time the shared objects were
+    /// written because the share started or a source changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syncs: Vec<SyncRecord>,
+    /// When everything shared was removed (retention end, revocation or deletion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<Time>,
+}
+
+/// One sync of a share: when, and which source versions were shared.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRecord {
+    pub time: Time,
+    /// `<kind>/<name>@<resourceVersion>` of every source.
+    pub sources: Vec<String>,
 }
 
 /// One object the operator created for a share.

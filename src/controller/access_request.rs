@@ -13,14 +13,14 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
-use super::{Context, Error, access_verification, status};
+use super::{Context, Error, access_verification, status, until};
 use crate::api::common::RoleKind;
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
@@ -235,7 +235,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     let was_active = phase == Some(AccessPhase::Active);
     match converge(ctx, request, wanted).await {
         Ok(repaired) if repaired && was_active && plan.access == Access::Provide => {
-            publish(
+            status::publish(
                 ctx,
                 request,
                 EventType::Warning,
@@ -369,7 +369,7 @@ async fn converge(
 async fn cleanup(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> {
     converge(ctx, request, &[]).await?;
     if request.status.as_ref().and_then(|s| s.phase) == Some(AccessPhase::Active) {
-        publish(
+        status::publish(
             ctx,
             request,
             EventType::Normal,
@@ -409,7 +409,7 @@ async fn report(
             .map(|f| f.message.as_str())
             .collect();
         if !new_findings.is_empty() {
-            publish(
+            status::publish(
                 ctx,
                 request,
                 EventType::Warning,
@@ -423,7 +423,7 @@ async fn report(
         }
     }
     if let Some(reminder) = &plan.reminder {
-        publish(
+        status::publish(
             ctx,
             request,
             EventType::Normal,
@@ -508,33 +508,6 @@ pub(super) fn existing_bindings(ctx: &Context) -> Vec<ExistingBinding> {
                 .filter_map(|crb| ExistingBinding::from_cluster_role_binding(crb)),
         )
         .collect()
-}
-
-async fn publish(
-    ctx: &Context,
-    request: &AccessRequest,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(status::truncate(note, 1024)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(err) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
-        tracing::warn!(error = %err, "cannot publish event");
-    }
-}
-
-fn until(at: Timestamp, now: Timestamp) -> Duration {
-    let millis = at
-        .as_millisecond()
-        .saturating_sub(now.as_millisecond())
-        .max(0);
-    Duration::from_millis(u64::try_from(millis).unwrap_or(0)).max(Duration::from_millis(50))
 }
 
 /// One structured line per phase change, for a SIEM.

@@ -1,48 +1,184 @@
-//! DataSharingAgreement controller: checks each agreement against its SharingPolicy and records
-//! the outcome.
+//! DataSharingAgreement controller: observe (policy, sources, reviews) → decide
+//! ([`share_lifecycle::plan`]) → act (create, sync or remove the shared objects) → report (status
+//! as the sharing record, Events, audit).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
-use super::{Context, Error, status};
-use crate::api::conditions::{self, ACCEPTED, ConditionUpdate, reason};
-use crate::api::{DataSharingAgreement, DataSharingAgreementStatus, SharingPhase, SharingPolicy};
+use super::{Context, Error, status, until};
+use crate::api::conditions::{self, READY, SHARED, reason};
+use crate::api::{
+    DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus, OWNER_LABEL,
+    SharingPhase, SharingPolicy,
+};
 use crate::policy::Refusal;
-use crate::policy::sharing::{self, AcceptedShare};
+use crate::policy::classification::{self, ObservedSource, SourceKind};
+use crate::policy::share_lifecycle::{self, Checked, Share};
+use crate::policy::sharing;
+use crate::provision::sharing::{self as shares, Source, Target};
 
-/// Reconciles every DataSharingAgreement until shutdown; `policy_changes` re-checks them all
-/// whenever a SharingPolicy changes; `stop` starts a graceful shutdown.
+/// Finalizer that makes deleting an agreement remove what it shared before the object goes.
+pub const FINALIZER: &str = "gatehouse.dev/remove-share";
+
+/// How often objects of vanished agreements are looked for.
+const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Reconciles every DataSharingAgreement until `stop`; `policy_changes` re-checks them all
+/// whenever a SharingPolicy changes. A change to a source Secret or ConfigMap (only its metadata
+/// is watched: values are read when needed, never cached) reconciles the agreements naming it, so
+/// rotations propagate at once; a change to a shared object reconciles its agreement, so edits
+/// are reverted at once.
 pub async fn run(
     ctx: Arc<Context>,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(
+    let controller = Controller::new(
         Api::<DataSharingAgreement>::all(ctx.client.clone()),
         watcher::Config::default(),
+    );
+    let agreements = controller.store();
+    tokio::spawn(sweep_orphans(ctx.clone(), agreements.clone()));
+    let owned = watcher::Config::default().labels(OWNER_LABEL);
+    let secrets = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
+        watcher::Config::default(),
     )
-    .with_config(controller::Config::default().concurrency(8))
-    .reconcile_all_on(policy_changes)
-    .graceful_shutdown_on(stop)
-    .run(
-        reconcile,
-        |agreement, error, ctx| ctx.retry_after(agreement.as_ref(), error),
-        ctx,
+    .default_backoff()
+    .touched_objects();
+    let config_maps = watcher(
+        Api::<PartialObjectMeta<ConfigMap>>::all(ctx.client.clone()),
+        watcher::Config::default(),
     )
-    .for_each(|result| {
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "controller error");
+    .default_backoff()
+    .touched_objects();
+    let by_secret = {
+        let agreements = agreements.clone();
+        move |meta: PartialObjectMeta<Secret>| affected(&agreements, SourceKind::Secret, &meta)
+    };
+    let by_config_map = {
+        let agreements = agreements.clone();
+        move |meta: PartialObjectMeta<ConfigMap>| {
+            affected(&agreements, SourceKind::ConfigMap, &meta)
         }
-        future::ready(())
-    })
-    .await;
+    };
+    controller
+        .with_config(controller::Config::default().concurrency(8))
+        .watches_stream(secrets, by_secret)
+        .watches_stream(config_maps, by_config_map)
+        .watches(Api::<Role>::all(ctx.client.clone()), owned.clone(), |r| {
+            owner_of(&r)
+        })
+        .watches(Api::<RoleBinding>::all(ctx.client.clone()), owned, |rb| {
+            owner_of(&rb)
+        })
+        .reconcile_all_on(policy_changes)
+        .graceful_shutdown_on(stop)
+        .run(
+            reconcile,
+            |agreement, error, ctx| ctx.retry_after(agreement.as_ref(), error),
+            ctx,
+        )
+        .for_each(|result| {
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "controller error");
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+/// The agreements a changed Secret or ConfigMap concerns: the one it was made for, and every
+/// agreement in its namespace that names it as a source.
+fn affected<K: Resource<DynamicType = ()>>(
+    agreements: &Store<DataSharingAgreement>,
+    kind: SourceKind,
+    object: &PartialObjectMeta<K>,
+) -> Vec<ObjectRef<DataSharingAgreement>> {
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let names_it = |spec: &DataSharingAgreementSpec| {
+        spec.data.iter().any(|item| {
+            let source = match kind {
+                SourceKind::Secret => &item.secret,
+                SourceKind::ConfigMap => &item.config_map,
+            };
+            source.as_deref() == Some(name.as_str())
+        })
+    };
+    let made_for =
+        shares::agreement_of(&object.metadata).map(|(ns, name)| ObjectRef::new(&name).within(&ns));
+    agreements
+        .state()
+        .iter()
+        .filter(|a| a.namespace().as_deref() == Some(namespace.as_str()) && names_it(&a.spec))
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .chain(made_for)
+        .collect()
+}
+
+fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<DataSharingAgreement>> {
+    let (namespace, name) = shares::agreement_of(object.meta())?;
+    Some(ObjectRef::new(&name).within(&namespace))
+}
+
+/// Deletes objects made for agreements that no longer exist (a finalizer removed by hand, or a
+/// deletion while the operator was down): nothing shared outlives its agreement. A GET confirms
+/// the agreement is really gone before anything is deleted.
+async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement>) {
+    loop {
+        tokio::time::sleep(ORPHAN_SWEEP_INTERVAL).await;
+        let objects = match shares::all_owned(&ctx.client).await {
+            Ok(objects) => objects,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot look for orphaned shares");
+                continue;
+            }
+        };
+        let live: BTreeSet<(String, String)> = agreements
+            .state()
+            .iter()
+            .map(|a| (a.namespace().unwrap_or_default(), a.name_any()))
+            .collect();
+        for object in objects {
+            let Some((namespace, name)) = object.agreement() else {
+                continue;
+            };
+            if live.contains(&(namespace.clone(), name.clone())) {
+                continue;
+            }
+            let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &namespace);
+            if !matches!(api.get_opt(&name).await, Ok(None)) {
+                continue;
+            }
+            match shares::delete(&ctx.client, &object).await {
+                Ok(()) => tracing::info!(
+                    target: "audit",
+                    object = format!("{} {}", object.kind(), object.describe()),
+                    agreement = format!("{namespace}/{name}"),
+                    decision = "OrphanRemoved",
+                    "removed a shared object whose data sharing agreement no longer exists"
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned share"),
+            }
+        }
+    }
 }
 
 #[instrument(skip_all, fields(namespace = agreement.namespace(), name = agreement.name_any()))]
@@ -50,70 +186,328 @@ async fn reconcile(
     agreement: Arc<DataSharingAgreement>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let policies = ctx.sharing_policies.state();
-    let policies: Vec<&SharingPolicy> = policies.iter().map(Arc::as_ref).collect();
     let namespace = agreement.namespace().unwrap_or_default();
-    let decision = sharing::accept(
-        &agreement.spec,
-        &namespace,
-        &policies,
-        &ctx.namespace_labels(),
+    let api: Api<DataSharingAgreement> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, agreement, |event| async {
+        match event {
+            finalizer::Event::Apply(agreement) => apply(&agreement, &ctx).await,
+            finalizer::Event::Cleanup(agreement) => cleanup(&agreement, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)))
+}
+
+async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action, Error> {
+    let namespace = agreement.namespace().unwrap_or_default();
+    let name = agreement.name_any();
+    let spec = &agreement.spec;
+    let now = Timestamp::now();
+    let phase = agreement.status.as_ref().and_then(|s| s.phase);
+    let terminal = matches!(
+        phase,
+        Some(
+            SharingPhase::Denied
+                | SharingPhase::TimedOut
+                | SharingPhase::Expired
+                | SharingPhase::Revoked
+        )
     );
 
-    let current = agreement.status.as_ref();
-    let mut desired = desired_status(
-        current,
-        agreement.metadata.generation,
-        &decision,
-        Time(Timestamp::now()),
-    );
-    desired.recipient = Some(sharing::describe_recipient(&agreement.spec.recipient));
-    if status::apply(&ctx, agreement.as_ref(), current, &desired).await? {
-        let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-        status::publish_transitions(&ctx, agreement.as_ref(), before, &desired.conditions).await;
-        audit(&agreement, &desired);
+    // Observe.
+    let policies = ctx.sharing_policies.state();
+    let policy_refs: Vec<&SharingPolicy> = policies.iter().map(Arc::as_ref).collect();
+    let accepted = sharing::accept(spec, &namespace, &policy_refs, &ctx.namespace_labels());
+    let (observed, sources) = if terminal {
+        (Vec::new(), Vec::new())
+    } else {
+        read_sources(ctx, &namespace, spec).await?
+    };
+    let classification = classification::classify(&observed);
+    let policy = accepted.as_ref().ok().and_then(|a| {
+        policy_refs
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(a.policy.as_str()))
+    });
+    let checked = match (&accepted, &classification, policy) {
+        (Ok(accepted), Ok(found), Some(policy)) => {
+            classification::check_combination(&accepted.policy, &policy.spec, spec, found).map(
+                |gate| Checked {
+                    policy: accepted.policy.clone(),
+                    retention: accepted.retention,
+                    pending_timeout: policy.spec.pending_timeout.clone(),
+                    required: classification::required_reviews(
+                        &policy.spec.reviews,
+                        found,
+                        &spec.recipient,
+                    ),
+                    gate,
+                },
+            )
+        }
+        (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
+        (Ok(_), Ok(_), None) => Err(Refusal::new(
+            reason::POLICY_NOT_FOUND,
+            "the governing SharingPolicy disappeared",
+        )),
+    };
+
+    // Decide.
+    let no_annotations = Default::default();
+    let integrity_problem = ctx.integrity.problem();
+    let plan = share_lifecycle::plan(&share_lifecycle::Observation {
+        requester: &spec.requester,
+        recipient: share_lifecycle::recipient_subject(
+            spec.recipient.namespace.as_deref(),
+            spec.recipient.service_account.as_deref(),
+        ),
+        annotations: agreement
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&no_annotations),
+        agreement_reference: spec.agreement.as_ref().map(|a| a.reference.as_str()),
+        created: agreement.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        generation: agreement.metadata.generation,
+        current: agreement.status.as_ref(),
+        approvals_unverified: integrity_problem.as_deref(),
+        accepted: accepted.as_ref().map(|_| ()).map_err(Clone::clone),
+        classification,
+        checked,
+        now,
+    });
+
+    // Act.
+    let target = Target {
+        agreement_namespace: &namespace,
+        agreement_name: &name,
+        spec,
+        egress_namespace: policy.and_then(|p| p.spec.egress_namespace.as_deref()),
+    };
+    let wanted = match plan.share {
+        Share::Execute => shares::desired(&target, &sources),
+        Share::Remove => Vec::new(),
+    };
+    let mut desired = plan.status.clone();
+    desired.recipient = Some(sharing::describe_recipient(&spec.recipient));
+    let was_active = phase == Some(SharingPhase::Active);
+    let already_removed = terminal
+        && desired
+            .share
+            .as_ref()
+            .is_none_or(|share| share.removed_at.is_some())
+        && agreement.status.as_ref() == Some(&plan.status);
+    let converged = if already_removed {
+        shares::Converged::default()
+    } else {
+        match shares::converge(&ctx.client, &target.owner(), &wanted).await {
+            Ok(converged) => converged,
+            Err(err) if plan.share == Share::Execute => {
+                // A share that could not be executed whole must not exist in part.
+                if !was_active {
+                    shares::converge(&ctx.client, &target.owner(), &[]).await?;
+                }
+                let err = Error::from(err);
+                sharing_failed(
+                    &mut desired,
+                    &err,
+                    agreement.metadata.generation,
+                    now,
+                    was_active,
+                );
+                report(ctx, agreement, &desired).await?;
+                return Err(err);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    };
+    let mut synced = false;
+    if plan.share == Share::Execute
+        && let Some(share) = desired.share.as_mut()
+    {
+        share.objects = wanted.iter().map(|o| o.record(&sources)).collect();
+        synced =
+            share_lifecycle::record_sync(share, sources.iter().map(Source::version).collect(), now);
     }
-    ctx.reset_backoff(agreement.as_ref());
+
+    // Report.
+    report(ctx, agreement, &desired).await?;
+    if was_active && synced {
+        let note = format!(
+            "a source changed; re-shared {}",
+            converged.written.join(", ")
+        );
+        status::publish(ctx, agreement, EventType::Normal, "Synced", &note).await;
+        audit_sync(agreement, &desired);
+    } else if was_active && !converged.written.is_empty() && plan.share == Share::Execute {
+        let note = format!(
+            "a shared object was edited or deleted; restored to the approved state: {}",
+            converged.written.join(", ")
+        );
+        status::publish(ctx, agreement, EventType::Warning, "DriftRepaired", &note).await;
+    } else if synced {
+        audit_sync(agreement, &desired);
+    }
+    ctx.reset_backoff(agreement);
+    Ok(match plan.wake_at {
+        Some(at) => Action::requeue(until(at, now)),
+        None => Action::await_change(),
+    })
+}
+
+/// Reads every source the agreement lists: what classification needs (labels, which keys exist)
+/// and, for the share, the values of the listed keys only. Other keys are never read into the
+/// share.
+async fn read_sources(
+    ctx: &Context,
+    namespace: &str,
+    spec: &DataSharingAgreementSpec,
+) -> Result<(Vec<ObservedSource>, Vec<Source>), Error> {
+    let observe = |source| Error::Observe {
+        what: "a source of the data sharing agreement",
+        source,
+    };
+    let mut observed = Vec::new();
+    let mut sources = Vec::new();
+    for item in &spec.data {
+        let Some(listed) = ObservedSource::from_item(item) else {
+            continue;
+        };
+        let found = match listed.kind {
+            SourceKind::Secret => Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(&listed.name)
+                .await
+                .map_err(observe)?
+                .map(|secret| {
+                    let data = secret.data.unwrap_or_default();
+                    (secret.metadata, data)
+                }),
+            SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(&listed.name)
+                .await
+                .map_err(observe)?
+                .map(|config_map| {
+                    let text = config_map
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, ByteString(v.into_bytes())));
+                    let binary = config_map.binary_data.unwrap_or_default();
+                    (config_map.metadata, text.chain(binary).collect())
+                }),
+        };
+        let Some((metadata, data)) = found else {
+            observed.push(listed);
+            continue;
+        };
+        sources.push(Source {
+            kind: listed.kind,
+            name: listed.name.clone(),
+            resource_version: metadata.resource_version.clone().unwrap_or_default(),
+            values: data
+                .iter()
+                .filter(|(key, _)| listed.listed_keys.contains(key))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+        observed.push(listed.found(metadata.labels.as_ref(), data.into_keys()));
+    }
+    Ok((observed, sources))
+}
+
+/// Deleting an agreement ends the share at once: every shared object goes before the finalizer is
+/// removed.
+async fn cleanup(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action, Error> {
+    let owner = crate::api::owner_label_value(
+        "DataSharingAgreement",
+        &agreement.namespace().unwrap_or_default(),
+        &agreement.name_any(),
+    );
+    let converged = shares::converge(&ctx.client, &owner, &[]).await?;
+    if !converged.deleted.is_empty() {
+        let note = format!(
+            "agreement deleted; removed {}",
+            converged.deleted.join(", ")
+        );
+        status::publish(ctx, agreement, EventType::Normal, reason::REVOKED, &note).await;
+    }
+    tracing::info!(
+        target: "audit",
+        kind = "DataSharingAgreement",
+        namespace = agreement.namespace().unwrap_or_default(),
+        name = agreement.name_any(),
+        requester = agreement.spec.requester,
+        removed = converged.deleted.join(","),
+        decision = "Deleted",
+        "data sharing agreement deleted; everything it shared was removed"
+    );
     Ok(Action::await_change())
 }
 
-/// The status an agreement should have given the policy decision; deterministic like
-/// [`super::access_request::desired_status`].
-pub fn desired_status(
-    current: Option<&DataSharingAgreementStatus>,
-    generation: Option<i64>,
-    decision: &Result<AcceptedShare, Refusal>,
-    now: Time,
-) -> DataSharingAgreementStatus {
-    let mut status = current.cloned().unwrap_or_default();
-    let update = match decision {
-        Ok(accepted) => {
-            status.phase = Some(SharingPhase::Pending);
-            status.policy = Some(accepted.policy.clone());
-            ConditionUpdate::new(
-                ACCEPTED,
-                true,
-                reason::VALID,
-                format!(
-                    "SharingPolicy {} governs this agreement; waiting for reviews",
-                    accepted.policy
-                ),
-            )
+/// Writes the status when it changed, with an Event per condition transition and an audit line
+/// per phase change.
+async fn report(
+    ctx: &Context,
+    agreement: &DataSharingAgreement,
+    desired: &DataSharingAgreementStatus,
+) -> Result<(), Error> {
+    let current = agreement.status.as_ref();
+    if status::apply(ctx, agreement, current, desired).await? {
+        let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+        status::publish_transitions(ctx, agreement, before, &desired.conditions).await;
+        if current.and_then(|s| s.phase) != desired.phase {
+            audit(agreement, desired);
         }
-        Err(refusal) => {
-            status.phase = Some(SharingPhase::Failed);
-            status.policy = None;
-            ConditionUpdate::new(ACCEPTED, false, refusal.reason, refusal.message.clone())
-        }
-    };
-    conditions::set_condition(&mut status.conditions, update, generation, now);
-    status.observed_generation = generation;
-    status
+    }
+    Ok(())
 }
 
-/// One structured line per decision, for a SIEM.
+/// Approved, but the share could not be executed: the condition names the error and its fix.
+fn sharing_failed(
+    status: &mut DataSharingAgreementStatus,
+    err: &Error,
+    generation: Option<i64>,
+    now: Timestamp,
+    was_active: bool,
+) {
+    if !was_active {
+        status.phase = Some(SharingPhase::Approved);
+        status.share = None;
+    }
+    let message = format!("approved, but the share could not be executed: {err}");
+    for type_ in [SHARED, READY] {
+        let update = conditions::ConditionUpdate::new(
+            type_,
+            false,
+            reason::PROVISIONING_FAILED,
+            message.clone(),
+        );
+        conditions::set_condition(&mut status.conditions, update, generation, Time(now));
+    }
+}
+
+/// One structured line per phase change, for a SIEM: what, to whom, how, under which agreement.
 fn audit(agreement: &DataSharingAgreement, status: &DataSharingAgreementStatus) {
-    let accepted = conditions::find(&status.conditions, ACCEPTED);
+    let ready = conditions::find(&status.conditions, READY);
+    let approvers: Vec<String> = status
+        .approvals
+        .iter()
+        .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+        .collect();
+    let data: Vec<String> = agreement
+        .spec
+        .data
+        .iter()
+        .map(|item| {
+            let object = item
+                .secret
+                .as_ref()
+                .map(|s| format!("Secret/{s}"))
+                .or_else(|| item.config_map.as_ref().map(|c| format!("ConfigMap/{c}")))
+                .unwrap_or_default();
+            format!("{object}[{}]", item.keys.join(","))
+        })
+        .collect();
     tracing::info!(
         target: "audit",
         kind = "DataSharingAgreement",
@@ -121,30 +515,46 @@ fn audit(agreement: &DataSharingAgreement, status: &DataSharingAgreementStatus) 
         name = agreement.name_any(),
         requester = agreement.spec.requester,
         recipient = status.recipient.as_deref().unwrap_or_default(),
-        phase = ?status.phase,
-        reason = accepted.map(|c| c.reason.as_str()).unwrap_or_default(),
-        message = accepted.map(|c| c.message.as_str()).unwrap_or_default(),
+        method = classification::method_name(agreement.spec.transfer.method),
+        data = data.join(" "),
+        classification = status.classification.as_ref().map(|c| classification::level_name(c.level)).unwrap_or_default(),
+        phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+        policy = status.policy.as_deref().unwrap_or_default(),
+        approvals = approvers.join(","),
+        expires_at = status.share.as_ref().map(|s| s.expires_at.0.to_string()).unwrap_or_default(),
+        reason = ready.map(|c| c.reason.as_str()).unwrap_or_default(),
+        message = ready.map(|c| c.message.as_str()).unwrap_or_default(),
         "data sharing decision"
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::fixtures::{data_sharing_agreement, namespaces, sharing_policy};
-
-    #[test]
-    fn accepted_then_refused_flips_phase_and_condition() {
-        let policy = sharing_policy("default-sharing");
-        let agreement = data_sharing_agreement();
-        let accepted = sharing::accept(&agreement.spec, "orders", &[&policy], &namespaces());
-        let first = desired_status(None, Some(1), &accepted, Time(Timestamp::UNIX_EPOCH));
-        assert_eq!(first.phase, Some(SharingPhase::Pending));
-        let refused = sharing::accept(&agreement.spec, "orders", &[], &namespaces());
-        let second = desired_status(Some(&first), Some(1), &refused, Time(Timestamp::UNIX_EPOCH));
-        assert_eq!(second.phase, Some(SharingPhase::Failed));
-        assert_eq!(second.policy, None);
-        let condition = conditions::find(&second.conditions, ACCEPTED).expect("Accepted condition");
-        assert_eq!(condition.reason, reason::NO_MATCHING_POLICY);
-    }
+/// One structured line per sync: which source versions were shared into which objects.
+fn audit_sync(agreement: &DataSharingAgreement, status: &DataSharingAgreementStatus) {
+    let Some(share) = &status.share else {
+        return;
+    };
+    let objects: Vec<String> = share
+        .objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}/{}[{}]",
+                o.kind,
+                o.namespace,
+                o.name,
+                o.keys.join(",")
+            )
+        })
+        .collect();
+    tracing::info!(
+        target: "audit",
+        kind = "DataSharingAgreement",
+        namespace = agreement.namespace().unwrap_or_default(),
+        name = agreement.name_any(),
+        recipient = status.recipient.as_deref().unwrap_or_default(),
+        objects = objects.join(" "),
+        sources = share.syncs.last().map(|s| s.sources.join(",")).unwrap_or_default(),
+        decision = "Synced",
+        "data shared"
+    );
 }

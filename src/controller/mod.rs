@@ -310,3 +310,12 @@ fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
         object.name_any()
     )
 }
+
+/// How long until `at`, at least 50 ms: the requeue delay for a deadline.
+fn until(at: k8s_openapi::jiff::Timestamp, now: k8s_openapi::jiff::Timestamp) -> Duration {
+    let millis = at
+        .as_millisecond()
+        .saturating_sub(now.as_millisecond())
+        .max(0);
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0)).max(Duration::from_millis(50))
+}

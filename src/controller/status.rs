@@ -62,6 +62,7 @@ const WARNINGS: &[&str] = &[
     reason::CONTRADICTED,
     reason::UNVERIFIABLE,
     reason::APPROVAL_INTEGRITY_UNVERIFIED,
+    reason::SOURCE_CHANGED,
 ];
 
 /// Publishes an Event for every condition whose status or reason differs from before.
@@ -105,5 +106,26 @@ pub(crate) fn truncate(message: &str, max: usize) -> String {
     match message.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message.to_string(),
+    }
+}
+
+/// Publishes one Event about `object`. Failures are logged, not returned: the status is the
+/// record, Events are a convenience.
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(truncate(note, 1024)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(error = %err, "cannot publish event");
     }
 }

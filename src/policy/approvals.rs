@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::common::{
     ApprovalRecord, ApprovalStage, Decision, StageCondition, Subject, SubjectKind,
 };
+use crate::api::conditions::{ConditionUpdate, reason, stage_condition};
 use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX};
 
 /// The state of the approvals of one request.
@@ -165,6 +166,72 @@ pub fn evaluate(
         denial,
         ignored,
     }
+}
+
+/// Records in `untrusted` (as `<annotation>=<value>`) every approval annotation not already
+/// counted in `counted`: while the admission policies are not enforced anyone who may patch the
+/// object could have written it, so it never counts, even after they are restored.
+pub fn mark_untrusted(
+    untrusted: &mut Vec<String>,
+    counted: &[ApprovalRecord],
+    annotations: &BTreeMap<String, String>,
+) {
+    for (key, value) in annotations {
+        let Some(role) = key.strip_prefix(APPROVE_PREFIX) else {
+            continue;
+        };
+        let already_counted = counted
+            .iter()
+            .any(|a| a.role == role && a.user == value.trim() && a.decision == Decision::Approved);
+        let decision = format!("{key}={value}");
+        if !already_counted && !untrusted.contains(&decision) {
+            untrusted.push(decision);
+        }
+    }
+    untrusted.sort();
+}
+
+/// Why each untrusted approval does not count, for `ignoredAnnotations`.
+pub fn untrusted_notes(untrusted: &[String]) -> impl Iterator<Item = String> + '_ {
+    untrusted.iter().map(|decision| {
+        format!("{decision} was added while the approval admission policies were not enforced, so nothing verified its author; it never counts (file a new request)")
+    })
+}
+
+/// The condition of every required stage (`<Role>Approved`): approved, approved but waiting for
+/// an earlier stage, or waiting for an approver.
+pub fn stage_conditions(state: &ApprovalState) -> Vec<ConditionUpdate> {
+    state
+        .required
+        .iter()
+        .map(|role| {
+            let approver = state
+                .records
+                .iter()
+                .find(|r| &r.role == role && r.decision == Decision::Approved);
+            let (ok, why, message) = match approver {
+                Some(record) if state.passed.contains(role) => (
+                    true,
+                    reason::APPROVED,
+                    format!("approved by {}", record.user),
+                ),
+                Some(record) => (
+                    false,
+                    reason::WAITING_FOR_EARLIER_STAGE,
+                    format!(
+                        "approved by {}; counts once the earlier stages approve",
+                        record.user
+                    ),
+                ),
+                None => (
+                    false,
+                    reason::WAITING,
+                    format!("waiting for an approver with role {role}"),
+                ),
+            };
+            ConditionUpdate::new(stage_condition(role), ok, why, message)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -388,7 +388,7 @@ impl AgreementGate {
 ///
 /// When the combination is allowed, says whether execution must wait for a signed agreement
 /// (`requireAgreement`: `External`, the default, for external recipients; `Always`; `Never`). That
-/// is not a refusal: the agreement stays reviewable and a new one can be filed with a reference.
+/// is not a refusal: the agreement stays reviewable and the reference can be added to it later.
 ///
 /// The method's fit to the recipient (Export only for external recipients), the recipient
 /// namespace and retention are checked by [`super::sharing::accept`].
@@ -474,7 +474,7 @@ fn agreement_gate(
     }
     AgreementGate::AwaitingAgreement {
         message: format!(
-            "spec.agreement.reference: SharingPolicy {policy_name} requires a signed agreement {which}; reviews may proceed, but nothing is shared until a new DataSharingAgreement is filed with spec.agreement.reference set"
+            "spec.agreement.reference: SharingPolicy {policy_name} requires a signed agreement {which}; reviews may proceed, but nothing is shared until the reference is added to this agreement (`kubectl patch`, the one change allowed after creation)"
         ),
     }
 }
@@ -1166,7 +1166,7 @@ mod tests {
         assert_eq!(
             gate,
             AgreementGate::AwaitingAgreement {
-                message: "spec.agreement.reference: SharingPolicy default-sharing requires a signed agreement for external recipients; reviews may proceed, but nothing is shared until a new DataSharingAgreement is filed with spec.agreement.reference set".into()
+                message: "spec.agreement.reference: SharingPolicy default-sharing requires a signed agreement for external recipients; reviews may proceed, but nothing is shared until the reference is added to this agreement (`kubectl patch`, the one change allowed after creation)".into()
             }
         );
         let blank = check_combination(

@@ -15,9 +15,9 @@ use super::Refusal;
 use super::access::AcceptedRequest;
 use super::approvals::{self, ApprovalState};
 use super::duration;
-use crate::api::common::{ApprovalStage, Decision};
+use crate::api::common::ApprovalStage;
 use crate::api::conditions::{
-    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, GRANTED, READY, reason, stage_condition,
+    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, GRANTED, READY, reason,
 };
 use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
 
@@ -180,7 +180,11 @@ pub fn plan(observed: &Observation) -> Plan {
     let required = approvals::required_roles(accepted.stages, accepted.high_risk);
     let previous = plan.status.approvals.clone();
     if observed.approvals_unverified.is_some() {
-        mark_untrusted(&mut plan.status, observed.annotations);
+        approvals::mark_untrusted(
+            &mut plan.status.untrusted_approvals,
+            &plan.status.approvals,
+            observed.annotations,
+        );
     }
     let untrusted = &plan.status.untrusted_approvals;
     let authorized: BTreeMap<String, String> = observed
@@ -209,9 +213,9 @@ pub fn plan(observed: &Observation) -> Plan {
             .iter()
             .map(|(_, why)| why.clone()),
     );
-    state.ignored.extend(plan.status.untrusted_approvals.iter().map(|decision| {
-        format!("{decision} was added while the approval admission policies were not enforced, so nothing verified its author; it never counts (file a new request)")
-    }));
+    state
+        .ignored
+        .extend(approvals::untrusted_notes(&plan.status.untrusted_approvals));
     record_approvals(&mut plan, &state, observed);
     if state.required.is_empty() {
         let message = format!(
@@ -369,25 +373,6 @@ pub fn plan(observed: &Observation) -> Plan {
     plan
 }
 
-/// Records every approval annotation not already counted as untrusted: while the admission
-/// policies are not enforced anyone who may patch the request could have written it.
-fn mark_untrusted(status: &mut AccessRequestStatus, annotations: &BTreeMap<String, String>) {
-    for (key, value) in annotations {
-        let Some(role) = key.strip_prefix(crate::api::APPROVE_PREFIX) else {
-            continue;
-        };
-        let counted = status
-            .approvals
-            .iter()
-            .any(|a| a.role == role && a.user == value.trim() && a.decision == Decision::Approved);
-        let decision = format!("{key}={value}");
-        if !counted && !status.untrusted_approvals.contains(&decision) {
-            status.untrusted_approvals.push(decision);
-        }
-    }
-    status.untrusted_approvals.sort();
-}
-
 fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan {
     let activated_at = second_floor(observed.now);
     let expires_at = second_ceil(after(observed.now, accepted.request.duration));
@@ -450,32 +435,13 @@ fn record_approvals(plan: &mut Plan, state: &ApprovalState, observed: &Observati
     plan.status.ignored_annotations = state.ignored.clone();
     let waiting = state.waiting_for();
     plan.status.waiting_for = (!waiting.is_empty()).then(|| waiting.join(","));
-    for role in &state.required {
-        let approver = state
-            .records
-            .iter()
-            .find(|r| &r.role == role && r.decision == Decision::Approved);
-        let (ok, why, message) = match approver {
-            Some(record) if state.passed.contains(role) => (
-                true,
-                reason::APPROVED,
-                format!("approved by {}", record.user),
-            ),
-            Some(record) => (
-                false,
-                reason::WAITING_FOR_EARLIER_STAGE,
-                format!(
-                    "approved by {}; counts once the earlier stages approve",
-                    record.user
-                ),
-            ),
-            None => (
-                false,
-                reason::WAITING,
-                format!("waiting for an approver with role {role}"),
-            ),
-        };
-        set(plan, &stage_condition(role), ok, why, &message, observed);
+    for update in approvals::stage_conditions(state) {
+        conditions::set_condition(
+            &mut plan.status.conditions,
+            update,
+            observed.generation,
+            Time(observed.now),
+        );
     }
 }
 

@@ -10,6 +10,7 @@ pub mod findings;
 pub mod integrity;
 pub mod lifecycle;
 pub mod selector;
+pub mod share_lifecycle;
 pub mod sharing;
 pub mod verification;
 

@@ -1,8 +1,10 @@
-//! Side effects on the cluster: the RBAC bindings that grant access. Builders are pure functions;
+//! Side effects on the cluster: the RBAC bindings that grant access and the objects that carry a
+//! data share. Builders are pure functions;
 //! the async functions apply them with server-side apply under the `gatehouse` field manager and
 //! delete them by their owner label, never relying on garbage collection.
 
 pub mod rbac;
+pub mod sharing;
 
 /// The ClusterRole that lists, by name, the roles the operator may `bind` (deploy/base).
 pub const BIND_CLUSTER_ROLE: &str = "gatehouse-operator-bind";
@@ -31,6 +33,18 @@ pub enum Error {
     Apply {
         kind: &'static str,
         name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "{kind} {name} already exists and was not created for this agreement, so Gatehouse will not overwrite it; delete or rename it, or file the agreement under another name"
+    )]
+    NameTaken { kind: &'static str, name: String },
+    #[error(
+        "cannot read {kind}s: {source}; the operator needs get and list on them (ClusterRole gatehouse-operator in deploy/base)"
+    )]
+    List {
+        kind: String,
         #[source]
         source: kube::Error,
     },

@@ -238,8 +238,11 @@ pub fn orphan_candidates(
             Binding::Cluster(crb) => &crb.metadata,
         };
         let labels = meta.labels.as_ref()?;
+        // Bindings of data shares have their own sweep (provision::sharing).
         if labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1)
-            || !labels.contains_key(OWNER_LABEL)
+            || !labels
+                .get(OWNER_LABEL)
+                .is_some_and(|owner| owner.starts_with("accessrequest."))
         {
             return None;
         }
@@ -549,6 +552,21 @@ mod tests {
             orphans[0].1,
             Some(("payments".into(), "alice-db-read".into()))
         );
+    }
+
+    #[test]
+    fn bindings_of_data_shares_are_left_to_their_own_sweep() {
+        let Binding::Namespaced(mut share) =
+            desired("orders", "orders-reference", &accepted(&["payments"])).remove(0)
+        else {
+            panic!("expected a RoleBinding")
+        };
+        share.metadata.labels.get_or_insert_default().insert(
+            OWNER_LABEL.into(),
+            owner_label_value("DataSharingAgreement", "orders", "orders-reference"),
+        );
+        let bindings = vec![std::sync::Arc::new(share)];
+        assert!(orphan_candidates(&bindings, &[], &std::collections::BTreeSet::new()).is_empty());
     }
 
     #[test]

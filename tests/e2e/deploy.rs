@@ -20,7 +20,9 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A ClusterRole that must never be added to the bind list of deploy/ (or any overlay): the
 /// operator is asked to grant it and must refuse with a clear condition.
-const NOT_GRANTABLE: &str = "gatehouse-e2e-not-grantable";
+/// Reads pods: a right the operator does not hold itself, so only `bind` could let it grant the
+/// role (it reads Secrets and ConfigMaps for data sharing, so a role reading those it may bind).
+const NOT_GRANTABLE: &str = "gatehouse-e2e-not-grantable-pods";
 
 /// Runs kubectl with `input` on stdin.
 fn kubectl(kubeconfig: &Path, args: &[&str], input: &str) -> Output {
@@ -329,6 +331,18 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
     );
 
     let allowed: &[&[&str]] = &[
+        // Data sharing: read sources, write copies and Reference roles.
+        &["get", "secrets", "-A"],
+        &["watch", "configmaps", "-A"],
+        &["create", "secrets", "-n", "analytics"],
+        &["delete", "secrets", "-n", "analytics"],
+        &["update", "roles", "-n", "payments"],
+        &[
+            "patch",
+            "datasharingagreements.gatehouse.dev",
+            "-n",
+            "orders",
+        ],
         &["list", "accessrequests.gatehouse.dev", "-A"],
         &["patch", "accessrequests.gatehouse.dev", "-n", "payments"],
         &[
@@ -365,9 +379,11 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
         &["impersonate", "users"],
         &["impersonate", "serviceaccounts", "-n", "payments"],
         &["create", "clusterroles"],
-        &["update", "roles", "-n", "payments"],
-        &["get", "secrets", "-A"],
-        &["list", "configmaps", "-A"],
+        &["update", "clusterroles"],
+        &["create", "configmaps", "-n", "payments"],
+        &["update", "configmaps", "-n", "payments"],
+        &["delete", "configmaps", "-n", "payments"],
+        &["get", "pods", "-A"],
         &["create", "pods", "-n", "gatehouse-system"],
         &[
             "create",
@@ -379,7 +395,7 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
         &["update", "accessrequests.gatehouse.dev", "-n", "payments"],
         &["delete", "accessrequests.gatehouse.dev", "-n", "payments"],
         &[
-            "patch",
+            "update",
             "datasharingagreements.gatehouse.dev",
             "-n",
             "orders",
@@ -407,7 +423,8 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
 async fn a_role_outside_the_bind_list_ends_in_a_clear_condition() {
     let kubeconfig = cluster!();
     let admin = support::client(kubeconfig, "admin").await;
-    // configmaps: nothing the operator holds itself, so only `bind` could let it grant the role.
+    // Created first, reading pods: the helper below then keeps it as it is.
+    support::cluster_role(&admin, NOT_GRANTABLE, "pods").await;
     let ns = support::manager_approved_namespace(&admin, "unbindable", NOT_GRANTABLE).await;
     let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
     let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
