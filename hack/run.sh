@@ -28,12 +28,25 @@ fi
 log "installing example policies ..."
 kubectl apply --server-side -f examples/access-policy.yaml -f examples/sharing-policy.yaml >/dev/null
 
+# Leader election needs the operator's namespace. Where it exists (deploy/ was applied), join the
+# election, so that this operator never acts beside an installed one: it stands by while that one
+# leads. Elsewhere it is the only operator and acts at once.
+lease_namespace=${POD_NAMESPACE:-gatehouse-system}
+if kubectl get namespace "$lease_namespace" >/dev/null 2>&1; then
+  log "namespace $lease_namespace exists: joining leader election (Lease gatehouse-operator); an installed operator keeps leading and this one stands by"
+  election=--leader-election=true
+else
+  election=--leader-election=false
+fi
+metrics_address=${GATEHOUSE_METRICS_ADDRESS:-127.0.0.1:8080}
+
 cat >&2 <<MSG
 
 Gatehouse is starting in the foreground (Ctrl-C stops it). In another terminal:
 
   export KUBECONFIG=$KUBECONFIG
   kubectl get gatehouse                                  # policies and requests
+  curl -s http://$metrics_address/metrics                # gatehouse_* metrics; /healthz, /readyz
 MSG
 if $local_plane; then
   cat >&2 <<'MSG'
@@ -55,4 +68,4 @@ else
 
 MSG
 fi
-exec cargo run --quiet --bin gatehouse -- run --log-format text
+exec cargo run --quiet --bin gatehouse -- run --log-format text "$election" --metrics-address="$metrics_address"

@@ -14,7 +14,10 @@
 
 pub mod api;
 pub mod controller;
+pub mod leader;
+pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod provision;
+pub mod server;
 pub mod telemetry;

@@ -1,7 +1,9 @@
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use gatehouse::{api, controller, telemetry};
+use clap::{ArgAction, Parser, Subcommand};
+use gatehouse::{api, controller, leader, policy, telemetry};
 
 /// Gatehouse: data access and data sharing approval for Kubernetes.
 #[derive(Parser)]
@@ -21,6 +23,52 @@ enum Command {
         /// Log filter, e.g. `info` or `debug,kube=info`.
         #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
         log_level: String,
+        /// Where to serve /metrics, /healthz and /readyz.
+        #[arg(
+            long,
+            env = "GATEHOUSE_METRICS_ADDRESS",
+            default_value = "0.0.0.0:8080"
+        )]
+        metrics_address: SocketAddr,
+        /// Elect one leader among the replicas with a Lease; only the leader acts.
+        /// `--leader-election=false` acts at once: then run exactly one replica.
+        #[arg(
+            long,
+            env = "GATEHOUSE_LEADER_ELECTION",
+            default_value_t = true,
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            action = ArgAction::Set
+        )]
+        leader_election: bool,
+        /// Name of the leader election Lease.
+        #[arg(
+            long,
+            env = "GATEHOUSE_LEASE_NAME",
+            default_value = "gatehouse-operator"
+        )]
+        lease_name: String,
+        /// Namespace of the Lease: the operator's own.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
+        lease_namespace: String,
+        /// How long the Lease is valid after a renewal: a standby takes over at most this long
+        /// after the leader vanished. Whole seconds, at least 2s.
+        #[arg(
+            long,
+            env = "GATEHOUSE_LEASE_DURATION",
+            default_value = "15s",
+            value_parser = policy::duration::parse
+        )]
+        lease_duration: Duration,
+        /// A leader that could not renew the Lease for this long stops (exits non-zero).
+        /// Shorter than --lease-duration; default two thirds of it.
+        #[arg(
+            long,
+            env = "GATEHOUSE_LEASE_RENEW_DEADLINE",
+            value_parser = policy::duration::parse
+        )]
+        lease_renew_deadline: Option<Duration>,
     },
     /// Print every Gatehouse CustomResourceDefinition as YAML.
     Crd,
@@ -42,12 +90,40 @@ async fn main() -> ExitCode {
         Command::Run {
             log_format,
             log_level,
+            metrics_address,
+            leader_election,
+            lease_name,
+            lease_namespace,
+            lease_duration,
+            lease_renew_deadline,
         } => {
             if let Err(err) = telemetry::init(log_format, &log_level) {
                 eprintln!("gatehouse: invalid --log-level {log_level:?}: {err}");
                 return ExitCode::FAILURE;
             }
-            match controller::run().await {
+            let leader_election = match leader_election
+                .then(|| {
+                    leader::Settings::new(
+                        lease_name,
+                        lease_namespace,
+                        leader::identity(std::env::var("POD_NAME").ok()),
+                        lease_duration,
+                        lease_renew_deadline,
+                    )
+                })
+                .transpose()
+            {
+                Ok(settings) => settings,
+                Err(err) => {
+                    eprintln!("gatehouse: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = controller::Options {
+                leader_election,
+                metrics_address,
+            };
+            match controller::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = %err, "operator stopped");

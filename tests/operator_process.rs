@@ -1,18 +1,20 @@
 //! Tests that need the operator process, or the cluster's admission policies, to themselves: an
-//! expiry that falls due while the operator is down, and an operator that finds the approval
-//! admission policies missing. A test binary of its own (cargo runs test binaries one after
-//! another), and its tests take turns.
+//! expiry that falls due while the operator is down, an operator that finds the approval
+//! admission policies missing, leader election between two operators, and the metrics. A test
+//! binary of its own (cargo runs test binaries one after another), and its tests take turns.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gatehouse::api::conditions::{READY, find};
 use gatehouse::api::{AccessPhase, AccessRequest};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
 // Shared with the e2e suite; these tests use only some of the helpers.
@@ -47,9 +49,13 @@ async fn setup(kubeconfig: &Path, test: &str) -> Setup {
 impl Setup {
     /// alice asks for `ROLE` for `duration` and bob approves.
     async fn approved_request(&self, duration: &str) {
+        self.approved_request_named("alice-read", duration).await;
+    }
+
+    async fn approved_request_named(&self, name: &str, duration: &str) {
         let request: AccessRequest = serde_json::from_value(json!({
             "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
-            "metadata": { "name": "alice-read", "namespace": self.ns },
+            "metadata": { "name": name, "namespace": self.ns },
             "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": ROLE },
                       "duration": duration, "justification": "OPS-7 operator drill" }
         }))
@@ -58,16 +64,15 @@ impl Setup {
             .create(&PostParams::default(), &request)
             .await
             .expect("request");
-        support::annotate(
-            &self.bob,
-            "alice-read",
-            &[("approve.gatehouse.dev/manager", "bob")],
-        )
-        .await;
+        support::annotate(&self.bob, name, &[("approve.gatehouse.dev/manager", "bob")]).await;
     }
 
     async fn phase(&self, phase: AccessPhase) -> AccessRequest {
-        support::wait_until(&self.alice, "alice-read", &format!("{phase:?}"), |ar| {
+        self.phase_of("alice-read", phase).await
+    }
+
+    async fn phase_of(&self, name: &str, phase: AccessPhase) -> AccessRequest {
+        support::wait_until(&self.alice, name, &format!("{phase:?}"), |ar| {
             ar.status.as_ref().and_then(|s| s.phase) == Some(phase)
         })
         .await
@@ -153,11 +158,17 @@ async fn nothing_is_provisioned_while_the_approval_policies_are_missing() {
     };
     let operator = support::spawn_operator(kubeconfig, "integrity-operator");
     let s = setup(kubeconfig, "integrity").await;
+    wait_for_readyz(&operator, 200).await;
     let restore = RestorePolicies(kubeconfig);
     Api::<ValidatingAdmissionPolicyBinding>::all(s.admin.clone())
         .delete("gatehouse-approvals", &Default::default())
         .await
         .expect("delete the binding");
+    let unready = wait_for_readyz(&operator, 503).await;
+    assert!(
+        unready.contains("ValidatingAdmissionPolicyBinding gatehouse-approvals is missing"),
+        "/readyz says why the leader is not ready: {unready}"
+    );
 
     s.approved_request("10m").await;
     let held = support::wait_until(&s.alice, "alice-read", "ApprovalIntegrity=False", |ar| {
@@ -189,6 +200,7 @@ async fn nothing_is_provisioned_while_the_approval_policies_are_missing() {
     );
 
     drop(restore);
+    wait_for_readyz(&operator, 200).await;
     let set_aside = support::wait_until(
         &s.alice,
         "alice-read",
@@ -230,4 +242,214 @@ async fn nothing_is_provisioned_while_the_approval_policies_are_missing() {
         "provisioned once the policies are back"
     );
     operator.stop();
+}
+
+/// The leader election Lease, as deploy/ names it (its RBAC allows no other name).
+const LEASE: &str = "gatehouse-operator";
+/// Shorter than the default 15 s so that a takeover takes seconds.
+const LEASE_DURATION: Duration = Duration::from_secs(6);
+/// The series of AccessRequest reconciles.
+const AR_RECONCILES: &str = r#"gatehouse_reconciles_total{kind="AccessRequest"}"#;
+
+fn leases(admin: &kube::Client) -> Api<Lease> {
+    Api::namespaced(admin.clone(), support::OPERATOR_NAMESPACE)
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt(LEASE)
+        .await
+        .expect("read the Lease")
+        .and_then(|l| l.spec?.holder_identity)
+}
+
+/// Waits until `identity` holds the Lease; how long that took.
+async fn wait_for_holder(leases: &Api<Lease>, identity: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < within {
+        last = holder(leases).await;
+        if last.as_deref() == Some(identity) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{identity} did not hold Lease {LEASE} within {within:?}; holder: {last:?}")
+}
+
+/// Polls `/readyz` until it answers `code` (or panics after 30 s); its body.
+async fn wait_for_readyz(operator: &support::Operator, code: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = Err(String::new());
+    while Instant::now() < deadline {
+        last = operator.get("/readyz");
+        if let Ok((got, body)) = &last
+            && *got == code
+        {
+            return body.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("/readyz never answered {code} within 30s; last: {last:?}")
+}
+
+fn metrics(operator: &support::Operator) -> String {
+    match operator.get("/metrics") {
+        Ok((200, text)) => text,
+        other => panic!("/metrics failed: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn only_the_leader_acts_and_a_standby_takes_over_when_it_dies_or_stops() {
+    let _turn = TURN.lock().await;
+    let Some(kubeconfig) = support::control_plane() else {
+        return;
+    };
+    let s = setup(kubeconfig, "takeover").await;
+    let leases = leases(&s.admin);
+    // A Lease an earlier run left held would make the first operator wait for it to expire.
+    let _ = leases.delete(LEASE, &Default::default()).await;
+    let duration = format!("--lease-duration={}s", LEASE_DURATION.as_secs());
+    let leader = support::spawn_operator_with(kubeconfig, "takeover-a", &[&duration]);
+    wait_for_holder(&leases, "takeover-a", Duration::from_secs(30)).await;
+    let standby = support::spawn_operator_with(kubeconfig, "takeover-b", &[&duration]);
+    let ready = wait_for_readyz(&standby, 200).await;
+    eprintln!("e2e: the standby is ready: {}", ready.trim());
+
+    s.approved_request_named("first", "10m").await;
+    s.phase_of("first", AccessPhase::Active).await;
+    let (leading, standing_by) = (metrics(&leader), metrics(&standby));
+    assert_eq!(support::sample(&leading, "gatehouse_leader"), Some(1.0));
+    assert!(
+        support::sample(&leading, AR_RECONCILES).unwrap_or(0.0) > 0.0,
+        "{leading}"
+    );
+    assert_eq!(support::sample(&standing_by, "gatehouse_leader"), Some(0.0));
+    assert_eq!(
+        support::sample(&standing_by, AR_RECONCILES),
+        None,
+        "the standby reconciles nothing:\n{standing_by}"
+    );
+    assert_eq!(holder(&leases).await.as_deref(), Some("takeover-a"));
+
+    leader.kill();
+    assert_eq!(
+        holder(&leases).await.as_deref(),
+        Some("takeover-a"),
+        "a killed leader releases nothing: the standby has to wait for the Lease to expire"
+    );
+    let took = wait_for_holder(
+        &leases,
+        "takeover-b",
+        LEASE_DURATION + Duration::from_secs(5),
+    )
+    .await;
+    eprintln!(
+        "e2e: the standby took over {took:?} after the leader was killed (lease duration {LEASE_DURATION:?})"
+    );
+    s.approved_request_named("second", "10m").await;
+    s.phase_of("second", AccessPhase::Active).await;
+    let leading = metrics(&standby);
+    assert_eq!(support::sample(&leading, "gatehouse_leader"), Some(1.0));
+    assert!(
+        support::sample(&leading, "gatehouse_approval_to_provisioned_seconds_count").unwrap_or(0.0)
+            >= 1.0,
+        "the new leader provisioned the second request:\n{leading}"
+    );
+
+    // A leader stopped with SIGTERM releases the Lease: a standby takes it at its next look,
+    // long before the Lease would expire (at least 4 s: renewals are 2 s apart).
+    let mut third = support::spawn_operator_with(kubeconfig, "takeover-c", &[&duration]);
+    wait_for_readyz(&third, 200).await;
+    let stopped = Instant::now();
+    standby.stop();
+    wait_for_holder(&leases, "takeover-c", Duration::from_secs(10)).await;
+    let took = stopped.elapsed();
+    eprintln!("e2e: a standby took over {took:?} after the leader got SIGTERM");
+    assert!(
+        took < Duration::from_secs(3),
+        "the released Lease was taken {took:?} after the stop, as if it had expired"
+    );
+
+    // Someone else takes the Lease: the leader must stop acting and exit non-zero.
+    let intruder = json!({
+        "spec": { "holderIdentity": "intruder", "renewTime": MicroTime(Timestamp::now()) }
+    });
+    leases
+        .patch(LEASE, &PatchParams::default(), &Patch::Merge(&intruder))
+        .await
+        .expect("take the Lease");
+    let status = third
+        .exit_within(Duration::from_secs(10))
+        .expect("a leader that lost its Lease exits");
+    assert!(!status.success(), "exits non-zero: {status}");
+    let log = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/takeover-c.log"
+    ))
+    .unwrap_or_default();
+    assert!(log.contains("lost the leadership"), "the log says why");
+    // The next test's operator need not wait for the intruder's Lease to expire.
+    let _ = leases.delete(LEASE, &Default::default()).await;
+}
+
+#[tokio::test]
+async fn the_metrics_count_reconciles_provisioning_and_active_grants() {
+    let _turn = TURN.lock().await;
+    let Some(kubeconfig) = support::control_plane() else {
+        return;
+    };
+    let operator = support::spawn_operator(kubeconfig, "metrics-operator");
+    let s = setup(kubeconfig, "metrics").await;
+    s.approved_request("10m").await;
+    s.phase(AccessPhase::Active).await;
+
+    let text = metrics(&operator);
+    assert!(
+        support::sample(&text, AR_RECONCILES).unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
+    assert!(
+        support::sample(&text, "gatehouse_approval_to_provisioned_seconds_count").unwrap_or(0.0)
+            >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        support::sample(&text, "gatehouse_leader"),
+        Some(1.0),
+        "{text}"
+    );
+    // Cluster-wide: earlier tests leave grants of their own, so compare with the API server.
+    let all = Api::<AccessRequest>::all(s.admin.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let active = all
+            .list(&Default::default())
+            .await
+            .expect("list requests")
+            .items
+            .iter()
+            .filter(|r| r.status.as_ref().and_then(|st| st.phase) == Some(AccessPhase::Active))
+            .count();
+        let text = metrics(&operator);
+        let gauge = support::sample(&text, "gatehouse_active_grants");
+        if gauge == Some(active as f64) {
+            assert!(active >= 1);
+            eprintln!("e2e: gatehouse_active_grants {active}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gatehouse_active_grants {gauge:?}, but {active} requests are Active:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    operator.stop();
+    assert_eq!(
+        holder(&leases(&s.admin)).await,
+        None,
+        "a leader stopped with SIGTERM releases the Lease for the next one"
+    );
 }

@@ -48,6 +48,7 @@ pub async fn run(
         watcher::Config::default(),
     );
     tokio::spawn(sweep_orphans(ctx.clone(), controller.store()));
+    ctx.metrics.count_requests(controller.store());
     controller
         .with_config(controller::Config::default().concurrency(8))
         .watches(
@@ -63,7 +64,7 @@ pub async fn run(
         .reconcile_all_on(policy_changes)
         .graceful_shutdown_on(stop)
         .run(
-            reconcile,
+            super::measured(reconcile),
             |request, error, ctx| ctx.retry_after(request.as_ref(), error),
             ctx,
         )
@@ -244,7 +245,11 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             )
             .await;
         }
-        Ok(_) => {}
+        Ok(true) => {
+            ctx.metrics
+                .bindings_changed(request.status.as_ref(), &desired, Timestamp::now())
+        }
+        Ok(false) => {}
         Err(err) if plan.access == Access::Provide => {
             // A grant that could not be provisioned whole must not exist in part: without an
             // activation there is no expiry that would remove it.

@@ -55,6 +55,7 @@ pub async fn run(
     );
     let agreements = controller.store();
     tokio::spawn(sweep_orphans(ctx.clone(), agreements.clone()));
+    ctx.metrics.count_agreements(agreements.clone());
     let owned = watcher::Config::default().labels(OWNER_LABEL);
     let secrets = watcher(
         Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
@@ -91,7 +92,7 @@ pub async fn run(
         .reconcile_all_on(policy_changes)
         .graceful_shutdown_on(stop)
         .run(
-            reconcile,
+            super::measured(reconcile),
             |agreement, error, ctx| ctx.retry_after(agreement.as_ref(), error),
             ctx,
         )
@@ -332,6 +333,9 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
 
     // Report.
     report(ctx, agreement, &desired).await?;
+    if synced {
+        ctx.metrics.share_synced();
+    }
     if was_active && synced {
         let note = format!(
             "a source changed; re-shared {}",

@@ -5,13 +5,16 @@ mod access_request;
 mod access_verification;
 mod data_sharing_agreement;
 mod integrity;
+mod readiness;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future, stream};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
@@ -24,7 +27,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::api::{AccessPolicy, AccessRequest, DataSharingAgreement, SharingPolicy};
+use crate::leader;
+use crate::metrics::Metrics;
 use crate::policy::access::NamespaceLabels;
+use crate::server;
 
 /// Name under which the operator reports Events.
 const CONTROLLER_NAME: &str = "gatehouse";
@@ -54,6 +60,10 @@ pub enum Error {
     ShippedPolicies(String),
     #[error("the caches stopped before they synced; the operator is shutting down")]
     CachesStopped,
+    #[error(transparent)]
+    Leader(#[from] leader::Error),
+    #[error(transparent)]
+    Serve(#[from] server::Error),
 }
 
 impl Error {
@@ -68,6 +78,8 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::CachesStopped => "caches_stopped",
             Error::ShippedPolicies(_) => "shipped_policies",
+            Error::Leader(_) => "leader_election",
+            Error::Serve(_) => "serve",
         }
     }
 }
@@ -85,6 +97,7 @@ pub struct Context {
     pub recorder: Recorder,
     /// Whether the approval admission policies are installed as shipped.
     pub integrity: Arc<integrity::Integrity>,
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -141,8 +154,22 @@ impl Context {
     }
 }
 
-/// Runs both controllers until SIGTERM or Ctrl-C.
-pub async fn run() -> Result<(), Error> {
+/// How `gatehouse run` was asked to run.
+pub struct Options {
+    /// `None` when this is the only replica and acts at once (`--leader-election=false`).
+    pub leader_election: Option<leader::Settings>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_address: SocketAddr,
+}
+
+/// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
+/// once without leader election), runs both controllers until SIGTERM or Ctrl-C. A leader that
+/// loses its Lease stops at once with [`Error::Leader`].
+pub async fn run(options: Options) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(readiness::Readiness::default());
+    let listener = server::bind(options.metrics_address).await?;
+    tokio::spawn(server::serve(listener, metrics.clone(), readiness.clone()));
     let client = Client::try_default().await.map_err(Error::Connect)?;
     for probe in [
         Api::<AccessRequest>::all(client.clone())
@@ -185,6 +212,7 @@ pub async fn run() -> Result<(), Error> {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         integrity,
+        metrics: metrics.clone(),
         client,
         access_policies,
         sharing_policies,
@@ -196,23 +224,64 @@ pub async fn run() -> Result<(), Error> {
 
     tracing::info!("waiting for the policy and namespace caches to sync");
     ctx.caches_synced().await?;
-    let (stop_access, stop_sharing, deadline) = shutdown_signals();
+    readiness.synced(ctx.integrity.clone());
+    let (stop, deadline) = shutdown_signals();
+    // Only after the caches synced: a replica that cannot read the cluster never takes the Lease
+    // from one that can.
+    let mut candidate = match options.leader_election {
+        Some(settings) => {
+            let (lease, identity) = (settings.lease.clone(), settings.identity.clone());
+            let mut candidate = leader::Candidate::join(ctx.client.clone(), settings).await?;
+            tracing::info!(
+                lease,
+                identity,
+                "standing by until this replica holds the lease"
+            );
+            tokio::select! {
+                elected = candidate.elected() => elected?,
+                () = stop.clone() => {
+                    candidate.resign().await;
+                    tracing::info!("gatehouse operator stopped while standing by");
+                    return Ok(());
+                }
+            }
+            tracing::info!(lease, identity, "elected leader");
+            Some(candidate)
+        }
+        None => None,
+    };
+    metrics.set_leader(true);
+    readiness.leading();
     tracing::info!("gatehouse operator started");
     let controllers = future::join(
         access_request::run(
             ctx.clone(),
             stream::select(access_policy_changes, access_integrity_changes),
-            stop_access,
+            stop.clone(),
         ),
         data_sharing_agreement::run(
             ctx,
             stream::select(sharing_policy_changes, sharing_integrity_changes),
-            stop_sharing,
+            stop,
         ),
     );
+    let lost = async {
+        match candidate.as_mut() {
+            Some(candidate) => candidate.lost().await,
+            None => future::pending().await,
+        }
+    };
     tokio::select! {
         _ = controllers => {}
         Ok(()) = deadline => tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway"),
+        // Another replica may act from now on: stop at once rather than finish running reconciles.
+        lost = lost => {
+            metrics.set_leader(false);
+            return Err(lost.into());
+        }
+    }
+    if let Some(candidate) = candidate {
+        candidate.resign().await;
     }
     tracing::info!("gatehouse operator stopped");
     Ok(())
@@ -221,27 +290,26 @@ pub async fn run() -> Result<(), Error> {
 /// How long running reconciles may take to finish after SIGTERM or Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Futures for a graceful stop: one per controller, resolving on the first SIGTERM or Ctrl-C, and
-/// a deadline that resolves [`SHUTDOWN_GRACE`] later, or at once on a second signal.
+/// Futures for a graceful stop: one to clone for each part that stops, resolving on the first
+/// SIGTERM or Ctrl-C, and a deadline that resolves [`SHUTDOWN_GRACE`] later, or at once on a
+/// second signal.
 fn shutdown_signals() -> (
-    impl Future<Output = ()> + Send + Sync,
-    impl Future<Output = ()> + Send + Sync,
+    impl Future<Output = ()> + Clone + Send + Sync + 'static,
     oneshot::Receiver<()>,
 ) {
-    let (access_tx, access_rx) = oneshot::channel();
-    let (sharing_tx, sharing_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (deadline_tx, deadline_rx) = oneshot::channel();
     tokio::spawn(async move {
         stop_signal().await;
         tracing::info!("stop signal received; finishing running reconciles");
-        let _ = (access_tx.send(()), sharing_tx.send(()));
+        let _ = stop_tx.send(());
         tokio::select! {
             () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
             () = stop_signal() => {}
         }
         let _ = deadline_tx.send(());
     });
-    (access_rx.map(|_| ()), sharing_rx.map(|_| ()), deadline_rx)
+    (stop_rx.map(|_| ()).shared(), deadline_rx)
 }
 
 async fn stop_signal() {
@@ -300,6 +368,33 @@ where
         future::ready(())
     }));
     (store, changes)
+}
+
+/// Wraps a reconcile function so that every run is counted and timed under its kind, with the
+/// category of its error.
+fn measured<K, F, Fut>(
+    mut reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |object, ctx| {
+        let metrics = ctx.metrics.clone();
+        let started = Instant::now();
+        let reconciled = reconcile(object, ctx);
+        async move {
+            let result = reconciled.await;
+            metrics.reconciled(
+                &K::kind(&()),
+                started.elapsed(),
+                result.as_ref().err().map(Error::category),
+            );
+            result
+        }
+        .boxed()
+    }
 }
 
 fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {

@@ -394,6 +394,16 @@ async fn an_internal_copy_holds_exactly_the_approved_keys_follows_rotation_and_r
     let synced = share
         .wait_phase("orders-to-analytics", SharingPhase::Active)
         .await;
+    let metrics = support::shared_operator_metrics();
+    for series in [
+        "gatehouse_share_syncs_total",
+        "gatehouse_data_sharing_agreements{phase=\"Active\"}",
+    ] {
+        assert!(
+            support::sample(&metrics, series).unwrap_or(0.0) >= 1.0,
+            "{series}: {metrics}"
+        );
+    }
     assert_eq!(
         synced.status.and_then(|s| s.share).map(|s| s.syncs.len()),
         Some(2)

@@ -208,6 +208,8 @@ async fn the_kustomizations_pass_a_server_side_dry_run() {
             "clusterrole.rbac.authorization.k8s.io/gatehouse-operator ",
             "clusterrole.rbac.authorization.k8s.io/gatehouse-operator-bind ",
             "clusterrolebinding.rbac.authorization.k8s.io/gatehouse-operator ",
+            "role.rbac.authorization.k8s.io/gatehouse-leader-election ",
+            "rolebinding.rbac.authorization.k8s.io/gatehouse-leader-election ",
             "validatingadmissionpolicy.admissionregistration.k8s.io/gatehouse-approvals",
             "deployment.apps/gatehouse ",
         ] {
@@ -368,6 +370,25 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
         &["watch", "validatingadmissionpolicies"],
         &["create", "subjectaccessreviews.authorization.k8s.io"],
         &["create", "events.events.k8s.io", "-n", "payments"],
+        // Leader election (leader-election.yaml): its own Lease by name, and create.
+        &[
+            "get",
+            "leases.coordination.k8s.io/gatehouse-operator",
+            "-n",
+            "gatehouse-system",
+        ],
+        &[
+            "patch",
+            "leases.coordination.k8s.io/gatehouse-operator",
+            "-n",
+            "gatehouse-system",
+        ],
+        &[
+            "create",
+            "leases.coordination.k8s.io",
+            "-n",
+            "gatehouse-system",
+        ],
     ];
     let refused: &[&[&str]] = &[
         &["bind", "clusterroles/cluster-admin", "-n", "payments"],
@@ -403,6 +424,39 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
         &["create", "accesspolicies.gatehouse.dev"],
         &["update", "validatingadmissionpolicies"],
         &["delete", "validatingadmissionpolicybindings"],
+        // Other Leases (kube-controller-manager's and kube-scheduler's live in kube-system),
+        // Leases elsewhere, and the verbs leader election does not use.
+        &[
+            "get",
+            "leases.coordination.k8s.io/other",
+            "-n",
+            "gatehouse-system",
+        ],
+        &[
+            "patch",
+            "leases.coordination.k8s.io/kube-controller-manager",
+            "-n",
+            "kube-system",
+        ],
+        &["create", "leases.coordination.k8s.io", "-n", "kube-system"],
+        &[
+            "list",
+            "leases.coordination.k8s.io",
+            "-n",
+            "gatehouse-system",
+        ],
+        &[
+            "update",
+            "leases.coordination.k8s.io/gatehouse-operator",
+            "-n",
+            "gatehouse-system",
+        ],
+        &[
+            "delete",
+            "leases.coordination.k8s.io/gatehouse-operator",
+            "-n",
+            "gatehouse-system",
+        ],
         &["*", "*"],
     ];
     let wrong: Vec<String> = allowed

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -27,8 +28,27 @@ static SHARED_OPERATOR: OnceLock<Result<Operator, String>> = OnceLock::new();
 /// cannot start fails the test with the reason.
 pub fn kubeconfig() -> Option<&'static Path> {
     let kubeconfig = control_plane()?;
-    let operator = SHARED_OPERATOR.get_or_init(|| Operator::start(kubeconfig, "e2e-operator"));
+    let operator = SHARED_OPERATOR.get_or_init(|| Operator::start(kubeconfig, "e2e-operator", &[]));
     usable(operator.as_ref().map(|_| kubeconfig))
+}
+
+/// The shared operator's `/metrics` text (after [`kubeconfig`] started it).
+pub fn shared_operator_metrics() -> String {
+    let operator = SHARED_OPERATOR
+        .get()
+        .and_then(|o| o.as_ref().ok())
+        .expect("the shared operator runs");
+    match operator.get("/metrics") {
+        Ok((200, text)) => text,
+        other => panic!("/metrics failed: {other:?}"),
+    }
+}
+
+/// The value of one series of a `/metrics` text (name and labels exactly as exposed), if present.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// The kubeconfig of the running control plane (CRDs and admission policies installed), without
@@ -110,23 +130,36 @@ fn start() -> Result<PathBuf, String> {
 /// An operator process, running as the ServiceAccount that deploy/ defines (never as admin), with
 /// the RBAC of `deploy/overlays/e2e`. Its stdin is the kill switch: when the pipe closes (on
 /// [`Operator::stop`] or when the test process exits) the wrapper shell stops the operator with
-/// SIGTERM.
+/// SIGTERM; a line naming another signal ([`Operator::kill`]) sends that one instead (read through
+/// fd 3: `sh` gives background jobs /dev/null as stdin). The wrapper exits with the operator's
+/// status. Each operator serves its metrics on a free loopback port and is named `log_name`
+/// (POD_NAME, its leader election identity).
 pub struct Operator {
     child: Child,
+    /// Where it serves /metrics, /healthz and /readyz.
+    pub metrics: SocketAddr,
 }
 
 impl Operator {
-    fn start(kubeconfig: &Path, log_name: &str) -> Result<Operator, String> {
+    fn start(kubeconfig: &Path, log_name: &str, args: &[&str]) -> Result<Operator, String> {
         let identity = operator_kubeconfig(kubeconfig)?;
         let log = std::fs::File::create(format!("{ROOT}/target/{log_name}.log"))
             .map_err(|e| e.to_string())?;
+        let metrics = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port for the operator's metrics: {e}"))?;
         let child = Command::new("sh")
             .args([
                 "-c",
-                r#""$0" run & op=$!; read -r _; kill -TERM "$op"; wait "$op""#,
+                r#"exec 3<&0; "$0" run "$@" & op=$!
+                (read -r how <&3; kill -"${how:-TERM}" "$op") & stopper=$!
+                wait "$op"; status=$?; kill "$stopper" 2>/dev/null; exit "$status""#,
                 env!("CARGO_BIN_EXE_gatehouse"),
+                &format!("--metrics-address={metrics}"),
             ])
+            .args(args)
             .env("KUBECONFIG", identity)
+            .env("POD_NAME", log_name)
             .env(
                 "GATEHOUSE_LOG",
                 std::env::var("GATEHOUSE_E2E_LOG")
@@ -138,7 +171,7 @@ impl Operator {
             .spawn()
             .map_err(|e| format!("cannot start the operator: {e}"))?;
         eprintln!("e2e: operator running as {OPERATOR_USER}, logs in target/{log_name}.log");
-        Ok(Operator { child })
+        Ok(Operator { child, metrics })
     }
 
     /// Stops the operator and waits until it has exited.
@@ -146,6 +179,60 @@ impl Operator {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
+
+    /// Kills the operator with SIGKILL, as a crash or an evicted node would: it releases nothing.
+    pub fn kill(mut self) {
+        use std::io::Write;
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"KILL\n");
+        }
+        let _ = self.child.wait();
+    }
+
+    /// The operator's exit status, once it exits by itself within `timeout`.
+    pub fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// `GET path` on the operator's metrics address: the status code and body.
+    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+        http_get(self.metrics, path)
+    }
+}
+
+/// A plain HTTP/1.1 GET, enough for the operator's three endpoints.
+fn http_get(address: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("cannot send to {address}: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("cannot read from {address}: {e}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status code in {head:?}"))?;
+    Ok((code, body.to_string()))
 }
 
 /// The operator's namespace and ServiceAccount, as deploy/base defines them.
@@ -211,6 +298,12 @@ fn set_up_operator_identity(kubeconfig: &Path) -> Result<PathBuf, String> {
         .to_string();
     let checks = [
         ["list", "accessrequests.gatehouse.dev", "--all-namespaces"].map(String::from),
+        [
+            "patch",
+            "leases.coordination.k8s.io/gatehouse-operator",
+            &format!("--namespace={OPERATOR_NAMESPACE}"),
+        ]
+        .map(String::from),
         [
             "bind",
             &format!("clusterroles/{last_role}"),
@@ -279,6 +372,8 @@ pub fn operator_identity_manifests() -> Result<serde_json::Value, String> {
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Namespace",
+        "Role",
+        "RoleBinding",
         "ServiceAccount",
     ];
     if kinds != expected {
@@ -368,7 +463,12 @@ fn kubectl_with_input(kubeconfig: &Path, args: &[&str], input: &str) -> Result<S
 
 /// Starts an operator of its own for a test; `log_name` names its log under target/.
 pub fn spawn_operator(kubeconfig: &Path, log_name: &str) -> Operator {
-    Operator::start(kubeconfig, log_name).unwrap_or_else(|reason| panic!("{reason}"))
+    spawn_operator_with(kubeconfig, log_name, &[])
+}
+
+/// [`spawn_operator`] with more arguments for `gatehouse run`.
+pub fn spawn_operator_with(kubeconfig: &Path, log_name: &str, args: &[&str]) -> Operator {
+    Operator::start(kubeconfig, log_name, args).unwrap_or_else(|reason| panic!("{reason}"))
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<(), String> {
