@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint unit e2e bench crds controlplane controlplane-down
+.PHONY: help run test fmt-check lint deny deny-advisories unit e2e bench crds helm controlplane controlplane-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -10,13 +10,27 @@ help: ## List the targets
 run: ## Run Gatehouse: local control plane unless KUBECONFIG is set, CRDs, example policies, operator
 	@bash hack/run.sh
 
-test: fmt-check lint unit e2e ## Everything: fmt, clippy, unit tests, end-to-end tests on a real API server
+test: fmt-check lint deny unit e2e ## Everything: fmt, clippy, cargo-deny, unit tests, end-to-end tests on a real API server
 
 fmt-check: ## Check formatting
 	cargo fmt --all -- --check
 
 lint: ## Clippy with warnings as errors
 	cargo clippy --all-targets -- -D warnings
+
+# cargo-deny, installed on first use into the cache beside the control plane binaries, one root per
+# version so that changing the pin installs the new one.
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(or $(GATEHOUSE_CACHE),$(HOME)/.cache/gatehouse)/tools/cargo-deny-$(CARGO_DENY_VERSION)/bin/cargo-deny
+
+$(CARGO_DENY):
+	cargo install cargo-deny --locked --version $(CARGO_DENY_VERSION) --root $(patsubst %/bin/cargo-deny,%,$@)
+
+deny: $(CARGO_DENY) ## Licenses, bans and sources of the dependency tree (deny.toml)
+	$(CARGO_DENY) check --hide-inclusion-graph licenses bans sources
+
+deny-advisories: $(CARGO_DENY) ## RustSec advisories of the dependency tree (clones the database from github.com)
+	$(CARGO_DENY) check --hide-inclusion-graph advisories
 
 unit: ## Unit tests of pure logic and the generated-CRD check (no server)
 	cargo test --lib --bins --test crds_up_to_date
@@ -27,9 +41,13 @@ e2e: ## End-to-end tests against kube-apiserver + etcd built from source (starte
 bench: ## Benchmark approval-to-grant latency and expiry lag on the local control plane; prints a table
 	cargo bench --bench lifecycle
 
-crds: ## Regenerate crds/ (and its copy in deploy/base, which kustomize needs inside the base) from the Rust types
+crds: ## Regenerate crds/ and its copies in deploy/base and charts/gatehouse/crds (each tool needs its own) from the Rust types
 	cargo run --quiet -- crd > crds/gatehouse.yaml
 	cp crds/gatehouse.yaml deploy/base/crds.yaml
+	cp crds/gatehouse.yaml charts/gatehouse/crds/gatehouse.yaml
+
+helm: ## Build (or reuse) the helm CLI from its Go module; prints its path
+	@bash hack/helm/build.sh
 
 controlplane: ## Start (or reuse) the local control plane; writes target/controlplane/kubeconfig
 	@bash hack/controlplane/up.sh

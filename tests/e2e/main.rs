@@ -5,6 +5,7 @@ mod access_request;
 mod admission;
 mod data_sharing_agreement;
 mod deploy;
+mod helm;
 mod lifecycle;
 mod plugin;
 // Shared with the restart test and the benchmark, which use other parts of it.
