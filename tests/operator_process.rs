@@ -1,5 +1,5 @@
 //! Tests that need the operator process, or the cluster's admission policies, to themselves: an
-//! expiry that falls due while the operator is down, an operator that finds the approval
+//! expiry or a retention end that falls due while the operator is down, an operator that finds the approval
 //! admission policies missing, leader election between two operators, and the metrics. A test
 //! binary of its own (cargo runs test binaries one after another), and its tests take turns.
 
@@ -7,9 +7,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gatehouse::api::conditions::{READY, find};
-use gatehouse::api::{AccessPhase, AccessRequest};
+use gatehouse::api::{
+    AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase, SharingPolicy,
+};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
@@ -129,6 +132,96 @@ async fn an_expiry_that_fell_due_while_the_operator_was_down_is_enforced_at_star
         "configmaps",
         &s.ns
     ));
+    second.stop();
+}
+
+#[tokio::test]
+async fn a_retention_end_that_fell_due_while_the_operator_was_down_is_enforced_at_start() {
+    let _turn = TURN.lock().await;
+    let Some(kubeconfig) = support::control_plane() else {
+        return;
+    };
+    let first = support::spawn_operator(kubeconfig, "retention-operator-1");
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::unique("retention");
+    let recipient = support::unique("retention-to");
+    support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
+    support::namespace(&admin, &recipient, &[("gatehouse-e2e-recipient", &ns)]).await;
+    support::allow_requests(&admin, &ns, "alice").await;
+    support::allow_approval(&admin, &ns, "carol", "data-owner").await;
+    let policy: SharingPolicy = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "SharingPolicy", "metadata": { "name": ns },
+        "spec": { "namespaceSelector": { "matchLabels": { "gatehouse-e2e": ns } },
+                  "recipientNamespaceSelector": { "matchLabels": { "gatehouse-e2e-recipient": ns } },
+                  "reviews": { "always": ["data-owner"] }, "maxRetention": "1h" }
+    }))
+    .expect("valid SharingPolicy");
+    Api::<SharingPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "orders-db" }, "stringData": { "password": "s3cret" }
+    }))
+    .expect("valid Secret");
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("source");
+    let agreement: DataSharingAgreement = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
+        "metadata": { "name": "short-share", "namespace": ns },
+        "spec": { "requester": "alice", "data": [{ "secret": "orders-db", "keys": ["password"] }],
+                  "recipient": { "namespace": recipient }, "purpose": "drill",
+                  "transfer": { "method": "Copy" }, "retention": "4s", "policy": ns }
+    }))
+    .expect("valid DataSharingAgreement");
+    let alice =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    alice
+        .create(&PostParams::default(), &agreement)
+        .await
+        .expect("filed");
+    let carol =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
+    let phase = |phase: SharingPhase| {
+        let alice = alice.clone();
+        async move {
+            support::wait_until(&alice, "short-share", &format!("{phase:?}"), |a| {
+                a.status.as_ref().and_then(|st| st.phase) == Some(phase)
+            })
+            .await
+        }
+    };
+    phase(SharingPhase::Pending).await;
+    support::annotate(
+        &carol,
+        "short-share",
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    let share = phase(SharingPhase::Active)
+        .await
+        .status
+        .and_then(|st| st.share)
+        .expect("share");
+    let copies = Api::<Secret>::namespaced(admin.clone(), &recipient);
+    let copy = share.objects[0].name.clone();
+
+    first.stop();
+    let overdue = share.expires_at.0.as_millisecond() + 2000 - Timestamp::now().as_millisecond();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(overdue).unwrap_or(0))).await;
+    assert!(
+        copies.get_opt(&copy).await.expect("get").is_some(),
+        "with the operator down nothing removes the copy: the retention end is overdue"
+    );
+
+    let second = support::spawn_operator(kubeconfig, "retention-operator-2");
+    phase(SharingPhase::Expired).await;
+    assert!(
+        copies.get_opt(&copy).await.expect("get").is_none(),
+        "removed at start"
+    );
     second.stop();
 }
 
