@@ -5,6 +5,7 @@ mod access_request;
 mod admission;
 mod data_sharing_agreement;
 mod deploy;
+mod gitops;
 mod helm;
 mod lifecycle;
 mod plugin;
