@@ -212,6 +212,7 @@ async fn the_kustomizations_pass_a_server_side_dry_run() {
             "rolebinding.rbac.authorization.k8s.io/gatehouse-leader-election ",
             "validatingadmissionpolicy.admissionregistration.k8s.io/gatehouse-approvals",
             "deployment.apps/gatehouse ",
+            "service/gatehouse-metrics ",
         ] {
             assert!(
                 stdout.contains(expected),

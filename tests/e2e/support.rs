@@ -343,7 +343,8 @@ fn set_up_operator_identity(kubeconfig: &Path) -> Result<PathBuf, String> {
 }
 
 /// The operator's identity from [`OPERATOR_OVERLAY`], as a `v1/List`: the objects labelled
-/// `app.kubernetes.io/component: operator` except the Deployment (the test runs the binary itself).
+/// `app.kubernetes.io/component: operator` except the Deployment and its metrics Service (the test
+/// runs the binary itself).
 pub fn operator_identity_manifests() -> Result<serde_json::Value, String> {
     let rendered = Command::new("kubectl")
         .args(["kustomize", &format!("{ROOT}/{OPERATOR_OVERLAY}")])
@@ -362,6 +363,7 @@ pub fn operator_identity_manifests() -> Result<serde_json::Value, String> {
         .filter(|o| {
             o["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
                 && o["kind"] != "Deployment"
+                && o["kind"] != "Service"
         })
         .collect();
     let mut kinds: Vec<&str> = items.iter().filter_map(|o| o["kind"].as_str()).collect();
