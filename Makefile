@@ -32,8 +32,8 @@ deny: $(CARGO_DENY) ## Licenses, bans and sources of the dependency tree (deny.t
 deny-advisories: $(CARGO_DENY) ## RustSec advisories of the dependency tree (clones the database from github.com)
 	$(CARGO_DENY) check --hide-inclusion-graph advisories
 
-unit: ## Unit tests of pure logic and the generated-CRD check (no server)
-	cargo test --lib --bins --test crds_up_to_date
+unit: ## Unit tests of pure logic, the generated-CRD check and the Argo CD health checks (no server)
+	cargo test --lib --bins --test crds_up_to_date --test argocd_health
 
 e2e: ## End-to-end tests against kube-apiserver + etcd built from source (started if needed)
 	cargo test --test e2e --test operator_process -- --nocapture
