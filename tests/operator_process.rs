@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gatehouse::api::conditions::{READY, find};
-use gatehouse::api::{
-    AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase, SharingPolicy,
-};
+use gatehouse::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -143,23 +141,12 @@ async fn a_retention_end_that_fell_due_while_the_operator_was_down_is_enforced_a
     };
     let first = support::spawn_operator(kubeconfig, "retention-operator-1");
     let admin = support::client(kubeconfig, "admin").await;
-    let ns = support::unique("retention");
-    let recipient = support::unique("retention-to");
-    support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
-    support::namespace(&admin, &recipient, &[("gatehouse-e2e-recipient", &ns)]).await;
-    support::allow_requests(&admin, &ns, "alice").await;
-    support::allow_approval(&admin, &ns, "carol", "data-owner").await;
-    let policy: SharingPolicy = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "SharingPolicy", "metadata": { "name": ns },
-        "spec": { "namespaceSelector": { "matchLabels": { "gatehouse-e2e": ns } },
-                  "recipientNamespaceSelector": { "matchLabels": { "gatehouse-e2e-recipient": ns } },
-                  "reviews": { "always": ["data-owner"] }, "maxRetention": "1h" }
-    }))
-    .expect("valid SharingPolicy");
-    Api::<SharingPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
+    let (ns, recipient) = support::sharing_namespaces(
+        &admin,
+        "retention",
+        json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "1h" }),
+    )
+    .await;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "orders-db" }, "stringData": { "password": "s3cret" }
     }))

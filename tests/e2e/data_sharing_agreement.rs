@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use gatehouse::api::conditions::{ACCEPTED, READY, SHARED, find, reason};
-use gatehouse::api::{DataSharingAgreement, SharingPhase, SharingPolicy};
+use gatehouse::api::{DataSharingAgreement, SharingPhase};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -38,28 +38,12 @@ fn agreement(ns: &str, recipient: Value) -> DataSharingAgreement {
 async fn an_agreement_is_accepted_under_its_sharing_policy() {
     let kubeconfig = cluster!();
     let admin = support::client(kubeconfig, "admin").await;
-    let ns = support::unique("sharing");
-    let recipient = support::unique("analytics");
-    support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
-    support::namespace(&admin, &recipient, &[("gatehouse-e2e-recipient", &ns)]).await;
-    support::allow_requests(&admin, &ns, "alice").await;
-    let policy: SharingPolicy = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1",
-        "kind": "SharingPolicy",
-        "metadata": { "name": ns },
-        "spec": {
-            "namespaceSelector": { "matchLabels": { "gatehouse-e2e": ns } },
-            "recipientNamespaceSelector": { "matchLabels": { "gatehouse-e2e-recipient": ns } },
-            "reviews": { "always": ["data-owner"] },
-            "maxRetention": "2160h"
-        }
-    }))
-    .expect("valid SharingPolicy");
-    Api::<SharingPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
-
+    let (ns, recipient) = support::sharing_namespaces(
+        &admin,
+        "sharing",
+        json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "2160h" }),
+    )
+    .await;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "orders-db-readonly" },
         "stringData": { "host": "db", "username": "reporting", "password": "p" }
@@ -137,26 +121,9 @@ struct Sharing {
 }
 
 impl Sharing {
-    async fn new(kubeconfig: &'static Path, test: &str, mut policy: Value) -> Self {
+    async fn new(kubeconfig: &'static Path, test: &str, policy: Value) -> Self {
         let admin = support::client(kubeconfig, "admin").await;
-        let ns = support::unique(test);
-        let recipient = support::unique(&format!("{test}-to"));
-        support::namespace(&admin, &ns, &[("gatehouse-e2e", &ns)]).await;
-        support::namespace(&admin, &recipient, &[("gatehouse-e2e-recipient", &ns)]).await;
-        support::allow_requests(&admin, &ns, "alice").await;
-        support::allow_approval(&admin, &ns, "carol", "data-owner").await;
-        policy["namespaceSelector"] = json!({ "matchLabels": { "gatehouse-e2e": ns } });
-        policy["recipientNamespaceSelector"] =
-            json!({ "matchLabels": { "gatehouse-e2e-recipient": ns } });
-        let policy: SharingPolicy = serde_json::from_value(json!({
-            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "SharingPolicy",
-            "metadata": { "name": ns }, "spec": policy
-        }))
-        .expect("valid SharingPolicy");
-        Api::<SharingPolicy>::all(admin.clone())
-            .create(&PostParams::default(), &policy)
-            .await
-            .expect("policy");
+        let (ns, recipient) = support::sharing_namespaces(&admin, test, policy).await;
         Sharing {
             kubeconfig,
             alice: Api::namespaced(support::client(kubeconfig, "alice").await, &ns),

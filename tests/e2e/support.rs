@@ -757,3 +757,32 @@ pub async fn manager_approved_namespace(admin: &Client, test: &str, role: &str) 
         .expect("policy");
     ns
 }
+
+/// A data owner namespace (labelled `gatehouse-e2e=<name>`, where alice files agreements and
+/// carol approves as data owner), a recipient namespace, and a SharingPolicy named like the first
+/// with `policy` as its spec plus selectors for exactly these two. Returns both namespaces.
+pub async fn sharing_namespaces(
+    admin: &Client,
+    test: &str,
+    mut policy: serde_json::Value,
+) -> (String, String) {
+    let ns = unique(test);
+    let recipient = unique(&format!("{test}-to"));
+    namespace(admin, &ns, &[("gatehouse-e2e", &ns)]).await;
+    namespace(admin, &recipient, &[("gatehouse-e2e-recipient", &ns)]).await;
+    allow_requests(admin, &ns, "alice").await;
+    allow_approval(admin, &ns, "carol", "data-owner").await;
+    policy["namespaceSelector"] = serde_json::json!({ "matchLabels": { "gatehouse-e2e": ns } });
+    policy["recipientNamespaceSelector"] =
+        serde_json::json!({ "matchLabels": { "gatehouse-e2e-recipient": ns } });
+    let policy: gatehouse::api::SharingPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "SharingPolicy",
+        "metadata": { "name": ns }, "spec": policy
+    }))
+    .expect("valid SharingPolicy");
+    Api::<gatehouse::api::SharingPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    (ns, recipient)
+}
