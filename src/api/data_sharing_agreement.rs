@@ -54,8 +54,9 @@ pub struct DataSharingAgreementSpec {
     /// Username of the person asking. Must be the user creating the agreement (checked at admission).
     #[schemars(length(min = 1, max = 253))]
     pub requester: String,
-    /// The data to share: named keys of Secrets and ConfigMaps in this namespace.
+    /// The data to share: named keys of Secrets and ConfigMaps in this namespace, each object once.
     #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(a, self.filter(b, (has(a.secret) && has(b.secret) && a.secret == b.secret) || (has(a.configMap) && has(b.configMap) && a.configMap == b.configMap)).size() == 1)").message("each Secret or ConfigMap may appear once in spec.data; list all of its keys in one item"))]
     pub data: Vec<DataItem>,
     /// Who receives the data.
     pub recipient: Recipient,
@@ -153,8 +154,9 @@ pub enum TransferMethod {
 }
 
 /// A signed agreement covering the share.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!self.reference.matches('^\\\\s*$')").message("spec.agreement.reference must name the signed agreement, e.g. DPA-2026-017"))]
 pub struct AgreementRef {
     /// Reference of the signed agreement, e.g. `DPA-2026-017`.
     #[schemars(length(min = 1, max = 128))]

@@ -224,7 +224,9 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     } else {
         read_sources(ctx, &namespace, spec).await?
     };
-    let classification = classification::classify(&observed);
+    let classification = classification::classify(&observed).and_then(|found| {
+        classification::check_whole_objects(spec.transfer.method, &observed).map(|()| found)
+    });
     let policy = accepted.as_ref().ok().and_then(|a| {
         policy_refs
             .iter()
@@ -304,17 +306,18 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         match shares::converge(&ctx.client, &target.owner(), &wanted).await {
             Ok(converged) => converged,
             Err(err) if plan.share == Share::Execute => {
-                // A share that could not be executed whole must not exist in part.
+                // A share that could not be executed whole must not exist in part; an active one
+                // keeps what it had (approved scope, possibly stale) while the sync is retried.
                 if !was_active {
                     shares::converge(&ctx.client, &target.owner(), &[]).await?;
                 }
                 let err = Error::from(err);
                 sharing_failed(
                     &mut desired,
+                    agreement.status.as_ref(),
                     &err,
                     agreement.metadata.generation,
                     now,
-                    was_active,
                 );
                 report(ctx, agreement, &desired).await?;
                 return Err(err);
@@ -322,8 +325,12 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             Err(err) => return Err(err.into()),
         }
     };
+    // A sync is what the recipient can see change: written objects, or for a Reference (nothing
+    // written) new versions of the sources it reads.
     let mut synced = false;
+    let reference = spec.transfer.method == crate::api::TransferMethod::Reference;
     if plan.share == Share::Execute
+        && (reference || !converged.written.is_empty())
         && let Some(share) = desired.share.as_mut()
     {
         share.objects = wanted.iter().map(|o| o.record(&sources)).collect();
@@ -331,8 +338,9 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             share_lifecycle::record_sync(share, sources.iter().map(Source::version).collect(), now);
     }
 
-    // Report.
-    report(ctx, agreement, &desired).await?;
+    // Report. Nothing more when the status was decided from an outdated object (not written).
+    let written = report(ctx, agreement, &desired).await?;
+    let synced = synced && written;
     if synced {
         ctx.metrics.share_synced();
     }
@@ -454,32 +462,44 @@ async fn report(
     ctx: &Context,
     agreement: &DataSharingAgreement,
     desired: &DataSharingAgreementStatus,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let current = agreement.status.as_ref();
-    if status::apply(ctx, agreement, current, desired).await? {
+    let written = status::apply(ctx, agreement, current, desired).await?;
+    if written {
         let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
         status::publish_transitions(ctx, agreement, before, &desired.conditions).await;
         if current.and_then(|s| s.phase) != desired.phase {
             audit(agreement, desired);
         }
     }
-    Ok(())
+    Ok(written)
 }
 
-/// Approved, but the share could not be executed: the condition names the error and its fix.
+/// Approved, but the share could not be executed: the condition names the error and its fix. A
+/// share never executed goes back to `Approved` (retried, with no record); one executed before
+/// keeps its phase and record, so retention still counts from its activation. Condition times
+/// are those of the last written status, so retries do not rewrite it.
 fn sharing_failed(
     status: &mut DataSharingAgreementStatus,
+    previous: Option<&DataSharingAgreementStatus>,
     err: &Error,
     generation: Option<i64>,
     now: Timestamp,
-    was_active: bool,
 ) {
-    if !was_active {
+    let executed_before = previous.and_then(|p| p.share.as_ref()).is_some();
+    if executed_before {
+        status.phase = previous.and_then(|p| p.phase);
+        status.share = previous.and_then(|p| p.share.clone());
+    } else {
         status.phase = Some(SharingPhase::Approved);
         status.share = None;
     }
     let message = format!("approved, but the share could not be executed: {err}");
     for type_ in [SHARED, READY] {
+        status.conditions.retain(|c| c.type_ != type_);
+        if let Some(last) = previous.and_then(|p| conditions::find(&p.conditions, type_)) {
+            status.conditions.push(last.clone());
+        }
         let update = conditions::ConditionUpdate::new(
             type_,
             false,

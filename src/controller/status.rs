@@ -31,19 +31,31 @@ where
         return Ok(false);
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    // The resourceVersion makes the write conditional on the object we decided from: a decision
+    // made from a cache that lagged behind (e.g. reconciling on the watch event of an object just
+    // created, before the cache saw the status that led to it) must not overwrite a newer status.
+    // The newer version triggers its own reconcile.
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        "metadata": { "resourceVersion": object.resource_version() },
         "status": desired,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
-    Ok(true)
+    match api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            tracing::debug!("status decided from an outdated object; the newer one is reconciled");
+            Ok(false)
+        }
+        Err(err) => Err(Error::WriteStatus(err)),
+    }
 }
 
 /// Condition reasons that mean something went wrong or was refused; the rest (waiting, expired on

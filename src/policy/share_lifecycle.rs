@@ -262,7 +262,9 @@ pub fn plan(observed: &Observation) -> Plan {
         .and_then(|t| duration::parse(t).ok())
         .unwrap_or(DEFAULT_SHARING_PENDING_TIMEOUT);
     let deadline = after(observed.created.unwrap_or(observed.now), timeout);
-    if observed.now >= deadline {
+    // An agreement fully reviewed in time whose execution failed (`Approved`) is retried, not
+    // timed out.
+    if observed.now >= deadline && phase != Some(SharingPhase::Approved) {
         let mut missing: Vec<&str> = state.waiting_for();
         if checked.gate.blocks_execution() {
             missing.push("a signed agreement (spec.agreement.reference)");
@@ -450,6 +452,25 @@ fn executing(mut plan: Plan, observed: &Observation) -> Plan {
         (Ok(now), Some(approved)) => raised(&approved, now),
         (Ok(_), None) => None,
     };
+    // The sources as approved, but a policy that now forbids this combination (method, external
+    // classification): withdrawn, as when the policy no longer accepts the recipient.
+    if problem.is_none()
+        && let Err(refusal) = &observed.checked
+        && refusal.reason == reason::POLICY_VIOLATION
+    {
+        let message = format!(
+            "share removed: the policy no longer allows it: {}",
+            refusal.message
+        );
+        end(
+            &mut plan,
+            SharingPhase::Revoked,
+            reason::POLICY_WITHDRAWN,
+            &message,
+            observed,
+        );
+        return plan;
+    }
     match problem {
         Some(problem) => {
             plan.status.phase = Some(SharingPhase::Suspended);
@@ -927,6 +948,38 @@ mod tests {
 
         let after = Case::new(&["data-owner"]).then(&plan, 180).run();
         assert_eq!(after.status, plan.status, "terminal phases never change");
+    }
+
+    #[test]
+    fn a_policy_that_now_forbids_an_active_share_withdraws_it() {
+        let active = Case::new(&["data-owner"])
+            .annotate("approve.gatehouse.dev/data-owner", "carol")
+            .run();
+        let mut tightened = Case::new(&["data-owner"]).then(&active, 120);
+        tightened.checked = Err(Refusal::new(
+            reason::POLICY_VIOLATION,
+            "spec.transfer.method: Copy is not allowed for internal data",
+        ));
+        let plan = tightened.run();
+        assert_eq!(plan.status.phase, Some(SharingPhase::Revoked));
+        assert_eq!(plan.share, Share::Remove);
+        assert_eq!(reason_of(&plan, READY), reason::POLICY_WITHDRAWN);
+    }
+
+    #[test]
+    fn an_approved_share_whose_execution_failed_is_retried_past_the_deadline() {
+        let mut status = Case::new(&["data-owner"])
+            .annotate("approve.gatehouse.dev/data-owner", "carol")
+            .run()
+            .status;
+        status.phase = Some(SharingPhase::Approved);
+        status.share = None;
+        let mut late =
+            Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        late.status = Some(status);
+        late.now = 25 * HOUR;
+        let plan = late.run();
+        assert_eq!(plan.status.phase, Some(SharingPhase::Active));
     }
 
     #[test]

@@ -397,7 +397,9 @@ pub async fn converge(
     Ok(converged)
 }
 
-/// Every object carrying owner label value `owner`, in any namespace.
+/// Every object made for the agreement with owner label value `owner`, in any namespace: the
+/// label, the managed-by label and the owner annotation, so that an object someone else merely
+/// labelled is never rewritten or deleted.
 pub async fn owned(client: &Client, owner: &str) -> Result<Vec<Shared>, Error> {
     let secrets = list::<Secret>(client, owner)
         .await?
@@ -411,7 +413,11 @@ pub async fn owned(client: &Client, owner: &str) -> Result<Vec<Shared>, Error> {
         .await?
         .into_iter()
         .map(Shared::RoleBinding);
-    Ok(secrets.chain(roles).chain(bindings).collect())
+    Ok(secrets
+        .chain(roles)
+        .chain(bindings)
+        .filter(|object| object.agreement().is_some())
+        .collect())
 }
 
 async fn list<K>(client: &Client, owner: &str) -> Result<Vec<K>, Error>

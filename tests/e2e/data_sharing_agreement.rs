@@ -733,6 +733,26 @@ async fn forbidden_combinations_and_missing_keys_are_refused_with_the_field_and_
         message.contains("cvv") && message.contains("nowhere"),
         "{message}"
     );
+    share.secret("wide", &[("a", "1"), ("b", "2")], &[]).await;
+    share
+        .file(
+            "reference-too-wide",
+            json!([{ "secret": "wide", "keys": ["a"] }]),
+            json!({ "namespace": share.recipient, "serviceAccount": "reporting" }),
+            "Reference",
+            "24h",
+        )
+        .await;
+    let failed = share
+        .wait_phase("reference-too-wide", SharingPhase::Failed)
+        .await;
+    let message = condition_message(&failed, ACCEPTED);
+    eprintln!("e2e: refused: {message}");
+    assert!(
+        message
+            .contains("Reference lets the recipient read all of Secret wide, which also holds b"),
+        "{message}"
+    );
     let copies = Api::<Secret>::namespaced(share.admin.clone(), &share.recipient);
     assert!(
         copies
@@ -741,6 +761,29 @@ async fn forbidden_combinations_and_missing_keys_are_refused_with_the_field_and_
             .expect("list")
             .items
             .is_empty()
+    );
+
+    // Checked by the API server itself.
+    let mut twice = agreement(&share.ns, json!({ "namespace": share.recipient }));
+    twice.spec.data = serde_json::from_value(json!([
+        { "secret": "wide", "keys": ["a"] }, { "secret": "wide", "keys": ["b"] }
+    ]))
+    .expect("data items");
+    let (code, message) =
+        support::rejection(share.alice.create(&PostParams::default(), &twice).await);
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.contains("each Secret or ConfigMap may appear once"),
+        "{message}"
+    );
+    let mut blank = agreement(&share.ns, json!({ "namespace": share.recipient }));
+    blank.spec.agreement = serde_json::from_value(json!({ "reference": "  " })).expect("ref");
+    let (code, message) =
+        support::rejection(share.alice.create(&PostParams::default(), &blank).await);
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.contains("must name the signed agreement"),
+        "{message}"
     );
 }
 

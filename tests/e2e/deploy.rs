@@ -406,6 +406,7 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
         &["update", "configmaps", "-n", "payments"],
         &["delete", "configmaps", "-n", "payments"],
         &["get", "pods", "-A"],
+        &["patch", "secrets", "-n", "analytics"],
         &["create", "pods", "-n", "gatehouse-system"],
         &[
             "create",
