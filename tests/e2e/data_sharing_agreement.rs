@@ -514,6 +514,25 @@ async fn a_confidential_external_share_waits_for_its_agreement_then_needs_securi
             .is_empty()
     );
 
+    // Only the requester files the reference: an approver who may annotate may not.
+    let dave = Api::<DataSharingAgreement>::namespaced(
+        support::client(kubeconfig, "dave").await,
+        &share.ns,
+    );
+    let (code, message) = support::rejection(
+        dave.patch(
+            "customers-to-acme",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": { "agreement": { "reference": "DPA-FAKE" } } })),
+        )
+        .await,
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("only the requester 'alice' may change the spec"),
+        "{message}"
+    );
+
     // The signed agreement is filed (the one spec change allowed); privacy still has to approve.
     share
         .alice
