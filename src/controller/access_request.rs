@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
-use super::{Context, Error, access_verification, status, until};
+use super::{Context, Error, access_verification, status};
 use crate::api::common::RoleKind;
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
@@ -272,10 +272,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     // Report.
     report(ctx, request, &desired, &plan).await?;
     ctx.reset_backoff(request);
-    Ok(match plan.wake_at {
-        Some(at) => Action::requeue(until(at, now)),
-        None => Action::await_change(),
-    })
+    Ok(super::next_check(plan.wake_at, now))
 }
 
 /// The admission policy checks an approver's right in the request's namespace; the grant may reach

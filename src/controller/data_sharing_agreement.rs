@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
-use super::{Context, Error, status, until};
+use super::{Context, Error, status};
 use crate::api::conditions::{self, READY, SHARED, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus, OWNER_LABEL,
@@ -361,10 +361,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         audit_sync(agreement, &desired);
     }
     ctx.reset_backoff(agreement);
-    Ok(match plan.wake_at {
-        Some(at) => Action::requeue(until(at, now)),
-        None => Action::await_change(),
-    })
+    Ok(super::next_check(plan.wake_at, now))
 }
 
 /// Reads every source the agreement lists: what classification needs (labels, which keys exist)

@@ -406,6 +406,23 @@ fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     )
 }
 
+/// The longest a live object goes unchecked. Policy changes re-check every object at once, but a
+/// namespace whose labels change (moving it in or out of a policy's selector) triggers nothing, so
+/// objects still pending or active are looked at again at least this often.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// When to reconcile again: at the plan's next deadline, and at most [`RESYNC`] later; objects
+/// without a deadline (terminal ones) only when they change.
+fn next_check(
+    wake_at: Option<k8s_openapi::jiff::Timestamp>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Action {
+    match wake_at {
+        Some(at) => Action::requeue(until(at, now).min(RESYNC)),
+        None => Action::await_change(),
+    }
+}
+
 /// How long until `at`, at least 50 ms: the requeue delay for a deadline.
 fn until(at: k8s_openapi::jiff::Timestamp, now: k8s_openapi::jiff::Timestamp) -> Duration {
     let millis = at
@@ -413,4 +430,33 @@ fn until(at: k8s_openapi::jiff::Timestamp, now: k8s_openapi::jiff::Timestamp) ->
         .saturating_sub(now.as_millisecond())
         .max(0);
     Duration::from_millis(u64::try_from(millis).unwrap_or(0)).max(Duration::from_millis(50))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    #[test]
+    fn live_objects_are_checked_at_their_deadline_or_within_the_resync_period() {
+        let now = Timestamp::from_second(1_800_000_000).expect("valid time");
+        let soon = now
+            .checked_add(Duration::from_secs(10))
+            .expect("valid time");
+        let later = now
+            .checked_add(Duration::from_secs(86_400))
+            .expect("valid time");
+        assert_eq!(
+            next_check(Some(soon), now),
+            Action::requeue(Duration::from_secs(10))
+        );
+        assert_eq!(next_check(Some(later), now), Action::requeue(RESYNC));
+        assert_eq!(next_check(None, now), Action::await_change());
+        assert_eq!(
+            next_check(Some(now), now),
+            Action::requeue(Duration::from_millis(50)),
+            "a deadline already due is acted on at once"
+        );
+    }
 }
