@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
+
 /// Parses a positive duration; the error says what was wrong and what is accepted.
 pub fn parse(value: &str) -> Result<Duration, String> {
     let parsed: kube::core::Duration = value.parse().map_err(|err| {
@@ -30,6 +32,26 @@ pub fn format(duration: Duration) -> String {
         out.push_str(&format!("{seconds}s"));
     }
     out
+}
+
+/// `t + d`, saturating at the end of time.
+pub fn after(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// Kubernetes stores times to the second: activations are recorded rounded down...
+pub fn second_floor(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+/// ...and expiries rounded up, so that nothing is removed before its full duration.
+pub fn second_ceil(t: Timestamp) -> Timestamp {
+    let floor = second_floor(t);
+    if floor == t {
+        t
+    } else {
+        after(floor, Duration::from_secs(1))
+    }
 }
 
 #[cfg(test)]

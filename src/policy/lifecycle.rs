@@ -14,7 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::Refusal;
 use super::access::AcceptedRequest;
 use super::approvals::{self, ApprovalState};
-use super::duration;
+use super::duration::{self, after, second_ceil, second_floor};
 use crate::api::common::ApprovalStage;
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, GRANTED, READY, reason,
@@ -482,25 +482,6 @@ fn summary(findings: &[Finding]) -> Option<String> {
     let mut types: Vec<String> = findings.iter().map(|f| format!("{:?}", f.type_)).collect();
     types.dedup();
     (!types.is_empty()).then(|| types.join(","))
-}
-
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(d).unwrap_or(Timestamp::MAX)
-}
-
-/// Kubernetes stores times to the second; activation is recorded rounded down...
-fn second_floor(t: Timestamp) -> Timestamp {
-    Timestamp::from_second(t.as_second()).unwrap_or(t)
-}
-
-/// ...and expiry rounded up, so that access is never removed before its full duration.
-fn second_ceil(t: Timestamp) -> Timestamp {
-    let floor = second_floor(t);
-    if floor == t {
-        t
-    } else {
-        after(floor, Duration::from_secs(1))
-    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::Refusal;
 use super::approvals;
 use super::classification::{AgreementGate, level_name};
-use super::duration;
+use super::duration::{self, after, second_ceil, second_floor};
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, reason,
@@ -316,17 +316,8 @@ pub fn plan(observed: &Observation) -> Plan {
         } else {
             format!("{message}; meanwhile {waiting_message}")
         };
-        set(
+        outcome(
             &mut plan,
-            SHARED,
-            false,
-            reason::AWAITING_AGREEMENT,
-            &message,
-            observed,
-        );
-        set(
-            &mut plan,
-            READY,
             false,
             reason::AWAITING_AGREEMENT,
             &message,
@@ -336,17 +327,8 @@ pub fn plan(observed: &Observation) -> Plan {
     }
     if !state.complete() {
         plan.status.phase = Some(SharingPhase::Pending);
-        set(
+        outcome(
             &mut plan,
-            SHARED,
-            false,
-            reason::WAITING,
-            &waiting_message,
-            observed,
-        );
-        set(
-            &mut plan,
-            READY,
             false,
             reason::WAITING,
             &waiting_message,
@@ -357,17 +339,8 @@ pub fn plan(observed: &Observation) -> Plan {
     if observed.approvals_unverified.is_some() {
         plan.status.phase = Some(SharingPhase::Pending);
         let message = "every review approved, but approvals cannot be trusted until the admission policies are restored";
-        set(
+        outcome(
             &mut plan,
-            SHARED,
-            false,
-            reason::APPROVAL_INTEGRITY_UNVERIFIED,
-            message,
-            observed,
-        );
-        set(
-            &mut plan,
-            READY,
             false,
             reason::APPROVAL_INTEGRITY_UNVERIFIED,
             message,
@@ -392,22 +365,7 @@ fn activate(mut plan: Plan, checked: &Checked, observed: &Observation) -> Plan {
         removed_at: None,
     });
     let message = format!("shared until {expires_at}");
-    set(
-        &mut plan,
-        SHARED,
-        true,
-        reason::PROVISIONED,
-        &message,
-        observed,
-    );
-    set(
-        &mut plan,
-        READY,
-        true,
-        reason::PROVISIONED,
-        &message,
-        observed,
-    );
+    outcome(&mut plan, true, reason::PROVISIONED, &message, observed);
     plan.share = Share::Execute;
     plan.wake_at = Some(expires_at);
     plan
@@ -477,42 +435,12 @@ fn executing(mut plan: Plan, observed: &Observation) -> Plan {
             let message = format!(
                 "suspended, nothing is shared until the sources hold what was approved again: {problem}"
             );
-            set(
-                &mut plan,
-                SHARED,
-                false,
-                reason::SOURCE_CHANGED,
-                &message,
-                observed,
-            );
-            set(
-                &mut plan,
-                READY,
-                false,
-                reason::SOURCE_CHANGED,
-                &message,
-                observed,
-            );
+            outcome(&mut plan, false, reason::SOURCE_CHANGED, &message, observed);
         }
         None => {
             plan.status.phase = Some(SharingPhase::Active);
             let message = format!("shared until {expires_at}");
-            set(
-                &mut plan,
-                SHARED,
-                true,
-                reason::PROVISIONED,
-                &message,
-                observed,
-            );
-            set(
-                &mut plan,
-                READY,
-                true,
-                reason::PROVISIONED,
-                &message,
-                observed,
-            );
+            outcome(&mut plan, true, reason::PROVISIONED, &message, observed);
             plan.share = Share::Execute;
         }
     }
@@ -598,8 +526,13 @@ fn end(
     {
         share.removed_at = Some(Time(second_floor(observed.now)));
     }
-    set(plan, SHARED, false, why, message, observed);
-    set(plan, READY, false, why, message, observed);
+    outcome(plan, false, why, message, observed);
+}
+
+/// Sets `Shared` and `Ready` alike: for an agreement, being ready means being shared.
+fn outcome(plan: &mut Plan, ok: bool, why: &'static str, message: &str, observed: &Observation) {
+    set(plan, SHARED, ok, why, message, observed);
+    set(plan, READY, ok, why, message, observed);
 }
 
 fn set(
@@ -624,25 +557,6 @@ fn apply(plan: &mut Plan, update: ConditionUpdate, observed: &Observation) {
         observed.generation,
         Time(observed.now),
     );
-}
-
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(d).unwrap_or(Timestamp::MAX)
-}
-
-/// Kubernetes stores times to the second; activation is recorded rounded down and retention end
-/// rounded up, so that a share is never removed before its full retention.
-fn second_floor(t: Timestamp) -> Timestamp {
-    Timestamp::from_second(t.as_second()).unwrap_or(t)
-}
-
-fn second_ceil(t: Timestamp) -> Timestamp {
-    let floor = second_floor(t);
-    if floor == t {
-        t
-    } else {
-        after(floor, Duration::from_secs(1))
-    }
 }
 
 #[cfg(test)]
