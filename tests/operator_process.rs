@@ -452,6 +452,16 @@ async fn only_the_leader_acts_and_a_standby_takes_over_when_it_dies_or_stops() {
         "the released Lease was taken {took:?} after the stop, as if it had expired"
     );
 
+    // Holding the Lease comes a moment before acting on it: take it away only from a leader.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while support::sample(&metrics(&third), "gatehouse_leader") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "takeover-c never started leading"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Someone else takes the Lease: the leader must stop acting and exit non-zero.
     let intruder = json!({
         "spec": { "holderIdentity": "intruder", "renewTime": MicroTime(Timestamp::now()) }
