@@ -153,6 +153,23 @@ pub fn set_condition(
     }
 }
 
+/// Sets every condition of `types` to the same outcome: the conditions that move together, such
+/// as `Accepted` and `Ready` when a spec is refused, or `Granted` and `Ready` when access ends.
+pub fn set_conditions(
+    conditions: &mut Vec<Condition>,
+    types: &[&str],
+    status: bool,
+    reason: &'static str,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) {
+    for type_ in types {
+        let update = ConditionUpdate::new(*type_, status, reason, message);
+        set_condition(conditions, update, generation, now.clone());
+    }
+}
+
 /// The condition of the given type, if set.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

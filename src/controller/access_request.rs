@@ -446,20 +446,15 @@ fn provisioning_failed(
     status.phase = Some(AccessPhase::Approved);
     status.grant = None;
     let message = format!("approved, but provisioning failed: {err}");
-    for type_ in [GRANTED, READY] {
-        let update = conditions::ConditionUpdate::new(
-            type_,
-            false,
-            reason::PROVISIONING_FAILED,
-            message.clone(),
-        );
-        conditions::set_condition(
-            &mut status.conditions,
-            update,
-            generation,
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
-        );
-    }
+    conditions::set_conditions(
+        &mut status.conditions,
+        &[GRANTED, READY],
+        false,
+        reason::PROVISIONING_FAILED,
+        &message,
+        generation,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+    );
 }
 
 /// The rules of the requested role, or None when it does not exist (the checks then fail closed).

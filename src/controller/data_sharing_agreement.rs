@@ -497,14 +497,16 @@ fn sharing_failed(
         if let Some(last) = previous.and_then(|p| conditions::find(&p.conditions, type_)) {
             status.conditions.push(last.clone());
         }
-        let update = conditions::ConditionUpdate::new(
-            type_,
-            false,
-            reason::PROVISIONING_FAILED,
-            message.clone(),
-        );
-        conditions::set_condition(&mut status.conditions, update, generation, Time(now));
     }
+    conditions::set_conditions(
+        &mut status.conditions,
+        &[SHARED, READY],
+        false,
+        reason::PROVISIONING_FAILED,
+        &message,
+        generation,
+        Time(now),
+    );
 }
 
 /// One structured line per phase change, for a SIEM: what, to whom, how, under which agreement.

@@ -16,9 +16,7 @@ use super::access::AcceptedRequest;
 use super::approvals::{self, ApprovalState};
 use super::duration::{self, after, second_ceil, second_floor};
 use crate::api::common::ApprovalStage;
-use crate::api::conditions::{
-    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, GRANTED, READY, reason,
-};
+use crate::api::conditions::{self, ACCEPTED, APPROVAL_INTEGRITY, GRANTED, READY, reason};
 use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
 
 /// Default `pendingTimeout` when the policy names none.
@@ -124,15 +122,7 @@ pub fn plan(observed: &Observation) -> Plan {
                 plan.status.policy = None;
                 set(
                     &mut plan,
-                    ACCEPTED,
-                    false,
-                    refusal.reason,
-                    &refusal.message,
-                    observed,
-                );
-                set(
-                    &mut plan,
-                    READY,
+                    &[ACCEPTED, READY],
                     false,
                     refusal.reason,
                     &refusal.message,
@@ -149,7 +139,7 @@ pub fn plan(observed: &Observation) -> Plan {
     );
     set(
         &mut plan,
-        ACCEPTED,
+        &[ACCEPTED],
         true,
         reason::VALID,
         &accepted_message,
@@ -225,15 +215,7 @@ pub fn plan(observed: &Observation) -> Plan {
         plan.status.phase = Some(AccessPhase::Failed);
         set(
             &mut plan,
-            ACCEPTED,
-            false,
-            reason::POLICY_VIOLATION,
-            &message,
-            observed,
-        );
-        set(
-            &mut plan,
-            READY,
+            &[ACCEPTED, READY],
             false,
             reason::POLICY_VIOLATION,
             &message,
@@ -278,7 +260,7 @@ pub fn plan(observed: &Observation) -> Plan {
     match observed.approvals_unverified {
         None => set(
             &mut plan,
-            APPROVAL_INTEGRITY,
+            &[APPROVAL_INTEGRITY],
             true,
             reason::VERIFIED,
             "the approval admission policies are installed as shipped",
@@ -290,7 +272,7 @@ pub fn plan(observed: &Observation) -> Plan {
             );
             set(
                 &mut plan,
-                APPROVAL_INTEGRITY,
+                &[APPROVAL_INTEGRITY],
                 false,
                 reason::APPROVAL_INTEGRITY_UNVERIFIED,
                 &message,
@@ -323,15 +305,7 @@ pub fn plan(observed: &Observation) -> Plan {
         let message = "every stage approved, but approvals cannot be trusted until the admission policies are restored";
         set(
             &mut plan,
-            GRANTED,
-            false,
-            reason::APPROVAL_INTEGRITY_UNVERIFIED,
-            message,
-            observed,
-        );
-        set(
-            &mut plan,
-            READY,
+            &[GRANTED, READY],
             false,
             reason::APPROVAL_INTEGRITY_UNVERIFIED,
             message,
@@ -343,7 +317,7 @@ pub fn plan(observed: &Observation) -> Plan {
     let waiting = state.waiting_for().join(", ");
     set(
         &mut plan,
-        GRANTED,
+        &[GRANTED],
         false,
         reason::NOT_GRANTED,
         &format!("waiting for approval by {waiting}"),
@@ -351,7 +325,7 @@ pub fn plan(observed: &Observation) -> Plan {
     );
     set(
         &mut plan,
-        READY,
+        &[READY],
         false,
         reason::WAITING,
         &format!("waiting for approval by {waiting}"),
@@ -386,15 +360,7 @@ fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan
     let message = format!("granted until {expires_at}");
     set(
         &mut plan,
-        GRANTED,
-        true,
-        reason::PROVISIONED,
-        &message,
-        observed,
-    );
-    set(
-        &mut plan,
-        READY,
+        &[GRANTED, READY],
         true,
         reason::PROVISIONED,
         &message,
@@ -457,22 +423,23 @@ fn end(
     plan.status.waiting_for = None;
     plan.access = Access::Remove;
     plan.wake_at = None;
-    set(plan, GRANTED, false, why, message, observed);
-    set(plan, READY, false, why, message, observed);
+    set(plan, &[GRANTED, READY], false, why, message, observed);
 }
 
 fn set(
     plan: &mut Plan,
-    type_: &str,
+    types: &[&str],
     ok: bool,
     why: &'static str,
     message: &str,
     observed: &Observation,
 ) {
-    let update = ConditionUpdate::new(type_, ok, why, message);
-    conditions::set_condition(
+    conditions::set_conditions(
         &mut plan.status.conditions,
-        update,
+        types,
+        ok,
+        why,
+        message,
         observed.generation,
         Time(observed.now),
     );

@@ -139,15 +139,7 @@ pub fn plan(observed: &Observation) -> Plan {
             plan.status.waiting_for = None;
             set(
                 &mut plan,
-                ACCEPTED,
-                false,
-                refusal.reason,
-                &refusal.message,
-                observed,
-            );
-            set(
-                &mut plan,
-                READY,
+                &[ACCEPTED, READY],
                 false,
                 refusal.reason,
                 &refusal.message,
@@ -174,7 +166,7 @@ pub fn plan(observed: &Observation) -> Plan {
     );
     set(
         &mut plan,
-        ACCEPTED,
+        &[ACCEPTED],
         true,
         reason::VALID,
         &accepted,
@@ -224,15 +216,7 @@ pub fn plan(observed: &Observation) -> Plan {
         plan.status.phase = Some(SharingPhase::Failed);
         set(
             &mut plan,
-            ACCEPTED,
-            false,
-            reason::POLICY_VIOLATION,
-            &message,
-            observed,
-        );
-        set(
-            &mut plan,
-            READY,
+            &[ACCEPTED, READY],
             false,
             reason::POLICY_VIOLATION,
             &message,
@@ -286,7 +270,7 @@ pub fn plan(observed: &Observation) -> Plan {
     match observed.approvals_unverified {
         None => set(
             &mut plan,
-            APPROVAL_INTEGRITY,
+            &[APPROVAL_INTEGRITY],
             true,
             reason::VERIFIED,
             "the approval admission policies are installed as shipped",
@@ -298,7 +282,7 @@ pub fn plan(observed: &Observation) -> Plan {
             );
             set(
                 &mut plan,
-                APPROVAL_INTEGRITY,
+                &[APPROVAL_INTEGRITY],
                 false,
                 reason::APPROVAL_INTEGRITY_UNVERIFIED,
                 &message,
@@ -316,8 +300,9 @@ pub fn plan(observed: &Observation) -> Plan {
         } else {
             format!("{message}; meanwhile {waiting_message}")
         };
-        outcome(
+        set(
             &mut plan,
+            &[SHARED, READY],
             false,
             reason::AWAITING_AGREEMENT,
             &message,
@@ -327,8 +312,9 @@ pub fn plan(observed: &Observation) -> Plan {
     }
     if !state.complete() {
         plan.status.phase = Some(SharingPhase::Pending);
-        outcome(
+        set(
             &mut plan,
+            &[SHARED, READY],
             false,
             reason::WAITING,
             &waiting_message,
@@ -339,8 +325,9 @@ pub fn plan(observed: &Observation) -> Plan {
     if observed.approvals_unverified.is_some() {
         plan.status.phase = Some(SharingPhase::Pending);
         let message = "every review approved, but approvals cannot be trusted until the admission policies are restored";
-        outcome(
+        set(
             &mut plan,
+            &[SHARED, READY],
             false,
             reason::APPROVAL_INTEGRITY_UNVERIFIED,
             message,
@@ -365,7 +352,14 @@ fn activate(mut plan: Plan, checked: &Checked, observed: &Observation) -> Plan {
         removed_at: None,
     });
     let message = format!("shared until {expires_at}");
-    outcome(&mut plan, true, reason::PROVISIONED, &message, observed);
+    set(
+        &mut plan,
+        &[SHARED, READY],
+        true,
+        reason::PROVISIONED,
+        &message,
+        observed,
+    );
     plan.share = Share::Execute;
     plan.wake_at = Some(expires_at);
     plan
@@ -435,12 +429,26 @@ fn executing(mut plan: Plan, observed: &Observation) -> Plan {
             let message = format!(
                 "suspended, nothing is shared until the sources hold what was approved again: {problem}"
             );
-            outcome(&mut plan, false, reason::SOURCE_CHANGED, &message, observed);
+            set(
+                &mut plan,
+                &[SHARED, READY],
+                false,
+                reason::SOURCE_CHANGED,
+                &message,
+                observed,
+            );
         }
         None => {
             plan.status.phase = Some(SharingPhase::Active);
             let message = format!("shared until {expires_at}");
-            outcome(&mut plan, true, reason::PROVISIONED, &message, observed);
+            set(
+                &mut plan,
+                &[SHARED, READY],
+                true,
+                reason::PROVISIONED,
+                &message,
+                observed,
+            );
             plan.share = Share::Execute;
         }
     }
@@ -526,27 +534,25 @@ fn end(
     {
         share.removed_at = Some(Time(second_floor(observed.now)));
     }
-    outcome(plan, false, why, message, observed);
-}
-
-/// Sets `Shared` and `Ready` alike: for an agreement, being ready means being shared.
-fn outcome(plan: &mut Plan, ok: bool, why: &'static str, message: &str, observed: &Observation) {
-    set(plan, SHARED, ok, why, message, observed);
-    set(plan, READY, ok, why, message, observed);
+    set(plan, &[SHARED, READY], false, why, message, observed);
 }
 
 fn set(
     plan: &mut Plan,
-    type_: &str,
+    types: &[&str],
     ok: bool,
     why: &'static str,
     message: &str,
     observed: &Observation,
 ) {
-    apply(
-        plan,
-        ConditionUpdate::new(type_, ok, why, message),
-        observed,
+    conditions::set_conditions(
+        &mut plan.status.conditions,
+        types,
+        ok,
+        why,
+        message,
+        observed.generation,
+        Time(observed.now),
     );
 }
 
