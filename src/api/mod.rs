@@ -46,6 +46,20 @@ pub fn owner_label_value(kind: &str, namespace: &str, name: &str) -> String {
     format!("{}-{hex}", prefix.trim_end_matches(['.', '-', '_']))
 }
 
+/// Whether `labels` mark an object the operator made for an owner of `kind`: the managed-by
+/// label and an [`OWNER_LABEL`] naming that kind (its `<kind>.` prefix survives shortening).
+pub fn made_for_kind(labels: &std::collections::BTreeMap<String, String>, kind: &str) -> bool {
+    labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+        && labels.get(OWNER_LABEL).is_some_and(|owner| {
+            owner
+                .strip_prefix(kind.to_lowercase().as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+}
+
+/// The `app.kubernetes.io/managed-by` label on everything the operator creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "gatehouse");
+
 /// Annotation key prefix of an approval: `approve.gatehouse.dev/<role>: <approver username>`.
 pub const APPROVE_PREFIX: &str = "approve.gatehouse.dev/";
 /// Annotation key prefix of a denial: `deny.gatehouse.dev/<role>: <approver username>`.
@@ -93,5 +107,20 @@ mod tests {
             owner_label_value("AccessRequest", "payments", &"x".repeat(81)),
             "distinct owners stay distinct"
         );
+        let labels = |owner: &str| {
+            std::collections::BTreeMap::from([
+                (OWNER_LABEL.to_string(), owner.to_string()),
+                (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            ])
+        };
+        assert!(
+            made_for_kind(&labels(&long), "AccessRequest"),
+            "the kind survives shortening"
+        );
+        assert!(!made_for_kind(&labels(&long), "DataSharingAgreement"));
+        assert!(!made_for_kind(
+            &labels("accessrequestx.a.b"),
+            "AccessRequest"
+        ));
     }
 }

@@ -6,6 +6,9 @@
 pub mod rbac;
 pub mod sharing;
 
+/// API group of Roles, RoleBindings and their references.
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
 /// The ClusterRole that lists, by name, the roles the operator may `bind` (deploy/base).
 pub const BIND_CLUSTER_ROLE: &str = "gatehouse-operator-bind";
 

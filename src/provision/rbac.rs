@@ -6,13 +6,13 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding, RoleRef, Subje
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
-use super::Error;
+use super::{Error, RBAC_GROUP};
 use crate::api::common::{RoleKind, SubjectKind};
-use crate::api::{BindingRef, FIELD_MANAGER, OWNER_ANNOTATION, OWNER_LABEL, owner_label_value};
+use crate::api::{
+    BindingRef, FIELD_MANAGER, MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL, made_for_kind,
+    owner_label_value,
+};
 use crate::policy::access::AcceptedRequest;
-
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
-const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "gatehouse");
 
 /// A binding the operator owns.
 #[derive(Clone, Debug, PartialEq)]
@@ -239,11 +239,7 @@ pub fn orphan_candidates(
         };
         let labels = meta.labels.as_ref()?;
         // Bindings of data shares have their own sweep (provision::sharing).
-        if labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1)
-            || !labels
-                .get(OWNER_LABEL)
-                .is_some_and(|owner| owner.starts_with("accessrequest."))
-        {
+        if !made_for_kind(labels, "AccessRequest") {
             return None;
         }
         let owner = meta

@@ -14,15 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::Error;
+use super::{Error, RBAC_GROUP};
 use crate::api::{
-    DataSharingAgreementSpec, FIELD_MANAGER, OWNER_ANNOTATION, OWNER_LABEL, SharedObject,
-    TransferMethod, owner_label_value,
+    DataSharingAgreementSpec, FIELD_MANAGER, MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL,
+    SharedObject, TransferMethod, made_for_kind, owner_label_value,
 };
 use crate::policy::classification::SourceKind;
 
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
-const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "gatehouse");
 /// Annotation on a shared Secret naming the object its keys come from.
 pub const SOURCE_ANNOTATION: &str = "gatehouse.dev/source";
 /// Labels on an exported Secret, for the egress tool to select what to send where.
@@ -560,12 +558,7 @@ fn write_error(object: &Shared, source: kube::Error) -> Error {
 /// The owner (`namespace/name`) of an object made for a DataSharingAgreement, from its labels and
 /// annotations; `None` for anything else (AccessRequest bindings carry the same annotation).
 pub fn agreement_of(meta: &ObjectMeta) -> Option<(String, String)> {
-    let labels = meta.labels.as_ref()?;
-    if labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1)
-        || !labels
-            .get(OWNER_LABEL)
-            .is_some_and(|v| v.starts_with("datasharingagreement."))
-    {
+    if !made_for_kind(meta.labels.as_ref()?, "DataSharingAgreement") {
         return None;
     }
     let (namespace, name) = meta
