@@ -170,6 +170,19 @@ pub fn set_conditions(
     }
 }
 
+/// Puts back the conditions of `types` as they were in `previous` (dropping ones it lacked): for a
+/// decision overridden after the fact (a grant that could not be provisioned), so that the
+/// override is compared with what was last written and a retry that changes nothing writes
+/// nothing.
+pub fn restore(conditions: &mut Vec<Condition>, previous: &[Condition], types: &[&str]) {
+    for type_ in types {
+        conditions.retain(|c| c.type_ != *type_);
+        if let Some(last) = find(previous, type_) {
+            conditions.push(last.clone());
+        }
+    }
+}
+
 /// The condition of the given type, if set.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -182,6 +195,43 @@ mod tests {
 
     fn at(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).expect("valid test timestamp"))
+    }
+
+    #[test]
+    fn an_override_restored_from_the_last_status_keeps_its_transition_time() {
+        let failed = |conditions: &mut Vec<Condition>, now| {
+            set_conditions(
+                conditions,
+                &[READY],
+                false,
+                reason::PROVISIONING_FAILED,
+                "refused",
+                Some(1),
+                now,
+            )
+        };
+        let mut written = Vec::new();
+        failed(&mut written, at(10));
+        // The next attempt decides "ready" first, then fails the same way.
+        let mut retry = written.clone();
+        set_conditions(
+            &mut retry,
+            &[READY],
+            true,
+            reason::PROVISIONED,
+            "granted",
+            Some(1),
+            at(20),
+        );
+        restore(&mut retry, &written, &[READY]);
+        failed(&mut retry, at(20));
+        assert_eq!(retry, written, "nothing to write");
+        let mut first = Vec::new();
+        restore(&mut first, &[], &[READY]);
+        assert!(
+            first.is_empty(),
+            "a condition the last status lacked stays absent"
+        );
     }
 
     #[test]

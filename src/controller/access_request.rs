@@ -256,7 +256,13 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             if !was_active {
                 converge(ctx, request, &[]).await?;
             }
-            provisioning_failed(&mut desired, &err, request.metadata.generation, now);
+            provisioning_failed(
+                &mut desired,
+                request.status.as_ref(),
+                &err,
+                request.metadata.generation,
+                now,
+            );
             report(ctx, request, &desired, &plan).await?;
             return Err(err);
         }
@@ -437,8 +443,12 @@ async fn report(
     Ok(())
 }
 
+/// Approved, but the grant could not be provisioned: back to `Approved` (retried), with the
+/// condition naming the error and its fix. Condition times are those of the last written status,
+/// so retries that fail the same way do not rewrite it.
 fn provisioning_failed(
     status: &mut AccessRequestStatus,
+    previous: Option<&AccessRequestStatus>,
     err: &Error,
     generation: Option<i64>,
     now: Timestamp,
@@ -446,6 +456,13 @@ fn provisioning_failed(
     status.phase = Some(AccessPhase::Approved);
     status.grant = None;
     let message = format!("approved, but provisioning failed: {err}");
+    conditions::restore(
+        &mut status.conditions,
+        previous
+            .map(|p| p.conditions.as_slice())
+            .unwrap_or_default(),
+        &[GRANTED, READY],
+    );
     conditions::set_conditions(
         &mut status.conditions,
         &[GRANTED, READY],

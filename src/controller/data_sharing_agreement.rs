@@ -492,12 +492,13 @@ fn sharing_failed(
         status.share = None;
     }
     let message = format!("approved, but the share could not be executed: {err}");
-    for type_ in [SHARED, READY] {
-        status.conditions.retain(|c| c.type_ != type_);
-        if let Some(last) = previous.and_then(|p| conditions::find(&p.conditions, type_)) {
-            status.conditions.push(last.clone());
-        }
-    }
+    conditions::restore(
+        &mut status.conditions,
+        previous
+            .map(|p| p.conditions.as_slice())
+            .unwrap_or_default(),
+        &[SHARED, READY],
+    );
     conditions::set_conditions(
         &mut status.conditions,
         &[SHARED, READY],
