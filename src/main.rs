@@ -49,8 +49,14 @@ enum Command {
             default_value = "gatehouse-operator"
         )]
         lease_name: String,
-        /// Namespace of the Lease: the operator's own.
-        #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
+        /// The operator's own namespace: the leader election Lease and the seal key Secret
+        /// (`gatehouse-seal-key`) live there.
+        #[arg(
+            long = "namespace",
+            alias = "lease-namespace",
+            env = "POD_NAMESPACE",
+            default_value = "gatehouse-system"
+        )]
         lease_namespace: String,
         /// How long the Lease is valid after a renewal: a standby takes over at most this long
         /// after the leader vanished. Whole seconds, at least 2s.
@@ -105,7 +111,7 @@ async fn main() -> ExitCode {
                 .then(|| {
                     leader::Settings::new(
                         lease_name,
-                        lease_namespace,
+                        lease_namespace.clone(),
                         leader::identity(std::env::var("POD_NAME").ok()),
                         lease_duration,
                         lease_renew_deadline,
@@ -122,6 +128,7 @@ async fn main() -> ExitCode {
             let options = controller::Options {
                 leader_election,
                 metrics_address,
+                namespace: lease_namespace,
             };
             match controller::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,

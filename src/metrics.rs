@@ -426,6 +426,7 @@ mod tests {
             bindings: Vec::new(),
             activated_at: Time(at(0)),
             expires_at: Time(at(60)),
+            seal: None,
         });
         let lag = transition(Some(&active), &status(AccessPhase::Expired), at(61));
         assert_eq!(lag, Some(Transition::Expired { lag: 1.0 }));

@@ -183,6 +183,7 @@ fn access_request(
                 name: "gatehouse.payments.alice-db-read".into(),
             }],
             activated_at: at(NOW),
+            seal: None,
             expires_at: at(NOW + 120),
         });
     }
@@ -246,6 +247,7 @@ fn agreement(phase: Option<SharingPhase>, updates: &[(&str, bool, &'static str, 
                 sources: vec!["Secret/orders-db-readonly@232".into()],
             }],
             activated_at: at(NOW),
+            seal: None,
             expires_at: at(NOW + 120),
             agreement: None,
             syncs: vec![SyncRecord {

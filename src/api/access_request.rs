@@ -38,6 +38,18 @@ use super::common::{ApprovalRecord, RoleRef, Subject};
         priority = 1
     ),
     printcolumn(
+        name = "Subjects",
+        type_ = "string",
+        json_path = ".status.subjectsSummary",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Scope",
+        type_ = "string",
+        json_path = ".status.grantScope",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -124,6 +136,14 @@ pub struct AccessRequestStatus {
     /// The finding types, comma-separated (for `kubectl get -o wide`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings_summary: Option<String>,
+    /// Who receives the access, as the policy check accepted it, e.g. `User alice, Group oncall,
+    /// ServiceAccount ci/deployer` (for approvers and `kubectl get -o wide`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjects_summary: Option<String>,
+    /// Where the access applies, as the policy check accepted it: the namespaces, e.g.
+    /// `orders, payments`, or `cluster-wide` (for approvers and `kubectl get -o wide`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_scope: Option<String>,
     /// The provisioned access, once active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Grant>,
@@ -179,6 +199,10 @@ pub struct Grant {
     pub activated_at: Time,
     /// When access is removed.
     pub expires_at: Time,
+    /// The operator's seal over `activatedAt` and `expiresAt`: a window without a valid seal was
+    /// not opened by the operator and never grants access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 /// A binding the operator created.

@@ -30,6 +30,15 @@ pub const ACCESS_VERIFIED: &str = "AccessVerified";
 /// still grants it.
 pub const ACCESS_REMOVED: &str = "AccessRemoved";
 
+/// True when the recorded status contradicts what the operator wrote (an activation without its
+/// seal, a moved expiry): access is removed and the object ends, because nothing it records can be
+/// trusted any more.
+pub const STATUS_TAMPERED: &str = "StatusTampered";
+
+/// Everything the operator created for the object was deleted, and a read-back proved it gone;
+/// False (reason `RemovalFailed`) while something still exists, retried until it holds.
+pub const REMOVED: &str = "Removed";
+
 /// The condition type of one approval stage, e.g. `ManagerApproved` for role `manager` and
 /// `DataOwnerApproved` for `data-owner`, so `kubectl wait --for=condition=ManagerApproved` works.
 pub fn stage_condition(role: &str) -> String {
@@ -98,6 +107,12 @@ pub mod reason {
     pub const UNVERIFIABLE: &str = "Unverifiable";
     /// Not granted (yet or any more) for a reason another condition gives.
     pub const NOT_GRANTED: &str = "NotGranted";
+    /// The recorded activation was not written by the operator.
+    pub const STATUS_TAMPERED: &str = "StatusTampered";
+    /// Everything created was deleted and is proven gone.
+    pub const REMOVED: &str = "Removed";
+    /// Something created could not be deleted, or still exists after deletion.
+    pub const REMOVAL_FAILED: &str = "RemovalFailed";
 }
 
 /// What a condition should say, before timestamps and generations are attached.

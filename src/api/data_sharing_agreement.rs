@@ -40,6 +40,9 @@ use super::sharing_policy::Classification;
         json_path = ".status.classification.level",
         priority = 1
     ),
+    // Every shared object and its keys, as written: a JSONPath with `[*]` shows only its first
+    // match in a table, so the whole list it is.
+    printcolumn(name = "Data", type_ = "string", json_path = ".spec.data", priority = 1),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -259,6 +262,10 @@ pub struct ShareRecord {
     pub activated_at: Time,
     /// When everything shared is removed.
     pub expires_at: Time,
+    /// The operator's seal over `activatedAt` and `expiresAt`: a window without a valid seal was
+    /// not opened by the operator and never shares anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
     /// The signed agreement the share was executed under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<String>,

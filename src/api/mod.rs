@@ -68,6 +68,9 @@ pub const DENY_PREFIX: &str = "deny.gatehouse.dev/";
 pub const REASON_PREFIX: &str = "reason.gatehouse.dev/";
 /// Annotation that ends an active grant or share early; its value is the revoking user.
 pub const REVOKE_ANNOTATION: &str = "revoke.gatehouse.dev/by";
+/// Annotation naming who filed an object on someone else's behalf (set at creation by that user,
+/// checked and frozen by admission): the filer may not approve what they filed.
+pub const FILED_BY_ANNOTATION: &str = "gatehouse.dev/filed-by";
 
 /// Every Gatehouse CustomResourceDefinition, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

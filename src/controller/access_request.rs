@@ -20,12 +20,13 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
+use super::status::Written;
 use super::{Context, Error, access_verification, status};
 use crate::api::common::RoleKind;
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
     APPROVE_PREFIX, AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, DENY_PREFIX,
-    GROUP, OWNER_ANNOTATION, OWNER_LABEL,
+    FILED_BY_ANNOTATION, GROUP, OWNER_ANNOTATION, OWNER_LABEL,
 };
 use crate::policy::access::{self, AcceptedRequest};
 use crate::policy::findings::{self, Checks, ExistingBinding};
@@ -199,6 +200,8 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         approvals_unverified: integrity_problem.as_deref(),
         unauthorized_decisions: &unauthorized,
         requester: &request.spec.requester,
+        filed_by: request.annotations().get(FILED_BY_ANNOTATION).map(String::as_str),
+        sealer: ctx.sealer("AccessRequest", request),
         annotations: request
             .metadata
             .annotations
@@ -226,8 +229,24 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         now,
     });
 
-    // Act.
+    // Act. A window the decision opens is recorded before any binding exists, so that access
+    // never exists without its expiry on record; a lost write race decides again from a fresh read.
     let mut desired = plan.status.clone();
+    let recorded;
+    let request = if plan.access == Access::Provide
+        && request.status.as_ref().and_then(|s| s.grant.as_ref()) != desired.grant.as_ref()
+    {
+        match report(ctx, request, &desired, &plan).await? {
+            Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
+            Written::Unchanged => request,
+            Written::Yes(version) => {
+                recorded = status::recorded(request, &desired, version);
+                &recorded
+            }
+        }
+    } else {
+        request
+    };
     let wanted = if plan.access == Access::Provide {
         bindings.as_slice()
     } else {
@@ -250,7 +269,17 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
                 .bindings_changed(request.status.as_ref(), &desired, Timestamp::now())
         }
         Ok(false) => {}
-        Err(err) if plan.access == Access::Provide => {
+        Err(err) if plan.access == Access::Remove => {
+            status::record_removal(
+                &mut desired.conditions,
+                Some(&err),
+                request.metadata.generation,
+                now,
+            );
+            report(ctx, request, &desired, &plan).await?;
+            return Err(err);
+        }
+        Err(err) => {
             // A grant that could not be provisioned whole must not exist in part: without an
             // activation there is no expiry that would remove it.
             if !was_active {
@@ -266,7 +295,14 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             report(ctx, request, &desired, &plan).await?;
             return Err(err);
         }
-        Err(err) => return Err(err),
+    }
+    if plan.access == Access::Remove {
+        status::record_removal(
+            &mut desired.conditions,
+            None,
+            request.metadata.generation,
+            now,
+        );
     }
 
     if let Ok(accepted) = &accepted
@@ -276,7 +312,9 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     }
 
     // Report.
-    report(ctx, request, &desired, &plan).await?;
+    if report(ctx, request, &desired, &plan).await? == Written::Stale {
+        return Ok(Action::requeue(status::STALE_RETRY));
+    }
     ctx.reset_backoff(request);
     Ok(super::next_check(plan.wake_at, now))
 }
@@ -405,9 +443,10 @@ async fn report(
     request: &AccessRequest,
     desired: &AccessRequestStatus,
     plan: &Plan,
-) -> Result<(), Error> {
+) -> Result<Written, Error> {
     let current = request.status.as_ref();
-    if status::apply(ctx, request, current, desired).await? {
+    let written = status::apply(ctx, request, current, desired).await?;
+    if matches!(written, Written::Yes(_)) {
         let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
         status::publish_transitions(ctx, request, before, &desired.conditions).await;
         let new_findings: Vec<&str> = desired
@@ -440,7 +479,7 @@ async fn report(
         )
         .await;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Approved, but the grant could not be provisioned: back to `Approved` (retried), with the
@@ -453,8 +492,8 @@ fn provisioning_failed(
     generation: Option<i64>,
     now: Timestamp,
 ) {
+    // The window stays recorded: the retry provisions within it, and the expiry never moves.
     status.phase = Some(AccessPhase::Approved);
-    status.grant = None;
     let message = format!("approved, but provisioning failed: {err}");
     conditions::restore(
         &mut status.conditions,

@@ -21,11 +21,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
+use super::status::Written;
 use super::{Context, Error, status};
 use crate::api::conditions::{self, READY, SHARED, reason};
 use crate::api::{
-    DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus, OWNER_LABEL,
-    SharingPhase, SharingPolicy,
+    DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
+    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy,
 };
 use crate::policy::Refusal;
 use crate::policy::classification::{self, ObservedSource, SourceKind};
@@ -260,6 +261,8 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     let integrity_problem = ctx.integrity.problem();
     let plan = share_lifecycle::plan(&share_lifecycle::Observation {
         requester: &spec.requester,
+        filed_by: agreement.annotations().get(FILED_BY_ANNOTATION).map(String::as_str),
+        sealer: ctx.sealer("DataSharingAgreement", agreement),
         recipient: share_lifecycle::recipient_subject(
             spec.recipient.namespace.as_deref(),
             spec.recipient.service_account.as_deref(),
@@ -293,6 +296,28 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     };
     let mut desired = plan.status.clone();
     desired.recipient = Some(sharing::describe_recipient(&spec.recipient));
+    // A window the decision opens is recorded before anything is shared, so that no share exists
+    // without its retention end on record; a lost write race decides again from a fresh read.
+    let window = |status: Option<&DataSharingAgreementStatus>| {
+        status
+            .and_then(|s| s.share.as_ref())
+            .map(|s| (s.activated_at.clone(), s.expires_at.clone()))
+    };
+    let recorded;
+    let agreement = if plan.share == Share::Execute
+        && window(agreement.status.as_ref()) != window(Some(&desired))
+    {
+        match report(ctx, agreement, &desired).await? {
+            Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
+            Written::Unchanged => agreement,
+            Written::Yes(version) => {
+                recorded = status::recorded(agreement, &desired, version);
+                &recorded
+            }
+        }
+    } else {
+        agreement
+    };
     let was_active = phase == Some(SharingPhase::Active);
     let already_removed = terminal
         && desired
@@ -322,9 +347,27 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
                 report(ctx, agreement, &desired).await?;
                 return Err(err);
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => {
+                let err = Error::from(err);
+                status::record_removal(
+                    &mut desired.conditions,
+                    Some(&err),
+                    agreement.metadata.generation,
+                    now,
+                );
+                report(ctx, agreement, &desired).await?;
+                return Err(err);
+            }
         }
     };
+    if plan.share == Share::Remove {
+        status::record_removal(
+            &mut desired.conditions,
+            None,
+            agreement.metadata.generation,
+            now,
+        );
+    }
     // A sync is what the recipient can see change: written objects, or for a Reference (nothing
     // written) new versions of the sources it reads.
     let mut synced = false;
@@ -338,9 +381,13 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             share_lifecycle::record_sync(share, sources.iter().map(Source::version).collect(), now);
     }
 
-    // Report. Nothing more when the status was decided from an outdated object (not written).
+    // Report. Nothing more when the status was decided from an outdated object (not written):
+    // decided again from a fresh read.
     let written = report(ctx, agreement, &desired).await?;
-    let synced = synced && written;
+    if written == Written::Stale {
+        return Ok(Action::requeue(status::STALE_RETRY));
+    }
+    let synced = synced && matches!(written, Written::Yes(_));
     if synced {
         ctx.metrics.share_synced();
     }
@@ -459,10 +506,10 @@ async fn report(
     ctx: &Context,
     agreement: &DataSharingAgreement,
     desired: &DataSharingAgreementStatus,
-) -> Result<bool, Error> {
+) -> Result<Written, Error> {
     let current = agreement.status.as_ref();
     let written = status::apply(ctx, agreement, current, desired).await?;
-    if written {
+    if matches!(written, Written::Yes(_)) {
         let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
         status::publish_transitions(ctx, agreement, before, &desired.conditions).await;
         if current.and_then(|s| s.phase) != desired.phase {
@@ -488,8 +535,8 @@ fn sharing_failed(
         status.phase = previous.and_then(|p| p.phase);
         status.share = previous.and_then(|p| p.share.clone());
     } else {
+        // The window stays recorded: the retry executes within it, and retention never moves.
         status.phase = Some(SharingPhase::Approved);
-        status.share = None;
     }
     let message = format!("approved, but the share could not be executed: {err}");
     conditions::restore(

@@ -9,8 +9,10 @@ use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::PostParams;
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 use super::{Error, cache};
 use crate::policy::integrity::{self, Expected};
@@ -32,10 +34,25 @@ impl Integrity {
     }
 }
 
+/// This operator's own username, as the API server authenticates it: the one identity the
+/// `gatehouse-status` admission policy must let write status.
+pub async fn who_am_i(client: &Client) -> Result<String, Error> {
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .map_err(Error::WhoAmI)?;
+    Ok(review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .unwrap_or_default())
+}
+
 /// Starts watching; returns once the first verdict is known, with one stream per controller that
 /// yields whenever the verdict changes.
 pub async fn watch(
     client: &Client,
+    operator: &str,
 ) -> Result<
     (
         Arc<Integrity>,
@@ -44,7 +61,7 @@ pub async fn watch(
     ),
     Error,
 > {
-    let expected = integrity::expected().map_err(Error::ShippedPolicies)?;
+    let expected = integrity::expected(operator).map_err(Error::ShippedPolicies)?;
     let (policies, policy_changes) = cache::<ValidatingAdmissionPolicy>(client);
     let (bindings, binding_changes) = cache::<ValidatingAdmissionPolicyBinding>(client);
     policies

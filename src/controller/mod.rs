@@ -6,6 +6,7 @@ mod access_verification;
 mod data_sharing_agreement;
 mod integrity;
 mod readiness;
+mod seal_key;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,7 @@ use crate::api::{AccessPolicy, AccessRequest, DataSharingAgreement, SharingPolic
 use crate::leader;
 use crate::metrics::Metrics;
 use crate::policy::access::NamespaceLabels;
+use crate::policy::activation::{SealKey, Sealer};
 use crate::server;
 
 /// Name under which the operator reports Events.
@@ -58,6 +60,22 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the admission policies compiled into the operator do not parse ({0}); this is a bug")]
     ShippedPolicies(String),
+    #[error(
+        "cannot read or create the seal key Secret {namespace}/gatehouse-seal-key: {source}; the operator needs get and create on Secrets in its namespace, which must exist (--namespace / POD_NAMESPACE)"
+    )]
+    SealKey {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the seal key Secret {namespace}/gatehouse-seal-key is unusable: {problem}; delete it only if no grant or share is active (their windows would no longer verify)"
+    )]
+    SealKeyInvalid { namespace: String, problem: String },
+    #[error(
+        "cannot learn the operator's own username with a SelfSubjectReview: {0}; the admission policy gatehouse-status must name it"
+    )]
+    WhoAmI(#[source] kube::Error),
     #[error("the caches stopped before they synced; the operator is shutting down")]
     CachesStopped,
     #[error(transparent)]
@@ -77,6 +95,8 @@ impl Error {
             Error::Provision(_) => "provision",
             Error::Finalizer(_) => "finalizer",
             Error::CachesStopped => "caches_stopped",
+            Error::SealKey { .. } | Error::SealKeyInvalid { .. } => "seal_key",
+            Error::WhoAmI(_) => "who_am_i",
             Error::ShippedPolicies(_) => "shipped_policies",
             Error::Leader(_) => "leader_election",
             Error::Serve(_) => "serve",
@@ -98,6 +118,8 @@ pub struct Context {
     /// Whether the approval admission policies are installed as shipped.
     pub integrity: Arc<integrity::Integrity>,
     pub metrics: Arc<Metrics>,
+    /// Seals the activation windows the operator opens, and checks recorded ones.
+    pub seal_key: SealKey,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -145,6 +167,15 @@ impl Context {
             .remove(&object_key(object));
     }
 
+    /// The sealer of `object`'s activation window (`kind` is its kind).
+    fn sealer<'a, K: Resource>(&'a self, kind: &'a str, object: &'a K) -> Sealer<'a> {
+        Sealer {
+            key: &self.seal_key,
+            kind,
+            uid: object.meta().uid.as_deref().unwrap_or_default(),
+        }
+    }
+
     fn namespace_labels(&self) -> NamespaceLabels {
         self.namespaces
             .state()
@@ -160,6 +191,8 @@ pub struct Options {
     pub leader_election: Option<leader::Settings>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_address: SocketAddr,
+    /// The operator's own namespace: the seal key (and the Lease) live there.
+    pub namespace: String,
 }
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
@@ -207,9 +240,13 @@ pub async fn run(options: Options) -> Result<(), Error> {
         controller: CONTROLLER_NAME.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let seal_key = seal_key::load(&client, &options.namespace).await?;
+    let operator = integrity::who_am_i(&client).await?;
+    tracing::info!(operator, "status is written as this user; admission policy gatehouse-status must name it");
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
-        integrity::watch(&client).await?;
+        integrity::watch(&client, &operator).await?;
     let ctx = Arc::new(Context {
+        seal_key,
         recorder: Recorder::new(client.clone(), reporter),
         integrity,
         metrics: metrics.clone(),

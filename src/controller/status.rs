@@ -5,13 +5,29 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
+use kube::core::object::HasStatus;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Context, Error};
 use crate::api::FIELD_MANAGER;
-use crate::api::conditions::{READY, reason};
+use crate::api::conditions::{self, READY, REMOVED, reason};
+
+/// What became of a status write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The object already had exactly that status: nothing was sent.
+    Unchanged,
+    /// Written; the object is now at this resourceVersion.
+    Yes(Option<String>),
+    /// The object changed since it was read: nothing was written, and the caller must decide
+    /// again from a fresh read (never act on the decision).
+    Stale,
+}
+
+/// How soon a reconcile whose status write lost a race runs again, from a fresh read.
+pub const STALE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Applies `status` to `object` unless it already has exactly that status.
 pub async fn apply<K, S>(
@@ -19,7 +35,7 @@ pub async fn apply<K, S>(
     object: &K,
     current: Option<&S>,
     desired: &S,
-) -> Result<bool, Error>
+) -> Result<Written, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -28,7 +44,7 @@ where
     S: Serialize + PartialEq,
 {
     if current == Some(desired) {
-        return Ok(false);
+        return Ok(Written::Unchanged);
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     // The resourceVersion makes the write conditional on the object we decided from: a decision
@@ -49,12 +65,60 @@ where
         )
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(written) => Ok(Written::Yes(written.resource_version())),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            tracing::debug!("status decided from an outdated object; the newer one is reconciled");
-            Ok(false)
+            tracing::debug!("status decided from an outdated object; deciding again");
+            Ok(Written::Stale)
         }
         Err(err) => Err(Error::WriteStatus(err)),
+    }
+}
+
+/// `object` as it is after its status was written as `status` at `resource_version`: what the
+/// rest of a reconcile acts on once a decision is recorded.
+pub fn recorded<K, S>(object: &K, status: &S, resource_version: Option<String>) -> K
+where
+    K: Resource + Clone + HasStatus<Status = S>,
+    S: Clone,
+{
+    let mut recorded = object.clone();
+    *recorded.status_mut() = Some(status.clone());
+    recorded.meta_mut().resource_version = resource_version;
+    recorded
+}
+
+/// Records how removing what the operator created went: `Removed=False` (a Warning Event through
+/// the transition) while something could not be deleted or still exists, and `Removed=True` once
+/// a retry after such a failure proved everything gone. A removal that never failed adds nothing.
+pub fn record_removal(
+    conditions: &mut Vec<Condition>,
+    failure: Option<&Error>,
+    generation: Option<i64>,
+    now: k8s_openapi::jiff::Timestamp,
+) {
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
+    match failure {
+        Some(err) => conditions::set_conditions(
+            conditions,
+            &[REMOVED],
+            false,
+            reason::REMOVAL_FAILED,
+            &format!("not everything created could be removed yet: {err}; retrying until it is gone"),
+            generation,
+            now,
+        ),
+        None if conditions::find(conditions, REMOVED).is_some_and(|c| c.status == "False") => {
+            conditions::set_conditions(
+                conditions,
+                &[REMOVED],
+                true,
+                reason::REMOVED,
+                "everything created was deleted and is proven gone",
+                generation,
+                now,
+            )
+        }
+        None => {}
     }
 }
 
@@ -75,6 +139,8 @@ const WARNINGS: &[&str] = &[
     reason::UNVERIFIABLE,
     reason::APPROVAL_INTEGRITY_UNVERIFIED,
     reason::SOURCE_CHANGED,
+    reason::STATUS_TAMPERED,
+    reason::REMOVAL_FAILED,
 ];
 
 /// Publishes an Event for every condition whose status or reason differs from before.

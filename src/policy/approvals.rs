@@ -15,7 +15,7 @@ use crate::api::conditions::{ConditionUpdate, reason, stage_condition};
 use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX};
 
 /// The state of the approvals of one request.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApprovalState {
     /// Roles that must approve, in stage order.
     pub required: Vec<String>,
@@ -23,7 +23,7 @@ pub struct ApprovalState {
     pub records: Vec<ApprovalRecord>,
     /// Required roles whose approval counts (all earlier stages approved too).
     pub passed: Vec<String>,
-    /// The first denial, if any: it ends the request.
+    /// The first denial by a required role, if any: it ends the request.
     pub denial: Option<ApprovalRecord>,
     /// Annotations that do not count, with why.
     pub ignored: Vec<String>,
@@ -85,16 +85,26 @@ pub fn required_roles(stages: &[ApprovalStage], high_risk: bool) -> Vec<String> 
     roles
 }
 
-/// Evaluates the approval annotations of a request by `requester` granting `subjects`.
+/// The people an object concerns, none of whom may decide on it: who asked, who filed it on
+/// their behalf, and who would receive the access or the data.
+pub struct Parties<'a> {
+    pub requester: &'a str,
+    pub filed_by: Option<&'a str>,
+    pub subjects: &'a [Subject],
+}
+
+/// Evaluates the approval annotations of an object concerning `parties`.
 /// `previous` is the last recorded list, whose times are kept; `now` stamps new decisions.
+/// A denial counts only for a role that is one of the `required` stages: any other role has no
+/// say in this object (admission refuses such a denial; this is the check in depth).
 pub fn evaluate(
     required: Vec<String>,
     annotations: &BTreeMap<String, String>,
-    requester: &str,
-    subjects: &[Subject],
+    parties: &Parties,
     previous: &[ApprovalRecord],
     now: &Time,
 ) -> ApprovalState {
+    let requester = parties.requester;
     let mut records = Vec::new();
     let mut ignored = Vec::new();
     for (key, value) in annotations {
@@ -114,8 +124,17 @@ pub fn evaluate(
             Some(format!(
                 "is by the requester {user:?}, who may not decide on their own request"
             ))
-        } else if subjects.iter().any(|s| is_subject(s, user)) {
+        } else if parties.filed_by == Some(user) {
+            Some(format!(
+                "is by {user:?}, who filed this on the requester's behalf and may not decide on it"
+            ))
+        } else if parties.subjects.iter().any(|s| is_subject(s, user)) {
             Some(format!("is by {user:?}, who would receive the access"))
+        } else if decision == Decision::Denied && !required.iter().any(|r| r == role) {
+            Some(format!(
+                "is for role {role:?}, which is no stage of this object (stages: {})",
+                required.join(", ")
+            ))
         } else {
             None
         };
@@ -287,6 +306,14 @@ mod tests {
         );
     }
 
+    fn parties(subjects: &[Subject]) -> Parties<'_> {
+        Parties {
+            requester: "alice",
+            filed_by: None,
+            subjects,
+        }
+    }
+
     #[test]
     fn all_stages_approved_in_order_completes() {
         let a = annotations(&[
@@ -297,8 +324,7 @@ mod tests {
         let state = evaluate(
             required_roles(&stages(), false),
             &a,
-            "alice",
-            &alice(),
+            &parties(&alice()),
             &[],
             &at(5),
         );
@@ -317,8 +343,7 @@ mod tests {
         let state = evaluate(
             required_roles(&stages(), false),
             &a,
-            "alice",
-            &alice(),
+            &parties(&alice()),
             &[],
             &at(5),
         );
@@ -334,8 +359,7 @@ mod tests {
             evaluate(
                 required_roles(&stages(), false),
                 &a,
-                "alice",
-                &alice(),
+                &parties(&alice()),
                 &[],
                 &at(5)
             )
@@ -344,23 +368,53 @@ mod tests {
     }
 
     #[test]
-    fn a_denial_by_any_role_is_reported() {
+    fn a_denial_counts_only_for_a_stage_of_the_object() {
         let a = annotations(&[
             ("approve.gatehouse.dev/manager", "bob"),
             ("deny.gatehouse.dev/security", "dave"),
         ]);
-        let state = evaluate(
-            required_roles(&stages(), false),
+        let high_risk = evaluate(
+            required_roles(&stages(), true),
             &a,
-            "alice",
-            &alice(),
+            &parties(&alice()),
             &[],
             &at(5),
         );
         assert_eq!(
-            state.denial.map(|d| (d.role, d.user)),
+            high_risk.denial.map(|d| (d.role, d.user)),
             Some(("security".into(), "dave".into()))
         );
+        let low_risk = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            &parties(&alice()),
+            &[],
+            &at(5),
+        );
+        assert_eq!(low_risk.denial, None, "security is no stage of a low-risk request");
+        assert!(
+            low_risk.ignored.iter().any(|m| m.contains("no stage of this object")),
+            "{:?}",
+            low_risk.ignored
+        );
+    }
+
+    #[test]
+    fn the_filer_on_behalf_cannot_decide() {
+        let a = annotations(&[("approve.gatehouse.dev/manager", "gitops")]);
+        let state = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            &Parties {
+                requester: "alice",
+                filed_by: Some("gitops"),
+                subjects: &alice(),
+            },
+            &[],
+            &at(5),
+        );
+        assert!(state.records.is_empty(), "{:?}", state.records);
+        assert!(state.ignored[0].contains("filed this on the requester's behalf"));
     }
 
     #[test]
@@ -385,8 +439,7 @@ mod tests {
         let state = evaluate(
             required_roles(&stages(), true),
             &a,
-            "alice",
-            &subjects,
+            &parties(&subjects),
             &[],
             &at(5),
         );
@@ -414,8 +467,7 @@ mod tests {
         let state = evaluate(
             required_roles(&stages(), false),
             &a,
-            "alice",
-            &subjects,
+            &parties(&subjects),
             &[],
             &at(5),
         );
@@ -429,16 +481,14 @@ mod tests {
         let first = evaluate(
             required_roles(&stages(), false),
             &a,
-            "alice",
-            &alice(),
+            &parties(&alice()),
             &[],
             &at(5),
         );
         let second = evaluate(
             required_roles(&stages(), false),
             &a,
-            "alice",
-            &alice(),
+            &parties(&alice()),
             &first.records,
             &at(99),
         );

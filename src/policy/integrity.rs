@@ -9,11 +9,17 @@ use serde::de::DeserializeOwned;
 
 /// The shipped policies (deploy/admission), compiled into the operator so that it compares the
 /// cluster against what this version expects.
-const SHIPPED: [&str; 3] = [
+const SHIPPED: [&str; 4] = [
     include_str!("../../deploy/admission/requester.yaml"),
     include_str!("../../deploy/admission/approvals.yaml"),
     include_str!("../../deploy/admission/revocation.yaml"),
+    include_str!("../../deploy/admission/status.yaml"),
 ];
+
+/// The policy that lets only the operator write status, and its one installation-specific part:
+/// the variable naming the operator's username.
+pub const STATUS_POLICY: &str = "gatehouse-status";
+const OPERATOR_VARIABLE: &str = "operator";
 
 /// Objects looked up by name: `None` when the cluster has none of that name.
 pub type Found<T> = Vec<(String, Option<T>)>;
@@ -24,8 +30,9 @@ pub struct Expected {
     pub bindings: Vec<ValidatingAdmissionPolicyBinding>,
 }
 
-/// Parses the shipped admission policies.
-pub fn expected() -> Result<Expected, String> {
+/// Parses the shipped admission policies, with `operator` (this operator's own username, as the
+/// API server authenticates it) as the only identity allowed to write status.
+pub fn expected(operator: &str) -> Result<Expected, String> {
     let mut expected = Expected {
         policies: Vec::new(),
         bindings: Vec::new(),
@@ -34,13 +41,38 @@ pub fn expected() -> Result<Expected, String> {
         for document in serde_yaml::Deserializer::from_str(file) {
             let value = serde_yaml::Value::deserialize(document).map_err(|e| e.to_string())?;
             match value.get("kind").and_then(serde_yaml::Value::as_str) {
-                Some("ValidatingAdmissionPolicy") => expected.policies.push(convert(value)?),
+                Some("ValidatingAdmissionPolicy") => {
+                    let mut policy: ValidatingAdmissionPolicy = convert(value)?;
+                    name_operator(&mut policy, operator);
+                    expected.policies.push(policy);
+                }
                 Some("ValidatingAdmissionPolicyBinding") => expected.bindings.push(convert(value)?),
                 _ => {}
             }
         }
     }
     Ok(expected)
+}
+
+/// Sets the status policy's `operator` variable to `operator`, as a CEL string literal.
+fn name_operator(policy: &mut ValidatingAdmissionPolicy, operator: &str) {
+    if policy.metadata.name.as_deref() != Some(STATUS_POLICY) {
+        return;
+    }
+    let variables = policy.spec.as_mut().and_then(|s| s.variables.as_mut());
+    for variable in variables.into_iter().flatten() {
+        if variable.name == OPERATOR_VARIABLE {
+            variable.expression = format!("'{}'", operator.replace('\\', "\\\\").replace('\'', "\\'"));
+        }
+    }
+}
+
+/// The username the installed status policy lets write status, when it is a plain literal.
+fn named_operator(policy: &ValidatingAdmissionPolicy) -> Option<String> {
+    let variables = policy.spec.as_ref()?.variables.as_ref()?;
+    let expression = &variables.iter().find(|v| v.name == OPERATOR_VARIABLE)?.expression;
+    let literal = expression.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(literal.to_string())
 }
 
 fn convert<T: DeserializeOwned>(value: serde_yaml::Value) -> Result<T, String> {
@@ -64,7 +96,14 @@ pub fn verify(
         {
             None => problems.push(format!("ValidatingAdmissionPolicy {name} is missing")),
             Some(have) => {
-                if policy_rules(want) != policy_rules(have) {
+                let (wanted_operator, installed_operator) = (named_operator(want), named_operator(have));
+                if name == STATUS_POLICY && wanted_operator != installed_operator {
+                    problems.push(format!(
+                        "ValidatingAdmissionPolicy {name} lets {} write status, but this operator runs as {}: set its variable `{OPERATOR_VARIABLE}` to that username",
+                        installed_operator.map(|u| format!("'{u}'")).unwrap_or_else(|| "an unreadable identity".into()),
+                        wanted_operator.map(|u| format!("'{u}'")).unwrap_or_default(),
+                    ));
+                } else if policy_rules(want) != policy_rules(have) {
                     problems.push(format!(
                         "ValidatingAdmissionPolicy {name} differs from the shipped one"
                     ));
@@ -168,6 +207,37 @@ fn binding_scope(binding: &ValidatingAdmissionPolicyBinding) -> Option<serde_jso
 mod tests {
     use super::*;
 
+    const OPERATOR: &str = "system:serviceaccount:gatehouse-system:gatehouse";
+
+    #[test]
+    fn the_status_policy_must_name_this_operator() {
+        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let (mut policies, bindings) = installed(&expected);
+        let local = expected_for("admin");
+        let status = policies
+            .iter()
+            .position(|(name, _)| name == STATUS_POLICY)
+            .expect("status policy");
+        policies[status].1 = Some(local);
+        let problem = verify(&expected, &policies, &bindings).expect_err("another writer");
+        assert!(
+            problem.contains("lets 'admin' write status, but this operator runs as 'system:serviceaccount:gatehouse-system:gatehouse'"),
+            "{problem}"
+        );
+        policies[status].1 = None;
+        let problem = verify(&expected, &policies, &bindings).expect_err("missing");
+        assert!(problem.contains("gatehouse-status is missing"), "{problem}");
+    }
+
+    fn expected_for(operator: &str) -> ValidatingAdmissionPolicy {
+        expected(operator)
+            .expect("shipped policies parse")
+            .policies
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(STATUS_POLICY))
+            .expect("status policy")
+    }
+
     fn installed(
         expected: &Expected,
     ) -> (
@@ -190,16 +260,16 @@ mod tests {
 
     #[test]
     fn the_shipped_policies_parse_and_verify_against_themselves() {
-        let expected = expected().expect("shipped policies parse");
-        assert_eq!(expected.policies.len(), 3);
-        assert_eq!(expected.bindings.len(), 3);
+        let expected = expected(OPERATOR).expect("shipped policies parse");
+        assert_eq!(expected.policies.len(), 4);
+        assert_eq!(expected.bindings.len(), 4);
         let (policies, bindings) = installed(&expected);
         assert_eq!(verify(&expected, &policies, &bindings), Ok(()));
     }
 
     #[test]
     fn a_missing_policy_or_binding_fails() {
-        let expected = expected().expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, mut bindings) = installed(&expected);
         policies[1].1 = None;
         bindings[0].1 = None;
@@ -216,7 +286,7 @@ mod tests {
 
     #[test]
     fn server_side_defaults_are_not_a_change() {
-        let expected = expected().expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, bindings) = installed(&expected);
         for (_, policy) in &mut policies {
             let rules = policy
@@ -233,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_weakened_policy_or_binding_fails() {
-        let expected = expected().expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, mut bindings) = installed(&expected);
         if let Some(spec) = policies[1].1.as_mut().and_then(|p| p.spec.as_mut()) {
             spec.validations.get_or_insert_default().pop();

@@ -13,10 +13,13 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::Refusal;
 use super::access::AcceptedRequest;
+use super::activation::{self, Sealer};
 use super::approvals::{self, ApprovalState};
-use super::duration::{self, after, second_ceil, second_floor};
+use super::duration::{self, after};
 use crate::api::common::ApprovalStage;
-use crate::api::conditions::{self, ACCEPTED, APPROVAL_INTEGRITY, GRANTED, READY, reason};
+use crate::api::conditions::{
+    self, ACCEPTED, APPROVAL_INTEGRITY, GRANTED, READY, STATUS_TAMPERED, reason,
+};
 use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
 
 /// Default `pendingTimeout` when the policy names none.
@@ -25,6 +28,10 @@ pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(72 * 3600);
 /// Everything the decision needs, gathered by the controller.
 pub struct Observation<'a> {
     pub requester: &'a str,
+    /// Who filed the request on the requester's behalf (admitted `gatehouse.dev/filed-by`).
+    pub filed_by: Option<&'a str>,
+    /// Seals and checks the activation window of this request.
+    pub sealer: Sealer<'a>,
     pub annotations: &'a BTreeMap<String, String>,
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
@@ -97,6 +104,10 @@ pub fn plan(observed: &Observation) -> Plan {
     ) {
         return plan;
     }
+    if let Err(problem) = recorded_window(&plan.status, observed) {
+        tampered(&mut plan, &problem, observed);
+        return plan;
+    }
     let revoked_by = observed
         .annotations
         .get(REVOKE_ANNOTATION)
@@ -133,6 +144,8 @@ pub fn plan(observed: &Observation) -> Plan {
         }
     };
     plan.status.policy = Some(accepted.request.policy.clone());
+    plan.status.subjects_summary = Some(super::access::subjects_summary(accepted.request));
+    plan.status.grant_scope = Some(super::access::grant_scope(accepted.request));
     let accepted_message = format!(
         "AccessPolicy {} governs this request",
         accepted.request.policy
@@ -161,12 +174,11 @@ pub fn plan(observed: &Observation) -> Plan {
         );
         return plan;
     }
-    if phase == Some(AccessPhase::Active) {
-        return active(plan, observed);
+    let active_now = phase == Some(AccessPhase::Active);
+    if !active_now {
+        plan.status.findings = accepted.findings.clone();
+        plan.status.findings_summary = summary(&accepted.findings);
     }
-
-    plan.status.findings = accepted.findings.clone();
-    plan.status.findings_summary = summary(&accepted.findings);
     let required = approvals::required_roles(accepted.stages, accepted.high_risk);
     let previous = plan.status.approvals.clone();
     if observed.approvals_unverified.is_some() {
@@ -192,11 +204,19 @@ pub fn plan(observed: &Observation) -> Plan {
     let mut state = approvals::evaluate(
         required,
         &authorized,
-        observed.requester,
-        &accepted.request.subjects,
+        &approvals::Parties {
+            requester: observed.requester,
+            filed_by: observed.filed_by,
+            subjects: &accepted.request.subjects,
+        },
         &previous,
         &now_time,
     );
+    // Access that exists is re-derived from the admitted annotations and the current policy on
+    // every reconcile: the recorded phase alone never keeps (or creates) a binding.
+    if active_now {
+        return active(plan, &state, accepted, observed);
+    }
     state.ignored.extend(
         observed
             .unauthorized_decisions
@@ -281,7 +301,8 @@ pub fn plan(observed: &Observation) -> Plan {
         }
     }
     // The deadline comes first: approvals that arrive (or are first seen) after it do not count.
-    if observed.now >= deadline {
+    // A request whose window opened already (its provisioning is being retried) ends by expiry.
+    if observed.now >= deadline && plan.status.grant.is_none() {
         let message = format!(
             "not fully approved within {}; still waiting for {}",
             duration::format(timeout),
@@ -347,16 +368,31 @@ pub fn plan(observed: &Observation) -> Plan {
     plan
 }
 
+/// Activates: opens the sealed window, or keeps the one opened before (a provisioning retry), so
+/// that the expiry never moves once recorded. The controller records it before any binding exists.
 fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan {
-    let activated_at = second_floor(observed.now);
-    let expires_at = second_ceil(after(observed.now, accepted.request.duration));
+    let window = match plan.status.grant.take() {
+        Some(grant) => activation::Window {
+            activated_at: grant.activated_at,
+            expires_at: grant.expires_at,
+            seal: grant.seal.unwrap_or_default(),
+        },
+        None => observed
+            .sealer
+            .open(observed.now, accepted.request.duration),
+    };
+    let expires_at = window.expires_at.0;
     plan.status.phase = Some(AccessPhase::Active);
     plan.status.waiting_for = None;
     plan.status.grant = Some(Grant {
         bindings: accepted.bindings.clone(),
-        activated_at: Time(activated_at),
-        expires_at: Time(expires_at),
+        activated_at: window.activated_at,
+        expires_at: window.expires_at,
+        seal: Some(window.seal),
     });
+    if observed.now >= expires_at {
+        return active(plan, &ApprovalState::default(), accepted, observed);
+    }
     let message = format!("granted until {expires_at}");
     set(
         &mut plan,
@@ -371,9 +407,25 @@ fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan
     plan
 }
 
-fn active(mut plan: Plan, observed: &Observation) -> Plan {
+/// An active grant: expired, no longer backed by every approval the current policy requires, or
+/// still provided.
+fn active(mut plan: Plan, state: &ApprovalState, accepted: &Accepted, observed: &Observation) -> Plan {
     let expires_at = plan.status.grant.as_ref().map(|g| g.expires_at.0);
     match expires_at {
+        Some(expires_at) if observed.now < expires_at && !state.complete() => {
+            let message = format!(
+                "access removed: AccessPolicy {} now requires approval by {}, which this grant does not have",
+                accepted.request.policy,
+                state.waiting_for().join(", ")
+            );
+            end(
+                &mut plan,
+                AccessPhase::Revoked,
+                reason::POLICY_WITHDRAWN,
+                &message,
+                observed,
+            );
+        }
         Some(expires_at) if observed.now < expires_at => {
             plan.access = Access::Provide;
             plan.wake_at = Some(expires_at);
@@ -393,6 +445,46 @@ fn active(mut plan: Plan, observed: &Observation) -> Plan {
         }
     }
     plan
+}
+
+/// The recorded activation window, checked against its seal: `Err` when the status claims a grant
+/// (or an active phase) the operator never opened.
+fn recorded_window(status: &AccessRequestStatus, observed: &Observation) -> Result<(), String> {
+    match (&status.grant, status.phase) {
+        (Some(grant), _) => observed.sealer.check(
+            &grant.activated_at,
+            &grant.expires_at,
+            grant.seal.as_deref(),
+            observed.now,
+        ),
+        (None, Some(AccessPhase::Active)) => {
+            Err("the status says Active but records no activation".to_string())
+        }
+        (None, _) => Ok(()),
+    }
+}
+
+/// Ends a request whose status the operator did not write: its access is removed at once, and it
+/// never grants again (a new request goes through approval again).
+fn tampered(plan: &mut Plan, problem: &str, observed: &Observation) {
+    let message = format!(
+        "access removed and the request ended: {problem}. Only the operator writes status (admission policy gatehouse-status); file a new request"
+    );
+    end(
+        plan,
+        AccessPhase::Revoked,
+        reason::STATUS_TAMPERED,
+        &message,
+        observed,
+    );
+    set(
+        plan,
+        &[STATUS_TAMPERED],
+        true,
+        reason::STATUS_TAMPERED,
+        &message,
+        observed,
+    );
 }
 
 fn record_approvals(plan: &mut Plan, state: &ApprovalState, observed: &Observation) {
@@ -460,6 +552,10 @@ mod tests {
 
     const HOUR: i64 = 3600;
 
+    fn test_key() -> crate::policy::activation::SealKey {
+        crate::policy::activation::SealKey::from_bytes(&[3; 32]).expect("32 bytes")
+    }
+
     struct Case {
         annotations: BTreeMap<String, String>,
         status: Option<AccessRequestStatus>,
@@ -515,8 +611,15 @@ mod tests {
             } else {
                 Err(Refusal::new(reason::NO_MATCHING_POLICY, "no policy"))
             };
+            let key = test_key();
             plan(&Observation {
                 requester: "alice",
+                filed_by: None,
+                sealer: Sealer {
+                    key: &key,
+                    kind: "AccessRequest",
+                    uid: "uid-1",
+                },
                 annotations: &self.annotations,
                 created: Some(Timestamp::from_second(1000).expect("valid")),
                 generation: Some(1),
@@ -849,5 +952,126 @@ mod tests {
             .as_deref(),
             Some("ExistingAccess,HighRisk")
         );
+    }
+    fn tamper_reason(plan: &Plan) -> (&str, &str) {
+        condition(plan, STATUS_TAMPERED)
+    }
+
+    #[test]
+    fn a_forged_active_status_grants_nothing_and_ends_the_request() {
+        let forged = AccessRequestStatus {
+            phase: Some(AccessPhase::Active),
+            ..Default::default()
+        };
+        let case = Case {
+            status: Some(forged),
+            ..Case::new()
+        };
+        let plan = case.at(10);
+        assert_eq!(plan.access, Access::Remove);
+        assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
+        assert_eq!(tamper_reason(&plan), ("True", reason::STATUS_TAMPERED));
+
+        // With a grant that names a far expiry, whether or not every stage approved.
+        for case in [Case::new(), Case::new().approved()] {
+            let mut status = AccessRequestStatus {
+                phase: Some(AccessPhase::Active),
+                ..Default::default()
+            };
+            status.grant = Some(Grant {
+                bindings: vec![],
+                activated_at: Time(Timestamp::from_second(1000).expect("valid")),
+                expires_at: Time(Timestamp::from_second(4_070_908_800).expect("valid")),
+                seal: Some("v1:00".into()),
+            });
+            let plan = Case {
+                status: Some(status),
+                ..case
+            }
+            .at(10);
+            assert_eq!(plan.access, Access::Remove);
+            assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
+            assert_eq!(tamper_reason(&plan), ("True", reason::STATUS_TAMPERED));
+        }
+    }
+
+    #[test]
+    fn a_stretched_or_restarted_window_is_tampering() {
+        let active = Case::new().approved().at(10);
+        let grant = active.status.grant.clone().expect("grant");
+        for (activated, expires) in [
+            (grant.activated_at.0, Timestamp::from_second(4_070_908_800).expect("valid")),
+            (
+                Timestamp::from_second(1000 + 500).expect("valid"),
+                Timestamp::from_second(1000 + 500 + 4 * HOUR).expect("valid"),
+            ),
+        ] {
+            let mut status = active.status.clone();
+            let g = status.grant.as_mut().expect("grant");
+            g.activated_at = Time(activated);
+            g.expires_at = Time(expires);
+            let plan = Case {
+                status: Some(status),
+                ..Case::new().approved()
+            }
+            .at(600);
+            assert_eq!(plan.access, Access::Remove, "{activated} - {expires}");
+            assert_eq!(tamper_reason(&plan), ("True", reason::STATUS_TAMPERED));
+        }
+        // The genuine window keeps granting.
+        let plan = Case::new().approved().then(&active).at(600);
+        assert_eq!(plan.access, Access::Provide);
+        assert_eq!(plan.status, {
+            let mut same = active.status.clone();
+            same.observed_generation = plan.status.observed_generation;
+            same
+        });
+    }
+
+    #[test]
+    fn a_provisioning_retry_keeps_the_recorded_window() {
+        let active = Case::new().approved().at(10);
+        let mut failed = active.status.clone();
+        failed.phase = Some(AccessPhase::Approved);
+        let retried = Case {
+            status: Some(failed),
+            ..Case::new().approved()
+        }
+        .at(900);
+        assert_eq!(retried.status.phase, Some(AccessPhase::Active));
+        assert_eq!(retried.status.grant, active.status.grant, "the expiry never moves");
+        assert_eq!(retried.access, Access::Provide);
+    }
+
+    #[test]
+    fn an_active_grant_the_current_policy_no_longer_backs_is_removed() {
+        let active = Case::new().approved().at(10);
+        let stricter = vec![
+            ApprovalStage {
+                role: "manager".into(),
+                when: None,
+            },
+            ApprovalStage {
+                role: "data-owner".into(),
+                when: None,
+            },
+            ApprovalStage {
+                role: "security".into(),
+                when: None,
+            },
+        ];
+        let plan = Case {
+            stages: Some(stricter),
+            ..Case::new().approved().then(&active)
+        }
+        .at(60);
+        assert_eq!(plan.access, Access::Remove);
+        assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
+        assert_eq!(condition(&plan, GRANTED), ("False", reason::POLICY_WITHDRAWN));
+        let (_, _) = condition(&plan, READY);
+        let message = &conditions::find(&plan.status.conditions, GRANTED)
+            .expect("Granted")
+            .message;
+        assert!(message.contains("security"), "{message}");
     }
 }

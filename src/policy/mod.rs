@@ -3,6 +3,7 @@
 //! decide.
 
 pub mod access;
+pub mod activation;
 pub mod approvals;
 pub mod classification;
 pub mod duration;

@@ -13,12 +13,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::Refusal;
-use super::approvals;
+use super::activation::{Sealer, Window};
+use super::approvals::{self, ApprovalState};
 use super::classification::{AgreementGate, level_name};
-use super::duration::{self, after, second_ceil, second_floor};
+use super::duration::{self, after, second_floor};
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{
-    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, reason,
+    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, STATUS_TAMPERED, reason,
 };
 use crate::api::{
     ClassificationResult, DataSharingAgreementStatus, REVOKE_ANNOTATION, ShareRecord, SharingPhase,
@@ -47,6 +48,10 @@ pub struct Checked {
 /// Everything the decision needs, gathered by the controller.
 pub struct Observation<'a> {
     pub requester: &'a str,
+    /// Who filed the agreement on the requester's behalf (admitted `gatehouse.dev/filed-by`).
+    pub filed_by: Option<&'a str>,
+    /// Seals and checks the activation window of this agreement.
+    pub sealer: Sealer<'a>,
     /// The recipient ServiceAccount: it receives the data, so it may not review the share.
     pub recipient: Option<Subject>,
     pub annotations: &'a BTreeMap<String, String>,
@@ -102,6 +107,10 @@ pub fn plan(observed: &Observation) -> Plan {
                 | SharingPhase::Revoked
         )
     ) {
+        return plan;
+    }
+    if let Err(problem) = recorded_window(&plan.status, observed) {
+        tampered(&mut plan, &problem, observed);
         return plan;
     }
     let executed = matches!(phase, Some(SharingPhase::Active | SharingPhase::Suspended));
@@ -173,32 +182,7 @@ pub fn plan(observed: &Observation) -> Plan {
         observed,
     );
 
-    if observed.approvals_unverified.is_some() {
-        approvals::mark_untrusted(
-            &mut plan.status.untrusted_approvals,
-            &plan.status.approvals,
-            observed.annotations,
-        );
-    }
-    let untrusted = &plan.status.untrusted_approvals;
-    let trusted: BTreeMap<String, String> = observed
-        .annotations
-        .iter()
-        .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let recipients: Vec<Subject> = observed.recipient.iter().cloned().collect();
-    let mut state = approvals::evaluate(
-        checked.required.clone(),
-        &trusted,
-        observed.requester,
-        &recipients,
-        &plan.status.approvals,
-        &Time(observed.now),
-    );
-    state
-        .ignored
-        .extend(approvals::untrusted_notes(&plan.status.untrusted_approvals));
+    let state = review_state(&mut plan, checked, observed);
     plan.status.required_approvals = state.required.clone();
     plan.status.approvals = state.records.clone();
     plan.status.ignored_annotations = state.ignored.clone();
@@ -248,7 +232,10 @@ pub fn plan(observed: &Observation) -> Plan {
     let deadline = after(observed.created.unwrap_or(observed.now), timeout);
     // An agreement fully reviewed in time whose execution failed (`Approved`) is retried, not
     // timed out.
-    if observed.now >= deadline && phase != Some(SharingPhase::Approved) {
+    if observed.now >= deadline
+        && phase != Some(SharingPhase::Approved)
+        && plan.status.share.is_none()
+    {
         let mut missing: Vec<&str> = state.waiting_for();
         if checked.gate.blocks_execution() {
             missing.push("a signed agreement (spec.agreement.reference)");
@@ -338,19 +325,69 @@ pub fn plan(observed: &Observation) -> Plan {
     activate(plan, checked, observed)
 }
 
+/// The reviews of an agreement as the admitted annotations say now; approvals first seen while the
+/// admission policies were not enforced are marked and never count.
+fn review_state(plan: &mut Plan, checked: &Checked, observed: &Observation) -> ApprovalState {
+    if observed.approvals_unverified.is_some() {
+        approvals::mark_untrusted(
+            &mut plan.status.untrusted_approvals,
+            &plan.status.approvals,
+            observed.annotations,
+        );
+    }
+    let untrusted = &plan.status.untrusted_approvals;
+    let trusted: BTreeMap<String, String> = observed
+        .annotations
+        .iter()
+        .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let recipients: Vec<Subject> = observed.recipient.iter().cloned().collect();
+    let mut state = approvals::evaluate(
+        checked.required.clone(),
+        &trusted,
+        &approvals::Parties {
+            requester: observed.requester,
+            filed_by: observed.filed_by,
+            subjects: &recipients,
+        },
+        &plan.status.approvals,
+        &Time(observed.now),
+    );
+    state
+        .ignored
+        .extend(approvals::untrusted_notes(&plan.status.untrusted_approvals));
+    state
+}
+
+/// Activates: opens the sealed window, or keeps the one opened before (an execution retry), so that
+/// the retention end never moves once recorded. The controller records it before anything is shared.
 fn activate(mut plan: Plan, checked: &Checked, observed: &Observation) -> Plan {
-    let activated_at = second_floor(observed.now);
-    let expires_at = second_ceil(after(observed.now, checked.retention));
+    let previous = plan.status.share.take();
+    let window = match &previous {
+        Some(share) => Window {
+            activated_at: share.activated_at.clone(),
+            expires_at: share.expires_at.clone(),
+            seal: share.seal.clone().unwrap_or_default(),
+        },
+        None => observed.sealer.open(observed.now, checked.retention),
+    };
+    let expires_at = window.expires_at.0;
     plan.status.phase = Some(SharingPhase::Active);
     plan.status.waiting_for = None;
+    let (objects, syncs) = previous.map(|p| (p.objects, p.syncs)).unwrap_or_default();
     plan.status.share = Some(ShareRecord {
-        objects: Vec::new(),
-        activated_at: Time(activated_at),
-        expires_at: Time(expires_at),
+        objects,
+        activated_at: window.activated_at,
+        expires_at: window.expires_at,
+        seal: Some(window.seal),
         agreement: observed.agreement_reference.map(str::to_string),
-        syncs: Vec::new(),
+        syncs,
         removed_at: None,
     });
+    if observed.now >= expires_at {
+        return executing(plan, observed);
+    }
     let message = format!("shared until {expires_at}");
     set(
         &mut plan,
@@ -439,6 +476,32 @@ fn executing(mut plan: Plan, observed: &Observation) -> Plan {
             );
         }
         None => {
+            // What is shared is re-derived from the admitted reviews and the current policy on
+            // every reconcile: the recorded phase alone never keeps (or creates) a share.
+            let missing = match &observed.checked {
+                Ok(checked) => {
+                    let state = review_state(&mut plan, checked, observed);
+                    (!state.complete()).then(|| {
+                        format!(
+                            "SharingPolicy {} now requires review by {}, which this share does not have",
+                            checked.policy,
+                            state.waiting_for().join(", ")
+                        )
+                    })
+                }
+                Err(refusal) => Some(refusal.message.clone()),
+            };
+            if let Some(missing) = missing {
+                let message = format!("share removed: {missing}");
+                end(
+                    &mut plan,
+                    SharingPhase::Revoked,
+                    reason::POLICY_WITHDRAWN,
+                    &message,
+                    observed,
+                );
+                return plan;
+            }
             plan.status.phase = Some(SharingPhase::Active);
             let message = format!("shared until {expires_at}");
             set(
@@ -503,6 +566,47 @@ pub fn record_sync(share: &mut ShareRecord, sources: Vec<String>, now: Timestamp
     let excess = share.syncs.len().saturating_sub(SYNC_HISTORY);
     share.syncs.drain(..excess);
     true
+}
+
+/// The recorded activation window, checked against its seal: `Err` when the status claims a share
+/// (or an executed phase) the operator never opened.
+fn recorded_window(status: &DataSharingAgreementStatus, observed: &Observation) -> Result<(), String> {
+    match (&status.share, status.phase) {
+        (Some(share), _) => observed.sealer.check(
+            &share.activated_at,
+            &share.expires_at,
+            share.seal.as_deref(),
+            observed.now,
+        ),
+        (None, Some(SharingPhase::Active | SharingPhase::Suspended)) => Err(format!(
+            "the status says {:?} but records no activation",
+            status.phase.unwrap_or(SharingPhase::Active)
+        )),
+        (None, _) => Ok(()),
+    }
+}
+
+/// Ends an agreement whose status the operator did not write: everything shared is removed at
+/// once, and it never shares again (a new agreement goes through review again).
+fn tampered(plan: &mut Plan, problem: &str, observed: &Observation) {
+    let message = format!(
+        "share removed and the agreement ended: {problem}. Only the operator writes status (admission policy gatehouse-status); file a new agreement"
+    );
+    end(
+        plan,
+        SharingPhase::Revoked,
+        reason::STATUS_TAMPERED,
+        &message,
+        observed,
+    );
+    set(
+        plan,
+        &[STATUS_TAMPERED],
+        true,
+        reason::STATUS_TAMPERED,
+        &message,
+        observed,
+    );
 }
 
 /// The recipient ServiceAccount as an approvals subject: it may not review its own share.
@@ -573,6 +677,10 @@ mod tests {
 
     const HOUR: i64 = 3600;
 
+    fn test_key() -> crate::policy::activation::SealKey {
+        crate::policy::activation::SealKey::from_bytes(&[3; 32]).expect("32 bytes")
+    }
+
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).expect("valid test time")
     }
@@ -625,8 +733,15 @@ mod tests {
         }
 
         fn run(&self) -> Plan {
+            let key = test_key();
             plan(&Observation {
                 requester: "erin",
+                filed_by: None,
+                sealer: Sealer {
+                    key: &key,
+                    kind: "DataSharingAgreement",
+                    uid: "uid-1",
+                },
                 recipient: recipient_subject(Some("analytics"), Some("reporting")),
                 annotations: &self.annotations,
                 agreement_reference: Some("DPA-1"),
@@ -802,11 +917,11 @@ mod tests {
 
     #[test]
     fn missing_keys_or_raised_classification_suspend_until_restored() {
-        let case = Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
-        let active = case.run();
+        let case = || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        let active = case().run();
         assert_eq!(active.status.phase, Some(SharingPhase::Active));
 
-        let mut gone = Case::new(&["data-owner"]).then(&active, 120);
+        let mut gone = case().then(&active, 120);
         gone.classification = Err(Refusal::new(
             reason::INVALID_SPEC,
             "spec.data[0]: Secret db has no key password",
@@ -816,7 +931,7 @@ mod tests {
         assert_eq!(suspended.share, Share::Remove);
         assert_eq!(reason_of(&suspended, SHARED), reason::SOURCE_CHANGED);
 
-        let restored = Case::new(&["data-owner"]).then(&suspended, 180).run();
+        let restored = case().then(&suspended, 180).run();
         assert_eq!(restored.status.phase, Some(SharingPhase::Active));
         assert_eq!(restored.share, Share::Execute);
         assert_eq!(
@@ -825,7 +940,7 @@ mod tests {
             "retention keeps counting from activation"
         );
 
-        let mut raised = Case::new(&["data-owner"]).then(&active, 120);
+        let mut raised = case().then(&active, 120);
         raised.classification = Ok(ClassificationResult {
             level: Classification::Restricted,
             personal_data: true,
@@ -924,6 +1039,7 @@ mod tests {
             objects: vec![],
             activated_at: Time(at(0)),
             expires_at: Time(at(HOUR)),
+            seal: None,
             agreement: None,
             syncs: vec![],
             removed_at: None,
@@ -941,6 +1057,50 @@ mod tests {
         assert_eq!(
             share.syncs.last().map(|s| s.sources.clone()),
             Some(vec!["Secret/db@19".to_string()])
+        );
+    }
+    #[test]
+    fn a_forged_executed_status_shares_nothing_and_ends_the_agreement() {
+        let approved = || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        let active = approved().run();
+        for forge in [
+            |s: &mut DataSharingAgreementStatus| s.share = None,
+            |s: &mut DataSharingAgreementStatus| {
+                if let Some(share) = s.share.as_mut() {
+                    share.expires_at = Time(Timestamp::from_second(4_070_908_800).expect("valid"));
+                }
+            },
+            |s: &mut DataSharingAgreementStatus| {
+                if let Some(share) = s.share.as_mut() {
+                    share.seal = None;
+                }
+            },
+        ] {
+            let mut status = active.status.clone();
+            forge(&mut status);
+            let plan = approved().then(&Plan { status, ..active.clone() }, 120).run();
+            assert_eq!(plan.share, Share::Remove);
+            assert_eq!(plan.status.phase, Some(SharingPhase::Revoked));
+            assert_eq!(reason_of(&plan, STATUS_TAMPERED), reason::STATUS_TAMPERED);
+        }
+        let kept = approved().then(&active, 120).run();
+        assert_eq!(kept.share, Share::Execute, "the genuine window keeps sharing");
+    }
+
+    #[test]
+    fn an_execution_retry_keeps_the_recorded_window() {
+        let approved = || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        let active = approved().run();
+        let mut failed = active.status.clone();
+        failed.phase = Some(SharingPhase::Approved);
+        let retried = approved()
+            .then(&Plan { status: failed, ..active.clone() }, 900)
+            .run();
+        assert_eq!(retried.status.phase, Some(SharingPhase::Active));
+        assert_eq!(
+            retried.status.share.as_ref().map(|s| (&s.activated_at, &s.expires_at)),
+            active.status.share.as_ref().map(|s| (&s.activated_at, &s.expires_at)),
+            "retention never moves"
         );
     }
 }

@@ -58,6 +58,68 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error(
+        "{kind} {name} still exists after it was deleted ({holding}); Gatehouse retries until it is gone"
+    )]
+    StillExists {
+        kind: &'static str,
+        name: String,
+        holding: String,
+    },
+}
+
+/// Deletes an object the operator created, and proves it gone: finalizers someone else added
+/// (which would keep the object, and the access or data it carries, alive past its end) are
+/// stripped first (by update: the operator holds no patch on Secrets), and a read after the delete
+/// must find nothing. Gone already is fine; a finalizer re-added in between gets a second round.
+pub async fn remove<K>(api: &kube::Api<K>, kind: &'static str, name: &str) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    use kube::api::{DeleteParams, PostParams};
+    let failed = |source| Error::Delete {
+        kind,
+        name: name.to_string(),
+        source,
+    };
+    let mut holding = Vec::new();
+    for _round in 0..2 {
+        let Some(mut existing) = api.get_opt(name).await.map_err(failed)? else {
+            return Ok(());
+        };
+        holding = existing.meta().finalizers.clone().unwrap_or_default();
+        if !holding.is_empty() {
+            existing.meta_mut().finalizers = None;
+            match api.replace(name, &PostParams::default(), &existing).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+                // Changed meanwhile: read it again.
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                other => {
+                    other.map_err(failed)?;
+                }
+            }
+        }
+        if existing.meta().deletion_timestamp.is_none() {
+            match api.delete(name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+                other => {
+                    other.map_err(failed)?;
+                }
+            }
+        }
+        if api.get_opt(name).await.map_err(failed)?.is_none() {
+            return Ok(());
+        }
+    }
+    Err(Error::StillExists {
+        kind,
+        name: name.to_string(),
+        holding: if holding.is_empty() {
+            "its deletion is still pending".to_string()
+        } else {
+            format!("held by finalizers {}", holding.join(", "))
+        },
+    })
 }
 
 impl Error {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding, RoleRef, Subject};
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::{Error, RBAC_GROUP};
@@ -354,31 +354,13 @@ pub async fn restore(
 
 /// Deletes a binding; one that is already gone counts as deleted.
 pub async fn delete(client: &Client, reference: &BindingRef) -> Result<(), Error> {
-    let result = if reference.kind == "ClusterRoleBinding" {
-        Api::<ClusterRoleBinding>::all(client.clone())
-            .delete(&reference.name, &DeleteParams::default())
-            .await
-            .map(|_| ())
+    if reference.kind == "ClusterRoleBinding" {
+        let api = Api::<ClusterRoleBinding>::all(client.clone());
+        super::remove(&api, "ClusterRoleBinding", &reference.name).await
     } else {
-        Api::<RoleBinding>::namespaced(
-            client.clone(),
-            reference.namespace.as_deref().unwrap_or_default(),
-        )
-        .delete(&reference.name, &DeleteParams::default())
-        .await
-        .map(|_| ())
-    };
-    match result {
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        other => other.map_err(|source| Error::Delete {
-            kind: if reference.kind == "ClusterRoleBinding" {
-                "ClusterRoleBinding"
-            } else {
-                "RoleBinding"
-            },
-            name: describe(reference),
-            source,
-        }),
+        let namespace = reference.namespace.as_deref().unwrap_or_default();
+        let api = Api::<RoleBinding>::namespaced(client.clone(), namespace);
+        super::remove(&api, "RoleBinding", &reference.name).await
     }
 }
 

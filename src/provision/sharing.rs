@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -517,28 +517,19 @@ async fn replace(client: &Client, want: &Shared, have: &Shared) -> Result<(), Er
 /// Deletes one object; one already gone counts as deleted.
 pub async fn delete(client: &Client, object: &Shared) -> Result<(), Error> {
     let (kind, namespace, name) = object.key();
-    let params = DeleteParams::default();
-    let result = match object {
-        Shared::Secret(_) => Api::<Secret>::namespaced(client.clone(), &namespace)
-            .delete(&name, &params)
-            .await
-            .map(|_| ()),
-        Shared::Role(_) => Api::<Role>::namespaced(client.clone(), &namespace)
-            .delete(&name, &params)
-            .await
-            .map(|_| ()),
-        Shared::RoleBinding(_) => Api::<RoleBinding>::namespaced(client.clone(), &namespace)
-            .delete(&name, &params)
-            .await
-            .map(|_| ()),
-    };
-    match result {
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        other => other.map_err(|source| Error::Delete {
-            kind,
-            name: object.describe(),
-            source,
-        }),
+    match object {
+        Shared::Secret(_) => {
+            let api = Api::<Secret>::namespaced(client.clone(), &namespace);
+            super::remove(&api, kind, &name).await
+        }
+        Shared::Role(_) => {
+            let api = Api::<Role>::namespaced(client.clone(), &namespace);
+            super::remove(&api, kind, &name).await
+        }
+        Shared::RoleBinding(_) => {
+            let api = Api::<RoleBinding>::namespaced(client.clone(), &namespace);
+            super::remove(&api, kind, &name).await
+        }
     }
 }
 
