@@ -1,4 +1,5 @@
-//! Label selector matching for policies' namespace selectors.
+//! What policies select: label selectors for namespaces, and name patterns (`*` wildcards) for
+//! subjects.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,69 @@ pub fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, Strin
         return false;
     };
     Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(labels))
+}
+
+/// A selector as its author wrote it, for refusal messages: `matchLabels team=payments`,
+/// `matchExpressions tier In (gold, silver)`, `{} (selects everything)` or `unset (selects
+/// nothing)`.
+pub fn describe(selector: Option<&LabelSelector>) -> String {
+    let Some(selector) = selector else {
+        return "unset (selects nothing)".to_string();
+    };
+    let mut parts = Vec::new();
+    if let Some(labels) = selector.match_labels.as_ref().filter(|l| !l.is_empty()) {
+        let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        parts.push(format!("matchLabels {}", pairs.join(", ")));
+    }
+    if let Some(expressions) = selector
+        .match_expressions
+        .as_ref()
+        .filter(|e| !e.is_empty())
+    {
+        let described: Vec<String> = expressions
+            .iter()
+            .map(|e| match e.values.as_deref() {
+                Some(values) if !values.is_empty() => {
+                    format!("{} {} ({})", e.key, e.operator, values.join(", "))
+                }
+                _ => format!("{} {}", e.key, e.operator),
+            })
+            .collect();
+        parts.push(format!("matchExpressions {}", described.join(", ")));
+    }
+    if parts.is_empty() {
+        "{} (selects everything)".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Whether `value` matches `pattern`, in which `*` matches any run of characters (also none) and
+/// every other character matches itself. No other character is special, so a name can never be
+/// read as a pattern by accident: `a.b` matches only `a.b`, `[x]` only `[x]`.
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let value: Vec<char> = value.chars().collect();
+    // Greedy match with backtracking to the last `*`: linear in practice, never exponential.
+    let (mut p, mut v) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        if p < pattern.len() && pattern[p] == '*' {
+            last_star = Some((p, v));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == value[v] {
+            p += 1;
+            v += 1;
+        } else if let Some((star, matched)) = last_star {
+            // Let the last `*` swallow one more character and retry from there.
+            p = star + 1;
+            v = matched + 1;
+            last_star = Some((star, matched + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]
@@ -47,5 +111,71 @@ mod tests {
             &labels(&[("team", "payments"), ("env", "prod")])
         ));
         assert!(!selects(Some(&selector), &labels(&[("team", "orders")])));
+    }
+
+    #[test]
+    fn patterns_match_runs_of_characters_at_stars_only() {
+        for (pattern, value) in [
+            ("alice", "alice"),
+            ("*", ""),
+            ("*", "anything:at all"),
+            ("oncall-*", "oncall-"),
+            ("oncall-*", "oncall-payments"),
+            ("*@example.com", "bob@example.com"),
+            ("a*b*c", "abc"),
+            ("a*b*c", "aXXbYYbZc"),
+            ("**", "x"),
+            ("a.b", "a.b"),
+            ("[x]", "[x]"),
+            ("ünï*", "ünïcode"),
+        ] {
+            assert!(pattern_matches(pattern, value), "{pattern} ~ {value}");
+        }
+        for (pattern, value) in [
+            ("alice", "alice2"),
+            ("alice", "xalice"),
+            ("alice", ""),
+            ("oncall-*", "oncall"),
+            ("*@example.com", "bob@example.com.evil"),
+            ("a*b*c", "acb"),
+            ("a.b", "aXb"),
+            ("a?c", "abc"),
+            ("", "a"),
+        ] {
+            assert!(!pattern_matches(pattern, value), "{pattern} !~ {value}");
+        }
+    }
+
+    #[test]
+    fn describes_selectors_as_written() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        assert_eq!(
+            describe(Some(&match_labels(&[("team", "payments")]))),
+            "matchLabels team=payments"
+        );
+        let selector = LabelSelector {
+            match_labels: Some(labels(&[("a", "1"), ("b", "2")])),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["gold".into(), "silver".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "pci".into(),
+                    operator: "Exists".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(
+            describe(Some(&selector)),
+            "matchLabels a=1, b=2; matchExpressions tier In (gold, silver), pci Exists"
+        );
+        assert_eq!(
+            describe(Some(&LabelSelector::default())),
+            "{} (selects everything)"
+        );
+        assert_eq!(describe(None), "unset (selects nothing)");
     }
 }
