@@ -69,6 +69,43 @@ pub struct AccessPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub separation_of_duties: Vec<SeparationOfDutiesRule>,
+    /// Who may receive access besides the requester. Unset: a request may name only its
+    /// requester, as a `User` (which is also what an empty `spec.subjects` means). Every other
+    /// subject of a request must match an entry here. Groups named `system:...` are never
+    /// grantable, and a `User` named `system:...` only to itself as the requester, whatever is
+    /// listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<SubjectRules>,
+}
+
+/// The subjects, besides the requester as a `User`, that requests under a policy may name. In
+/// every entry `*` matches any run of characters (also none), e.g. `oncall-*`; everything else
+/// matches itself.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectRules {
+    /// Usernames (or patterns) that may receive access, e.g. `bob` or `*@example.com`. Names
+    /// starting with `system:` are refused: those are Kubernetes identities (ServiceAccounts,
+    /// components, `system:anonymous`) that only ever receive access as their own requester; list
+    /// ServiceAccounts under `serviceAccounts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(u, !u.startsWith('system:'))").message("spec.subjects.users may not name system: users: they are Kubernetes identities, granted only to themselves as the requester; list ServiceAccounts in spec.subjects.serviceAccounts as <namespace>/<name>"))]
+    pub users: Vec<String>,
+    /// Group names (or patterns) that may receive access, e.g. `payments-oncall`. Groups named
+    /// `system:...` (`system:authenticated` is every signed-in user, `system:masters` is cluster
+    /// admin) are never grantable: they are refused here, and a pattern such as `*` never matches
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(g, !g.startsWith('system:'))").message("spec.subjects.groups may not name system: groups: they are built into Kubernetes (system:authenticated is every signed-in user) and are never grantable"))]
+    pub groups: Vec<String>,
+    /// ServiceAccounts that may receive access, as `<namespace>/<name>`, with `*` allowed in
+    /// either part, e.g. `ci/deployer` or `payments/*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 3, max = 317)))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(s, s.matches('^[^/]+/[^/]+$'))").message("spec.subjects.serviceAccounts entries are <namespace>/<name>, e.g. ci/deployer or payments/*"))]
+    pub service_accounts: Vec<String>,
 }
 
 /// Requirements on a request's `justification`.

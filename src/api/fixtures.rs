@@ -63,6 +63,7 @@ pub fn access_policy(name: &str) -> AccessPolicy {
             ],
             pending_timeout: Some("72h".into()),
             separation_of_duties: vec![],
+            subjects: None,
         },
     )
 }

@@ -9,7 +9,7 @@ use regex::Regex;
 use super::{Refusal, duration, selector};
 use crate::api::common::{RoleKind, RoleRef, Subject, SubjectKind};
 use crate::api::conditions::reason;
-use crate::api::{AccessPolicy, AccessPolicySpec, AccessRequestSpec};
+use crate::api::{AccessPolicy, AccessPolicySpec, AccessRequestSpec, SubjectRules};
 
 /// Labels of the namespaces that exist, by name.
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
@@ -37,9 +37,18 @@ pub fn accept(
 ) -> Result<AcceptedRequest, Refusal> {
     let targets = target_namespaces(spec, request_namespace);
     check_shape(spec, &targets, namespaces)?;
-    let policy = resolve(spec, &targets, policies, namespaces)?;
+    let scope = Scope {
+        spec,
+        request_namespace,
+        targets: &targets,
+        namespaces,
+    };
+    let policy = resolve(&scope, policies)?;
     let name = policy.metadata.name.clone().unwrap_or_default();
-    check_scope(&name, &policy.spec, spec, &targets, namespaces)?;
+    // The very check unnamed matching filters by: a policy named in spec.policy governs only
+    // where it would have matched unnamed.
+    check_scope(&name, &policy.spec, &scope)?;
+    check_subjects(&name, &policy.spec, spec)?;
     let duration = check_duration(&name, &policy.spec, spec)?;
     check_justification(&name, &policy.spec, &spec.justification)?;
     Ok(AcceptedRequest {
@@ -65,7 +74,45 @@ pub fn subjects(spec: &AccessRequestSpec) -> Vec<Subject> {
     }
 }
 
-fn target_namespaces(spec: &AccessRequestSpec, request_namespace: &str) -> Vec<String> {
+/// Who receives the access, for approvers: `User alice, Group oncall, ServiceAccount ci/deployer`.
+pub fn subjects_summary(accepted: &AcceptedRequest) -> String {
+    describe_subjects(&accepted.subjects)
+}
+
+/// Where the access applies, for approvers: the namespaces (`orders, payments`) or `cluster-wide`.
+pub fn grant_scope(accepted: &AcceptedRequest) -> String {
+    describe_grant_scope(accepted.cluster_wide, &accepted.namespaces)
+}
+
+/// Subjects as [`subjects_summary`] shows them, comma-separated.
+pub fn describe_subjects(subjects: &[Subject]) -> String {
+    subjects
+        .iter()
+        .map(describe_subject)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One subject: `User alice`, `Group oncall`, `ServiceAccount ci/deployer`.
+pub fn describe_subject(subject: &Subject) -> String {
+    match (&subject.kind, &subject.namespace) {
+        (SubjectKind::ServiceAccount, Some(ns)) => format!("ServiceAccount {ns}/{}", subject.name),
+        (kind, _) => format!("{kind:?} {}", subject.name),
+    }
+}
+
+/// A grant's scope as [`grant_scope`] shows it.
+pub fn describe_grant_scope(cluster_wide: bool, namespaces: &[String]) -> String {
+    if cluster_wide {
+        "cluster-wide".to_string()
+    } else {
+        namespaces.join(", ")
+    }
+}
+
+/// The namespaces a request asks for, sorted and without duplicates: as written, or the request's
+/// own namespace; none for a cluster-wide request.
+pub fn target_namespaces(spec: &AccessRequestSpec, request_namespace: &str) -> Vec<String> {
     if spec.cluster_wide {
         Vec::new()
     } else if spec.namespaces.is_empty() {
@@ -114,34 +161,67 @@ fn check_shape(
     Ok(())
 }
 
+/// What decides whether a policy governs a request: what it asks for and where.
+struct Scope<'a> {
+    spec: &'a AccessRequestSpec,
+    /// Where the request is filed; its approvers are found there.
+    request_namespace: &'a str,
+    targets: &'a [String],
+    namespaces: &'a NamespaceLabels,
+}
+
 fn resolve<'a>(
-    spec: &AccessRequestSpec,
-    targets: &[String],
+    scope: &Scope<'_>,
     policies: &[&'a AccessPolicy],
-    namespaces: &NamespaceLabels,
 ) -> Result<&'a AccessPolicy, Refusal> {
+    let spec = scope.spec;
     super::governing(
         spec.policy.as_deref(),
         policies,
-        |p| check_scope("", &p.spec, spec, targets, namespaces).is_ok(),
+        |p| check_scope("", &p.spec, scope).is_ok(),
         "AccessPolicy",
         || {
             format!(
-                "no AccessPolicy allows {} {}; nothing will be granted. Ask a cluster admin for a policy, or name one in spec.policy",
+                "no AccessPolicy allows {} {} for a request filed in namespace {}; nothing will be granted. Ask a cluster admin for a policy, or name one in spec.policy",
                 describe_role(&spec.role),
-                describe_scope(spec.cluster_wide, targets),
+                describe_scope(spec.cluster_wide, scope.targets),
+                scope.request_namespace,
             )
         },
     )
 }
 
+/// Whether `policy` governs the request: it lists the role, allows the scope, and its
+/// namespaceSelector selects the request's own namespace and every target namespace. Unnamed
+/// matching keeps the policies this accepts; a named policy must pass it too.
 fn check_scope(
     policy_name: &str,
     policy: &AccessPolicySpec,
-    spec: &AccessRequestSpec,
-    targets: &[String],
-    namespaces: &NamespaceLabels,
+    scope: &Scope<'_>,
 ) -> Result<(), Refusal> {
+    let Scope {
+        spec,
+        request_namespace,
+        targets,
+        namespaces,
+    } = *scope;
+    let selected = |ns: &str| {
+        namespaces
+            .get(ns)
+            .is_some_and(|labels| selector::selects(policy.namespace_selector.as_ref(), labels))
+    };
+    let selector_text = selector::describe(policy.namespace_selector.as_ref());
+    // The request's namespace decides who approves it (approver rights are checked there), so a
+    // policy governs only requests filed where it says: otherwise anyone who can file a request
+    // in some other namespace, next to approvers of their choosing, could use it.
+    if !selected(request_namespace) {
+        return Err(Refusal::new(
+            reason::POLICY_VIOLATION,
+            format!(
+                "spec.policy: AccessPolicy {policy_name} does not govern namespace {request_namespace}, where this request is filed: its namespaceSelector ({selector_text}) does not select {request_namespace}. File the request in a namespace the policy selects, name a policy that selects {request_namespace}, or ask a cluster admin to label namespace {request_namespace} so that the selector selects it"
+            ),
+        ));
+    }
     if !policy.roles.contains(&spec.role) {
         let allowed: Vec<String> = policy.roles.iter().map(describe_role).collect();
         return Err(Refusal::new(
@@ -163,23 +243,126 @@ fn check_scope(
     }
     let outside: Vec<&str> = targets
         .iter()
-        .filter(|ns| {
-            !namespaces
-                .get(*ns)
-                .is_some_and(|labels| selector::selects(policy.namespace_selector.as_ref(), labels))
-        })
         .map(String::as_str)
+        .filter(|ns| !selected(ns))
         .collect();
     if !outside.is_empty() {
         return Err(Refusal::new(
             reason::POLICY_VIOLATION,
             format!(
-                "spec.namespaces: {} not selected by the namespaceSelector of AccessPolicy {policy_name}; request namespaces it selects",
+                "spec.namespaces: {} not selected by the namespaceSelector ({selector_text}) of AccessPolicy {policy_name}; request namespaces it selects, or ask a cluster admin to label them so that it does",
                 outside.join(", ")
             ),
         ));
     }
     Ok(())
+}
+
+/// Every subject must be one the policy allows: the requester as a `User` always; anything else
+/// only where `spec.subjects` of the policy lists it. `system:` groups never, `system:` users only
+/// as their own requester.
+fn check_subjects(
+    policy_name: &str,
+    policy: &AccessPolicySpec,
+    spec: &AccessRequestSpec,
+) -> Result<(), Refusal> {
+    let default_rules = SubjectRules::default();
+    let rules = policy.subjects.as_ref().unwrap_or(&default_rules);
+    for (i, subject) in spec.subjects.iter().enumerate() {
+        if let Some((reason, problem)) =
+            subject_problem(policy_name, rules, &spec.requester, subject)
+        {
+            return Err(Refusal::new(
+                reason,
+                format!("spec.subjects[{i}]: {problem}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Prefix of every identity and group Kubernetes itself defines.
+const SYSTEM_PREFIX: &str = "system:";
+
+/// Why `subject` may not receive access under the policy, or `None` when it may.
+fn subject_problem(
+    policy_name: &str,
+    rules: &SubjectRules,
+    requester: &str,
+    subject: &Subject,
+) -> Option<(&'static str, String)> {
+    let listed = |patterns: &[String], value: &str| {
+        patterns
+            .iter()
+            .any(|pattern| selector::pattern_matches(pattern, value))
+    };
+    let who = describe_subject(subject);
+    let not_listed = |field: &str| {
+        Some((
+            reason::POLICY_VIOLATION,
+            format!(
+                "{who} may not receive access: AccessPolicy {policy_name} allows {}. To grant {who}, a cluster admin must list it in spec.subjects.{field} of AccessPolicy {policy_name}; otherwise remove it from the request",
+                describe_allowed(rules)
+            ),
+        ))
+    };
+    match subject.kind {
+        SubjectKind::User if subject.name == requester => None,
+        SubjectKind::User if subject.name.starts_with(SYSTEM_PREFIX) => Some((
+            reason::POLICY_VIOLATION,
+            format!(
+                "{who} is refused: names starting with system: are Kubernetes identities (ServiceAccounts, control-plane components, system:anonymous) that a request may name only as its own requester, whatever AccessPolicy {policy_name} lists. To grant a ServiceAccount, name it with kind ServiceAccount and its namespace; AccessPolicy {policy_name} must list it in spec.subjects.serviceAccounts"
+            ),
+        )),
+        SubjectKind::User if listed(&rules.users, &subject.name) => None,
+        SubjectKind::User => not_listed("users"),
+        SubjectKind::Group if subject.name.starts_with(SYSTEM_PREFIX) => Some((
+            reason::POLICY_VIOLATION,
+            format!(
+                "{who} is never grantable: system: groups are defined by Kubernetes (system:authenticated is every signed-in user, system:serviceaccounts every ServiceAccount, system:masters the cluster admins), whatever AccessPolicy {policy_name} lists; name the users, or a group of your organisation that the policy lists in spec.subjects.groups"
+            ),
+        )),
+        SubjectKind::Group if listed(&rules.groups, &subject.name) => None,
+        SubjectKind::Group => not_listed("groups"),
+        SubjectKind::ServiceAccount => {
+            let Some(namespace) = subject.namespace.as_deref().filter(|ns| !ns.is_empty()) else {
+                return Some((
+                    reason::INVALID_SPEC,
+                    format!("ServiceAccount {} needs its namespace", subject.name),
+                ));
+            };
+            let allowed = rules.service_accounts.iter().any(|entry| {
+                entry.split_once('/').is_some_and(|(ns, name)| {
+                    selector::pattern_matches(ns, namespace)
+                        && selector::pattern_matches(name, &subject.name)
+                })
+            });
+            if allowed {
+                None
+            } else {
+                not_listed("serviceAccounts")
+            }
+        }
+    }
+}
+
+/// The subjects a policy allows, for refusal messages.
+fn describe_allowed(rules: &SubjectRules) -> String {
+    let mut allowed = vec!["the requester as a User".to_string()];
+    for (kind, patterns) in [
+        ("Users", &rules.users),
+        ("Groups", &rules.groups),
+        ("ServiceAccounts", &rules.service_accounts),
+    ] {
+        if !patterns.is_empty() {
+            allowed.push(format!("{kind} matching {}", patterns.join(", ")));
+        }
+    }
+    if allowed.len() == 1 {
+        "only the requester as a User".to_string()
+    } else {
+        allowed.join("; ")
+    }
 }
 
 fn check_duration(
@@ -493,5 +676,277 @@ mod tests {
             "{}",
             refusal.message
         );
+    }
+
+    // ---- subjects ----
+
+    fn subject(kind: SubjectKind, name: &str, namespace: Option<&str>) -> Subject {
+        Subject {
+            kind,
+            name: name.into(),
+            namespace: namespace.map(str::to_string),
+        }
+    }
+
+    fn group(name: &str) -> Subject {
+        subject(SubjectKind::Group, name, None)
+    }
+
+    fn user(name: &str) -> Subject {
+        subject(SubjectKind::User, name, None)
+    }
+
+    fn service_account(namespace: &str, name: &str) -> Subject {
+        subject(SubjectKind::ServiceAccount, name, Some(namespace))
+    }
+
+    fn policy_with(rules: SubjectRules) -> AccessPolicy {
+        let mut policy = access_policy("payments-db");
+        policy.spec.subjects = Some(rules);
+        policy
+    }
+
+    fn rules(users: &[&str], groups: &[&str], service_accounts: &[&str]) -> SubjectRules {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        SubjectRules {
+            users: strings(users),
+            groups: strings(groups),
+            service_accounts: strings(service_accounts),
+        }
+    }
+
+    fn accept_subjects(policy: &AccessPolicy, subjects: Vec<Subject>) -> Result<(), Refusal> {
+        let mut request = access_request();
+        request.spec.subjects = subjects;
+        accept(&request.spec, "payments", &[policy], &namespaces()).map(|_| ())
+    }
+
+    #[test]
+    fn by_default_only_the_requester_as_a_user_receives_access() {
+        let policy = access_policy("payments-db");
+        assert_eq!(accept_subjects(&policy, vec![]), Ok(()));
+        assert_eq!(accept_subjects(&policy, vec![user("alice")]), Ok(()));
+        let refusal =
+            accept_subjects(&policy, vec![user("alice"), group("oncall")]).expect_err("refused");
+        assert_eq!(refusal.reason, reason::POLICY_VIOLATION);
+        assert_eq!(
+            refusal.message,
+            "spec.subjects[1]: Group oncall may not receive access: AccessPolicy payments-db allows only the requester as a User. To grant Group oncall, a cluster admin must list it in spec.subjects.groups of AccessPolicy payments-db; otherwise remove it from the request"
+        );
+        let refusal = accept_subjects(&policy, vec![user("bob")]).expect_err("refused");
+        assert!(
+            refusal.message.starts_with("spec.subjects[0]: User bob")
+                && refusal.message.contains("spec.subjects.users"),
+            "{}",
+            refusal.message
+        );
+        let refusal = accept_subjects(&policy, vec![service_account("payments", "batch")])
+            .expect_err("refused");
+        assert!(
+            refusal.message.starts_with(
+                "spec.subjects[0]: ServiceAccount payments/batch may not receive access"
+            ) && refusal.message.contains("spec.subjects.serviceAccounts"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
+    fn listed_subjects_and_patterns_are_grantable() {
+        let policy = policy_with(rules(
+            &["bob", "*@example.com"],
+            &["payments-oncall", "team-*"],
+            &["ci/deployer", "payments/*", "*/reporter"],
+        ));
+        for allowed in [
+            user("bob"),
+            user("carol@example.com"),
+            group("payments-oncall"),
+            group("team-a"),
+            service_account("ci", "deployer"),
+            service_account("payments", "batch"),
+            service_account("analytics", "reporter"),
+        ] {
+            assert_eq!(
+                accept_subjects(&policy, vec![allowed.clone()]),
+                Ok(()),
+                "{allowed:?}"
+            );
+        }
+        for refused in [
+            user("bobby"),
+            user("carol@example.com.evil"),
+            group("payments-oncall-2"),
+            group("oncall"),
+            service_account("ci", "builder"),
+            service_account("orders", "batch"),
+        ] {
+            let refusal = accept_subjects(&policy, vec![refused.clone()]).expect_err("refused");
+            assert!(
+                refusal.message.contains(
+                    "AccessPolicy payments-db allows the requester as a User; Users matching bob, *@example.com; Groups matching payments-oncall, team-*; ServiceAccounts matching ci/deployer, payments/*, */reporter"
+                ),
+                "{refused:?}: {}",
+                refusal.message
+            );
+        }
+    }
+
+    #[test]
+    fn system_groups_are_never_grantable_even_by_a_wildcard() {
+        let policy = policy_with(rules(&["*"], &["*"], &["*/*"]));
+        assert_eq!(accept_subjects(&policy, vec![group("oncall")]), Ok(()));
+        for system in [
+            "system:authenticated",
+            "system:unauthenticated",
+            "system:serviceaccounts",
+            "system:serviceaccounts:payments",
+            "system:masters",
+            "system:nodes",
+        ] {
+            let refusal =
+                accept_subjects(&policy, vec![user("alice"), group(system)]).expect_err("refused");
+            assert_eq!(refusal.reason, reason::POLICY_VIOLATION);
+            assert!(
+                refusal.message.starts_with(&format!(
+                    "spec.subjects[1]: Group {system} is never grantable"
+                )),
+                "{}",
+                refusal.message
+            );
+        }
+    }
+
+    #[test]
+    fn system_users_receive_access_only_as_their_own_requester() {
+        let policy = policy_with(rules(&["*"], &[], &["*/*"]));
+        for system in [
+            "system:serviceaccount:payments:batch",
+            "system:kube-controller-manager",
+            "system:anonymous",
+            "system:admin",
+        ] {
+            let refusal = accept_subjects(&policy, vec![user(system)]).expect_err("refused");
+            assert!(
+                refusal
+                    .message
+                    .starts_with(&format!("spec.subjects[0]: User {system} is refused")),
+                "{}",
+                refusal.message
+            );
+            assert!(
+                refusal.message.contains("kind ServiceAccount"),
+                "{}",
+                refusal.message
+            );
+        }
+        // The same ServiceAccount, named as one, is what the policy lists.
+        assert_eq!(
+            accept_subjects(&policy, vec![service_account("payments", "batch")]),
+            Ok(())
+        );
+        // A ServiceAccount filing for itself names itself, under the default rules too.
+        let mut request = access_request();
+        request.spec.requester = "system:serviceaccount:payments:batch".into();
+        request.spec.subjects = vec![user("system:serviceaccount:payments:batch")];
+        let policy = access_policy("payments-db");
+        assert!(accept(&request.spec, "payments", &[&policy], &namespaces()).is_ok());
+    }
+
+    #[test]
+    fn a_named_policy_governs_only_requests_filed_where_it_selects() {
+        let policy = access_policy("payments-db");
+        // Filed in orders, for payments: the policy selects payments only.
+        let mut request = access_request();
+        request.spec.namespaces = vec!["payments".into()];
+        let unnamed =
+            accept(&request.spec, "orders", &[&policy], &namespaces()).expect_err("refused");
+        assert_eq!(unnamed.reason, reason::NO_MATCHING_POLICY);
+        assert!(
+            unnamed.message.contains("filed in namespace orders"),
+            "{}",
+            unnamed.message
+        );
+        request.spec.policy = Some("payments-db".into());
+        let named =
+            accept(&request.spec, "orders", &[&policy], &namespaces()).expect_err("refused");
+        assert_eq!(named.reason, reason::POLICY_VIOLATION);
+        assert!(
+            named.message.starts_with(
+                "spec.policy: AccessPolicy payments-db does not govern namespace orders, where this request is filed: its namespaceSelector (matchLabels team=payments) does not select orders."
+            ),
+            "{}",
+            named.message
+        );
+        assert!(
+            named.message.contains("label namespace orders"),
+            "{}",
+            named.message
+        );
+        // Cluster-wide too: the request's namespace decides who approves.
+        let mut wide = policy.clone();
+        wide.spec.allow_cluster_wide = true;
+        request.spec.namespaces = vec![];
+        request.spec.cluster_wide = true;
+        let named = accept(&request.spec, "orders", &[&wide], &namespaces()).expect_err("refused");
+        assert!(
+            named.message.starts_with(
+                "spec.policy: AccessPolicy payments-db does not govern namespace orders"
+            ),
+            "{}",
+            named.message
+        );
+        assert!(accept(&request.spec, "payments", &[&wide], &namespaces()).is_ok());
+    }
+
+    #[test]
+    fn a_named_policy_prints_its_selector_for_targets_it_does_not_select() {
+        let mut request = access_request();
+        request.spec.policy = Some("payments-db".into());
+        request.spec.namespaces = vec!["analytics".into()];
+        let refusal = accept(
+            &request.spec,
+            "payments",
+            &[&access_policy("payments-db")],
+            &namespaces(),
+        )
+        .expect_err("refused");
+        assert_eq!(
+            refusal.message,
+            "spec.namespaces: analytics not selected by the namespaceSelector (matchLabels team=payments) of AccessPolicy payments-db; request namespaces it selects, or ask a cluster admin to label them so that it does"
+        );
+    }
+
+    #[test]
+    fn approvers_see_subjects_and_scope_in_words() {
+        let policy = policy_with(rules(&[], &["oncall"], &["ci/deployer"]));
+        let mut request = access_request();
+        request.spec.subjects = vec![
+            user("alice"),
+            group("oncall"),
+            service_account("ci", "deployer"),
+        ];
+        request.spec.namespaces = vec!["payments".into()];
+        let accepted =
+            accept(&request.spec, "payments", &[&policy], &namespaces()).expect("accepted");
+        assert_eq!(
+            subjects_summary(&accepted),
+            "User alice, Group oncall, ServiceAccount ci/deployer"
+        );
+        assert_eq!(grant_scope(&accepted), "payments");
+        let mut two = accepted.clone();
+        two.namespaces = vec!["orders".into(), "payments".into()];
+        assert_eq!(grant_scope(&two), "orders, payments");
+        two.cluster_wide = true;
+        two.namespaces = vec![];
+        assert_eq!(grant_scope(&two), "cluster-wide");
+        let default = accept(
+            &access_request().spec,
+            "payments",
+            &[&policy],
+            &namespaces(),
+        )
+        .expect("accepted");
+        assert_eq!(subjects_summary(&default), "User alice");
     }
 }
