@@ -28,6 +28,9 @@ pub fn accept(
     check_method(spec)?;
     let policy = resolve(spec, namespace, policies, namespaces)?;
     let name = policy.metadata.name.clone().unwrap_or_default();
+    // The very check unnamed matching filters by: a policy named in spec.policy governs only the
+    // namespaces it selects, and shares only into the recipients it selects, like any other.
+    check_governs(&name, &policy.spec, namespace, namespaces)?;
     check_recipient(&name, &policy.spec, &spec.recipient, namespaces)?;
     if spec.transfer.method == TransferMethod::Export && policy.spec.egress_namespace.is_none() {
         return Err(Refusal::new(
@@ -84,14 +87,10 @@ fn resolve<'a>(
     policies: &[&'a SharingPolicy],
     namespaces: &NamespaceLabels,
 ) -> Result<&'a SharingPolicy, Refusal> {
-    let labels = namespaces.get(namespace).cloned().unwrap_or_default();
     super::governing(
         spec.policy.as_deref(),
         policies,
-        |p| {
-            p.spec.namespace_selector.is_none()
-                || selector::selects(p.spec.namespace_selector.as_ref(), &labels)
-        },
+        |p| check_governs("", &p.spec, namespace, namespaces).is_ok(),
         "SharingPolicy",
         || {
             format!(
@@ -99,6 +98,33 @@ fn resolve<'a>(
             )
         },
     )
+}
+
+/// Whether `policy` governs agreements filed in `namespace`: its namespaceSelector selects it
+/// (unset selects every namespace). Unnamed matching keeps the policies this accepts; a named
+/// policy must pass it too.
+fn check_governs(
+    policy_name: &str,
+    policy: &SharingPolicySpec,
+    namespace: &str,
+    namespaces: &NamespaceLabels,
+) -> Result<(), Refusal> {
+    let Some(namespace_selector) = &policy.namespace_selector else {
+        return Ok(());
+    };
+    let selected = namespaces
+        .get(namespace)
+        .is_some_and(|labels| selector::selects(Some(namespace_selector), labels));
+    if selected {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        reason::POLICY_VIOLATION,
+        format!(
+            "spec.policy: SharingPolicy {policy_name} does not govern namespace {namespace}, where this agreement is filed: its namespaceSelector ({}) does not select {namespace}. Name a SharingPolicy that selects namespace {namespace}, leave spec.policy unset to use the one that does, or ask a cluster admin to label namespace {namespace} so that the selector selects it",
+            selector::describe(Some(namespace_selector))
+        ),
+    ))
 }
 
 fn check_recipient(
@@ -120,7 +146,8 @@ fn check_recipient(
         return Err(Refusal::new(
             reason::POLICY_VIOLATION,
             format!(
-                "spec.recipient.namespace: {target} is not selected by the recipientNamespaceSelector of SharingPolicy {policy_name}; share only with namespaces it selects"
+                "spec.recipient.namespace: {target} is not selected by the recipientNamespaceSelector ({}) of SharingPolicy {policy_name}; share only with namespaces it selects, name a SharingPolicy whose recipientNamespaceSelector selects {target}, or ask a cluster admin to label namespace {target} so that it does",
+                selector::describe(policy.recipient_namespace_selector.as_ref())
             ),
         ));
     }
@@ -266,6 +293,70 @@ mod tests {
             accept(&agreement.spec, "orders", &[&policy], &namespaces()).expect_err("refused");
         assert!(
             refusal.message.contains("only by Export"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    /// A lenient policy (no reviews) for data owners labelled team=payments only, sharing into
+    /// namespaces labelled team=payments only.
+    fn lenient() -> SharingPolicy {
+        let mut policy = sharing_policy("lenient");
+        policy.spec.reviews.always = vec![];
+        let team = |t: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([("team".to_string(), t.to_string())].into()),
+            ..Default::default()
+        };
+        policy.spec.namespace_selector = Some(team("payments"));
+        policy.spec.recipient_namespace_selector = Some(team("payments"));
+        policy
+    }
+
+    #[test]
+    fn a_named_policy_governs_only_the_namespaces_it_selects() {
+        let mut agreement = data_sharing_agreement();
+        agreement.spec.recipient.namespace = Some("payments".into());
+        let policies = [&lenient(), &sharing_policy("default-sharing")];
+        // Unnamed, the lenient policy does not match an agreement filed in orders.
+        let unnamed =
+            accept(&agreement.spec, "orders", &policies[..1], &namespaces()).expect_err("refused");
+        assert_eq!(unnamed.reason, reason::NO_MATCHING_POLICY);
+        // Named, it does not govern orders either.
+        agreement.spec.policy = Some("lenient".into());
+        let named =
+            accept(&agreement.spec, "orders", &policies, &namespaces()).expect_err("refused");
+        assert_eq!(named.reason, reason::POLICY_VIOLATION);
+        assert!(
+            named.message.starts_with(
+                "spec.policy: SharingPolicy lenient does not govern namespace orders, where this agreement is filed: its namespaceSelector (matchLabels team=payments) does not select orders."
+            ),
+            "{}",
+            named.message
+        );
+        assert!(
+            named.message.contains("label namespace orders"),
+            "{}",
+            named.message
+        );
+        // Filed where it governs, it applies.
+        assert_eq!(
+            accept(&agreement.spec, "payments", &policies, &namespaces()).map(|a| a.policy),
+            Ok("lenient".into())
+        );
+    }
+
+    #[test]
+    fn a_named_policy_shares_only_into_recipients_it_selects() {
+        let mut agreement = data_sharing_agreement();
+        agreement.spec.policy = Some("lenient".into());
+        // Filed in payments (governed), for analytics (not a recipient the policy selects).
+        let refusal =
+            accept(&agreement.spec, "payments", &[&lenient()], &namespaces()).expect_err("refused");
+        assert_eq!(refusal.reason, reason::POLICY_VIOLATION);
+        assert!(
+            refusal.message.starts_with(
+                "spec.recipient.namespace: analytics is not selected by the recipientNamespaceSelector (matchLabels team=payments) of SharingPolicy lenient;"
+            ),
             "{}",
             refusal.message
         );
