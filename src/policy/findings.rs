@@ -11,7 +11,7 @@
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-use super::access::AcceptedRequest;
+use super::access::{AcceptedRequest, describe_subject};
 use crate::api::common::{RoleKind, RoleRef, Subject, SubjectKind};
 use crate::api::{AccessPolicySpec, ConflictAction, Finding, FindingType, OWNER_LABEL};
 
@@ -20,6 +20,15 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// Prefix of the username a ServiceAccount authenticates as: `system:serviceaccount:<ns>:<name>`.
 const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
+
+/// The group of every authenticated user and ServiceAccount.
+const AUTHENTICATED: &str = "system:authenticated";
+/// The group of every anonymous request.
+const UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The username of anonymous requests.
+const ANONYMOUS: &str = "system:anonymous";
+/// The group of every ServiceAccount; `system:serviceaccounts:<ns>` holds those of one namespace.
+const SERVICE_ACCOUNTS: &str = "system:serviceaccounts";
 
 /// The reason given when the requested role's rules are unknown; the grant is then treated as high
 /// risk, because approvers must not wave through permissions nobody has seen.
@@ -112,9 +121,116 @@ impl ExistingBinding {
         }
     }
 
-    /// Whether the binding names `subject`.
-    fn binds(&self, subject: &Subject) -> bool {
-        self.subjects.iter().any(|held| same_subject(subject, held))
+    /// How the binding reaches `subject` (whose groups are `groups`), if it may at all.
+    fn reach(&self, subject: &Subject, groups: &Memberships) -> Option<Reach> {
+        if self.subjects.iter().any(|held| same_subject(subject, held)) {
+            return Some(Reach::Direct);
+        }
+        let mut bound_groups: Vec<&str> = self
+            .subjects
+            .iter()
+            .filter(|held| held.kind == SubjectKind::Group)
+            .map(|held| held.name.as_str())
+            .collect();
+        bound_groups.sort_unstable();
+        bound_groups.dedup();
+        if let Some(group) = bound_groups
+            .iter()
+            .find(|g| groups.known.iter().any(|k| k == *g))
+        {
+            return Some(Reach::Member(group.to_string()));
+        }
+        if groups.complete {
+            return None;
+        }
+        let possible: Vec<String> = bound_groups
+            .into_iter()
+            .filter(|g| !groups.excluded.contains(g))
+            .map(str::to_string)
+            .collect();
+        (!possible.is_empty()).then_some(Reach::Unknown(possible))
+    }
+}
+
+/// How a binding reaches a request subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Reach {
+    /// The binding names the subject itself.
+    Direct,
+    /// The binding names a group the subject is known to be in.
+    Member(String),
+    /// The binding names groups the subject may be in: Gatehouse cannot see a user's groups.
+    Unknown(Vec<String>),
+}
+
+/// The groups a subject is in, as far as Gatehouse can know without seeing the authenticator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Memberships {
+    /// Groups the subject is certainly in.
+    known: Vec<String>,
+    /// Whether `known` is all of them (true for ServiceAccounts, groups and anonymous).
+    complete: bool,
+    /// Groups the subject is certainly not in, though `known` is incomplete.
+    excluded: &'static [&'static str],
+}
+
+/// What Kubernetes itself puts every subject in: a ServiceAccount `ns/name` is in
+/// `system:serviceaccounts`, `system:serviceaccounts:<ns>` and `system:authenticated` and nothing
+/// else; a user in `system:authenticated` and in whatever groups the authenticator adds, which
+/// Gatehouse cannot see; a group is only itself.
+fn memberships(subject: &Subject) -> Memberships {
+    let subject = canonical(subject);
+    match subject.kind {
+        SubjectKind::ServiceAccount => Memberships {
+            known: vec![
+                AUTHENTICATED.to_string(),
+                SERVICE_ACCOUNTS.to_string(),
+                format!(
+                    "{SERVICE_ACCOUNTS}:{}",
+                    subject.namespace.unwrap_or_default()
+                ),
+            ],
+            complete: true,
+            excluded: &[],
+        },
+        SubjectKind::User if subject.name == ANONYMOUS => Memberships {
+            known: vec![UNAUTHENTICATED.to_string()],
+            complete: true,
+            excluded: &[],
+        },
+        SubjectKind::User => Memberships {
+            known: vec![AUTHENTICATED.to_string()],
+            complete: false,
+            excluded: &[UNAUTHENTICATED],
+        },
+        SubjectKind::Group => Memberships {
+            known: Vec::new(),
+            complete: true,
+            excluded: &[],
+        },
+    }
+}
+
+/// What the checks could not see about `subject` holding something through `groups`.
+fn unchecked(subject: &Subject, groups: &[String]) -> String {
+    let that = if groups.len() == 1 {
+        "that group"
+    } else {
+        "those groups"
+    };
+    format!(
+        "group memberships of {} are not visible to Gatehouse, so whether {} holds it through {that} was not checked",
+        describe_subject(subject),
+        subject.name
+    )
+}
+
+/// `Group a` or `Groups a, b`, for messages.
+fn describe_groups(groups: &[String]) -> String {
+    if groups.len() == 1 {
+        format!("Group {}", groups[0])
+    } else {
+        format!("Groups {}", groups.join(", "))
     }
 }
 
@@ -240,22 +356,38 @@ pub fn high_risk_reasons(rules: &[PolicyRule], cluster_wide: bool) -> Vec<String
 
 /// One ExistingAccess finding per (subject, binding) that already grants the requested role in a
 /// target namespace: approvers may not need to grant anything, and the grant's expiry would not
-/// end that access.
+/// end that access. A binding counts when it names the subject or a group the subject is known to
+/// be in; one naming a group a user may be in is reported as not checked, because Gatehouse cannot
+/// see a user's groups.
 fn existing_access(request: &AcceptedRequest, bindings: &[ExistingBinding]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for subject in &request.subjects {
-        for binding in bindings.iter().filter(|b| b.binds(subject)) {
+        let groups = memberships(subject);
+        for binding in bindings {
+            let Some(reach) = binding.reach(subject, &groups) else {
+                continue;
+            };
             let Some(covered) = covered_targets(request, binding) else {
                 continue;
             };
+            let who = describe_subject(subject);
+            let role = describe_role(&request.role);
+            let source = &binding.source;
+            let message = match reach {
+                Reach::Direct => format!("{who} already holds {role} {covered} through {source}"),
+                Reach::Member(group) => format!(
+                    "{who} already holds {role} {covered} through {source} (as a member of Group {group})"
+                ),
+                Reach::Unknown(groups) => format!(
+                    "{} hold{} {role} {covered} through {source}; {}",
+                    describe_groups(&groups),
+                    if groups.len() == 1 { "s" } else { "" },
+                    unchecked(subject, &groups)
+                ),
+            };
             findings.push(Finding {
                 type_: FindingType::ExistingAccess,
-                message: format!(
-                    "{} already holds {} {covered} through {}",
-                    describe_subject(subject),
-                    describe_role(&request.role),
-                    binding.source
-                ),
+                message,
             });
         }
     }
@@ -317,20 +449,49 @@ fn separation_of_duties(
             "approvers decide (onConflict: RequireApproval)"
         };
         for subject in &request.subjects {
-            for binding in bindings.iter().filter(|b| b.binds(subject)) {
+            let groups = memberships(subject);
+            for binding in bindings {
+                let Some(reach) = binding.reach(subject, &groups) else {
+                    continue;
+                };
                 let held = binding.role.name.as_str();
                 if held == requested || !rule.roles.iter().any(|r| r == held) {
                     continue;
                 }
-                let message = format!(
-                    "separation-of-duties rule {}: {} already holds {held} ({} {} through {}), which may not be held together with the requested {requested}; {outcome}",
-                    rule.name,
-                    describe_subject(subject),
+                let holding = format!(
+                    "{held} ({} {} through {}",
                     describe_role(&binding.role),
                     binding.scope(),
-                    binding.source,
+                    binding.source
                 );
-                if deny {
+                let (message, certain) = match &reach {
+                    Reach::Direct | Reach::Member(_) => {
+                        let member = match &reach {
+                            Reach::Member(group) => format!(" as a member of Group {group}"),
+                            _ => String::new(),
+                        };
+                        (
+                            format!(
+                                "separation-of-duties rule {}: {} already holds {holding}{member}), which may not be held together with the requested {requested}; {outcome}",
+                                rule.name,
+                                describe_subject(subject),
+                            ),
+                            true,
+                        )
+                    }
+                    // Not known to be a conflict, so it cannot deny; the approvers must judge it.
+                    Reach::Unknown(groups) => (
+                        format!(
+                            "separation-of-duties rule {}: {} hold{} {holding}), which may not be held together with the requested {requested}; {}; approvers decide",
+                            rule.name,
+                            describe_groups(groups),
+                            if groups.len() == 1 { "s" } else { "" },
+                            unchecked(subject, groups)
+                        ),
+                        false,
+                    ),
+                };
+                if deny && certain {
                     denials.push(message.clone());
                 }
                 findings.push(Finding {
@@ -434,13 +595,6 @@ fn has(values: &[String], wanted: &str) -> bool {
 
 fn describe_role(role: &RoleRef) -> String {
     format!("{:?}/{}", role.kind, role.name)
-}
-
-fn describe_subject(subject: &Subject) -> String {
-    match (&subject.kind, &subject.namespace) {
-        (SubjectKind::ServiceAccount, Some(ns)) => format!("ServiceAccount {ns}/{}", subject.name),
-        (kind, _) => format!("{kind:?} {}", subject.name),
-    }
 }
 
 fn describe_targets(request: &AcceptedRequest) -> String {
@@ -1195,5 +1349,169 @@ mod tests {
         let mut reversed = bindings;
         reversed.reverse();
         assert_eq!(check(&request, &policy, &reversed, None), checks);
+    }
+
+    // ---- access held through groups ----
+
+    fn group(name: &str) -> Subject {
+        Subject {
+            kind: SubjectKind::Group,
+            name: name.into(),
+            namespace: None,
+        }
+    }
+
+    #[test]
+    fn every_user_holds_what_system_authenticated_holds() {
+        let everyone = binding(
+            "RoleBinding payments/everyone",
+            Some("payments"),
+            cluster_role("db-reader"),
+            group("system:authenticated"),
+        );
+        let checks = check(&accepted(), &policy(), &[everyone], Some(&benign_rules()));
+        assert_eq!(
+            of_type(&checks, FindingType::ExistingAccess),
+            vec![
+                "User alice already holds ClusterRole/db-reader in namespace(s) payments through RoleBinding payments/everyone (as a member of Group system:authenticated)"
+            ]
+        );
+    }
+
+    #[test]
+    fn service_accounts_hold_what_their_system_groups_hold() {
+        let mut request = accepted();
+        request.subjects = vec![service_account("payments", "batch")];
+        for (group_name, holds) in [
+            ("system:serviceaccounts", true),
+            ("system:serviceaccounts:payments", true),
+            ("system:authenticated", true),
+            ("system:serviceaccounts:orders", false),
+            // A ServiceAccount's groups are all known: it is in no other group.
+            ("payments-oncall", false),
+            ("system:masters", false),
+        ] {
+            let held = binding(
+                "ClusterRoleBinding g",
+                None,
+                cluster_role("db-reader"),
+                group(group_name),
+            );
+            let checks = check(&request, &policy(), &[held], Some(&benign_rules()));
+            let expected: Vec<String> = if holds {
+                vec![format!(
+                    "ServiceAccount payments/batch already holds ClusterRole/db-reader in namespace(s) payments (cluster-wide, every namespace) through ClusterRoleBinding g (as a member of Group {group_name})"
+                )]
+            } else {
+                vec![]
+            };
+            assert_eq!(
+                of_type(&checks, FindingType::ExistingAccess),
+                expected,
+                "{group_name}"
+            );
+        }
+        // Written as its username, it is the same ServiceAccount with the same groups.
+        request.subjects = vec![user("system:serviceaccount:payments:batch")];
+        let held = binding(
+            "ClusterRoleBinding sas",
+            None,
+            cluster_role("db-reader"),
+            group("system:serviceaccounts:payments"),
+        );
+        let checks = check(&request, &policy(), &[held], Some(&benign_rules()));
+        assert_eq!(of_type(&checks, FindingType::ExistingAccess).len(), 1);
+    }
+
+    #[test]
+    fn a_group_subject_holds_only_what_is_bound_to_it() {
+        let mut request = accepted();
+        request.subjects = vec![group("oncall")];
+        let bindings = [
+            binding(
+                "everyone",
+                None,
+                cluster_role("db-reader"),
+                group("system:authenticated"),
+            ),
+            binding("other", None, cluster_role("db-reader"), group("oncall-2")),
+        ];
+        let checks = check(&request, &policy(), &bindings, Some(&benign_rules()));
+        assert!(checks.findings.is_empty(), "{:?}", checks.findings);
+        let own = binding(
+            "RoleBinding payments/oncall",
+            Some("payments"),
+            cluster_role("db-reader"),
+            group("oncall"),
+        );
+        let checks = check(&request, &policy(), &[own], Some(&benign_rules()));
+        assert_eq!(
+            of_type(&checks, FindingType::ExistingAccess),
+            vec![
+                "Group oncall already holds ClusterRole/db-reader in namespace(s) payments through RoleBinding payments/oncall"
+            ]
+        );
+    }
+
+    #[test]
+    fn sod_counts_roles_held_through_known_groups() {
+        let (request, policy) = maker_checker(None);
+        let held = binding(
+            "ClusterRoleBinding approvers",
+            None,
+            cluster_role("payments-approver"),
+            group("system:authenticated"),
+        );
+        let checks = check(&request, &policy, &[held], Some(&benign_rules()));
+        let expected = "separation-of-duties rule maker-checker: User alice already holds payments-approver (ClusterRole/payments-approver cluster-wide through ClusterRoleBinding approvers as a member of Group system:authenticated), which may not be held together with the requested payments-initiator; the request is denied (onConflict: Deny)";
+        assert_eq!(checks.denied_by_sod.as_deref(), Some(expected));
+        assert_eq!(
+            of_type(&checks, FindingType::SeparationOfDutiesConflict),
+            vec![expected]
+        );
+    }
+
+    #[test]
+    fn access_through_groups_gatehouse_cannot_see_is_reported_as_not_checked() {
+        let oncall = binding(
+            "RoleBinding payments/oncall",
+            Some("payments"),
+            cluster_role("db-reader"),
+            group("payments-oncall"),
+        );
+        let checks = check(&accepted(), &policy(), &[oncall], Some(&benign_rules()));
+        assert_eq!(
+            of_type(&checks, FindingType::ExistingAccess),
+            vec![
+                "Group payments-oncall holds ClusterRole/db-reader in namespace(s) payments through RoleBinding payments/oncall; group memberships of User alice are not visible to Gatehouse, so whether alice holds it through that group was not checked"
+            ]
+        );
+
+        // A conflicting role held by a group alice may be in: recorded, but it cannot deny.
+        let (request, sod_policy) = maker_checker(None);
+        let approvers = binding(
+            "ClusterRoleBinding approvers",
+            None,
+            cluster_role("payments-approver"),
+            group("finance"),
+        );
+        let checks = check(&request, &sod_policy, &[approvers], Some(&benign_rules()));
+        assert_eq!(checks.denied_by_sod, None);
+        assert_eq!(
+            of_type(&checks, FindingType::SeparationOfDutiesConflict),
+            vec![
+                "separation-of-duties rule maker-checker: Group finance holds payments-approver (ClusterRole/payments-approver cluster-wide through ClusterRoleBinding approvers), which may not be held together with the requested payments-initiator; group memberships of User alice are not visible to Gatehouse, so whether alice holds it through that group was not checked; approvers decide"
+            ]
+        );
+
+        // An authenticated user is never in system:unauthenticated.
+        let anonymous = binding(
+            "anon",
+            None,
+            cluster_role("db-reader"),
+            group("system:unauthenticated"),
+        );
+        let checks = check(&accepted(), &policy(), &[anonymous], Some(&benign_rules()));
+        assert!(checks.findings.is_empty(), "{:?}", checks.findings);
     }
 }
