@@ -73,13 +73,15 @@ enum Command {
         #[arg(value_name = "KIND/NAME")]
         target: Target,
     },
-    /// List the requests and agreements waiting for a decision you may make
+    /// List the requests and agreements waiting for a decision you may make, then what each
+    /// request would grant: the role, to whom (subjects) and where (namespaces or cluster-wide)
     Pending {
         /// Look in every namespace (you need list rights cluster-wide)
         #[arg(short = 'A', long)]
         all_namespaces: bool,
     },
-    /// Show who decided what, when and why, then the phase, grant and conditions
+    /// Show who decided what, when and why, then the phase, what is granted to whom and where,
+    /// the grant's times and the conditions
     Audit {
         /// The object: ar/NAME (AccessRequest) or dsa/NAME (DataSharingAgreement)
         #[arg(value_name = "KIND/NAME")]

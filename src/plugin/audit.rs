@@ -86,11 +86,21 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
     };
     let waiting: Vec<String> = super::pending::waiting_roles(item);
     let running = matches!(item.phase.as_deref(), Some("Active" | "Suspended"));
-    let mut fields: Vec<(String, String)> = vec![
-        (
-            "Phase".into(),
-            item.phase.clone().unwrap_or_else(|| NONE.to_string()),
-        ),
+    let mut fields: Vec<(String, String)> = vec![(
+        "Phase".into(),
+        item.phase.clone().unwrap_or_else(|| NONE.to_string()),
+    )];
+    // What approvers approve: the role, to whom, and where (AccessRequests).
+    for (key, value) in [
+        ("Grants", &item.grants),
+        ("Subjects", &item.subjects),
+        ("Scope", &item.scope),
+    ] {
+        if let Some(value) = value {
+            fields.push((key.into(), value.clone()));
+        }
+    }
+    fields.extend([
         ("Required".into(), list(&item.required_approvals)),
         ("Waiting for".into(), list(&waiting)),
         (
@@ -108,7 +118,7 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
                 None => NONE.to_string(),
             },
         ),
-    ];
+    ]);
     if let Some(by) = item.annotations.get(REVOKE_ANNOTATION) {
         fields.push(("Revoked by".into(), by.clone()));
     }
@@ -301,6 +311,26 @@ Ready      True     Provisioned   access granted until 11:00
         assert_eq!(
             unrecorded_decisions(&item),
             vec!["approve.gatehouse.dev/manager=bob"]
+        );
+    }
+
+    #[test]
+    fn shows_what_a_request_grants_to_whom_and_where() {
+        let mut item = Summary::new(Kind::AccessRequest, "payments", "oncall-read", "alice");
+        item.phase = Some("Pending".into());
+        item.grants = Some("ClusterRole/db-reader".into());
+        item.subjects = Some("Group oncall, ServiceAccount ci/deployer".into());
+        item.scope = Some("cluster-wide".into());
+        let text = render(&item, Timestamp::from_second(T0).expect("valid"));
+        assert!(
+            text.contains(
+                "Phase:            Pending\n\
+                 Grants:           ClusterRole/db-reader\n\
+                 Subjects:         Group oncall, ServiceAccount ci/deployer\n\
+                 Scope:            cluster-wide\n\
+                 Required:         <none>\n"
+            ),
+            "{text}"
         );
     }
 }

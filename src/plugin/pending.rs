@@ -126,8 +126,41 @@ pub fn pending_rows<'a>(
     rows
 }
 
-/// The table `kubectl gatehouse pending` prints.
+/// The table `kubectl gatehouse pending` prints, and under it, for the AccessRequests among the
+/// rows, what each would grant: the role, to whom, and where.
 pub fn render(rows: &[PendingRow<'_>], now: Timestamp) -> String {
+    let mut out = render_waiting(rows, now);
+    let grants = render_grants(rows);
+    if !grants.is_empty() {
+        out.push('\n');
+        out.push_str(&grants);
+    }
+    out
+}
+
+/// What the AccessRequests among `rows` grant: `ACCESS REQUEST`, `GRANTS` (the role),
+/// `SUBJECTS` and `SCOPE` (namespaces or `cluster-wide`); empty when no row says.
+pub fn render_grants(rows: &[PendingRow<'_>]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .filter_map(|row| {
+            let item = row.item;
+            let subjects = item.subjects.as_ref()?;
+            Some(vec![
+                format!("{}/{}", item.namespace, item.name),
+                item.grants.clone().unwrap_or_else(|| NONE.to_string()),
+                subjects.clone(),
+                item.scope.clone().unwrap_or_else(|| NONE.to_string()),
+            ])
+        })
+        .collect();
+    if cells.is_empty() {
+        return String::new();
+    }
+    table::render(&["ACCESS REQUEST", "GRANTS", "SUBJECTS", "SCOPE"], &cells)
+}
+
+fn render_waiting(rows: &[PendingRow<'_>], now: Timestamp) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -301,6 +334,31 @@ mod tests {
             render(&rows, now),
             "KIND            NAMESPACE   NAME         REQUESTER   ROLE         WAITING FOR   AGE\n\
              AccessRequest   payments    alice-read   alice       data-owner   data-owner    60s\n"
+        );
+    }
+
+    #[test]
+    fn shows_what_each_request_would_grant_to_whom_and_where() {
+        let mut item = request("payments", "alice-read", Some("data-owner"));
+        item.created = Some(Time(Timestamp::from_second(940).expect("valid")));
+        item.grants = Some("ClusterRole/db-reader".into());
+        item.subjects = Some("User alice, Group oncall".into());
+        item.scope = Some("orders, payments".into());
+        let mut agreement = Summary::new(Kind::DataSharingAgreement, "payments", "share", "erin");
+        agreement.phase = Some("Pending".into());
+        agreement.waiting_for = Some("data-owner".into());
+        agreement.created = item.created.clone();
+        let items = vec![item, agreement];
+        let rows = pending_rows(&items, "carol", &allowed(&[("payments", "data-owner")]));
+        let now = Timestamp::from_second(1_000).expect("valid");
+        assert_eq!(
+            render(&rows, now),
+            "KIND                   NAMESPACE   NAME         REQUESTER   ROLE         WAITING FOR   AGE\n\
+             AccessRequest          payments    alice-read   alice       data-owner   data-owner    60s\n\
+             DataSharingAgreement   payments    share        erin        data-owner   data-owner    60s\n\
+             \n\
+             ACCESS REQUEST        GRANTS                  SUBJECTS                   SCOPE\n\
+             payments/alice-read   ClusterRole/db-reader   User alice, Group oncall   orders, payments\n"
         );
     }
 }

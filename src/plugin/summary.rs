@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Kind;
 use crate::api::common::{ApprovalRecord, SubjectKind};
 use crate::api::{AccessRequest, DataSharingAgreement};
+use crate::policy::access;
 
 /// What the plugin needs of one request or agreement.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +20,14 @@ pub struct Summary {
     pub requester: String,
     /// Users who would receive the access; like the requester, they may not decide.
     pub subject_users: Vec<String>,
+    /// What an AccessRequest grants, e.g. `ClusterRole/db-reader`; `None` for agreements.
+    pub grants: Option<String>,
+    /// Who receives it, e.g. `User alice, Group oncall`: `status.subjectsSummary`, or from the
+    /// spec while the operator has not written it. `None` for agreements.
+    pub subjects: Option<String>,
+    /// Where it applies, e.g. `orders, payments` or `cluster-wide`: `status.grantScope`, or from
+    /// the spec. `None` for agreements.
+    pub scope: Option<String>,
     /// `status.phase` as written (`Pending`, `AwaitingAgreement`, ...), if set.
     pub phase: Option<String>,
     pub policy: Option<String>,
@@ -44,6 +53,9 @@ impl Summary {
             name: name.to_string(),
             requester: requester.to_string(),
             subject_users: Vec::new(),
+            grants: None,
+            subjects: None,
+            scope: None,
             phase: None,
             policy: None,
             required_approvals: Vec::new(),
@@ -88,12 +100,27 @@ impl From<&AccessRequest> for Summary {
                 .map(|s| s.name.clone())
                 .collect()
         };
+        let namespace = request.metadata.namespace.clone().unwrap_or_default();
+        let spec = &request.spec;
+        let subjects = status
+            .subjects_summary
+            .clone()
+            .unwrap_or_else(|| access::describe_subjects(&access::subjects(spec)));
+        let scope = status.grant_scope.clone().unwrap_or_else(|| {
+            access::describe_grant_scope(
+                spec.cluster_wide,
+                &access::target_namespaces(spec, &namespace),
+            )
+        });
         Summary {
             kind: Kind::AccessRequest,
-            namespace: request.metadata.namespace.clone().unwrap_or_default(),
             name: request.metadata.name.clone().unwrap_or_default(),
             requester: request.spec.requester.clone(),
             subject_users,
+            grants: Some(format!("{:?}/{}", spec.role.kind, spec.role.name)),
+            subjects: Some(subjects),
+            scope: Some(scope),
+            namespace,
             phase: status.phase.as_ref().and_then(variant_name),
             policy: status.policy,
             required_approvals: status.required_approvals,
@@ -118,6 +145,9 @@ impl From<&DataSharingAgreement> for Summary {
             name: agreement.metadata.name.clone().unwrap_or_default(),
             requester: agreement.spec.requester.clone(),
             subject_users: Vec::new(),
+            grants: None,
+            subjects: None,
+            scope: None,
             phase: status.phase.as_ref().and_then(variant_name),
             policy: status.policy,
             required_approvals: status.required_approvals,
@@ -189,6 +219,54 @@ mod tests {
                 .map(String::as_str),
             Some("bob")
         );
+        assert_eq!(summary.grants.as_deref(), Some("ClusterRole/db-reader"));
+        assert_eq!(
+            summary.subjects.as_deref(),
+            Some("User alice"),
+            "from the spec while status lacks it"
+        );
+        assert_eq!(summary.scope.as_deref(), Some("payments"));
+    }
+
+    #[test]
+    fn subjects_and_scope_come_from_status_where_the_operator_wrote_them() {
+        let request: AccessRequest = serde_json::from_value(json!({
+            "apiVersion": "gatehouse.dev/v1alpha1",
+            "kind": "AccessRequest",
+            "metadata": { "name": "oncall-read", "namespace": "payments" },
+            "spec": {
+                "requester": "alice",
+                "subjects": [
+                    { "kind": "Group", "name": "oncall" },
+                    { "kind": "ServiceAccount", "name": "deployer", "namespace": "ci" }
+                ],
+                "role": { "kind": "ClusterRole", "name": "db-reader" },
+                "namespaces": ["payments", "orders"],
+                "justification": "PAY-1 look"
+            }
+        }))
+        .expect("valid AccessRequest");
+        let summary = Summary::from(&request);
+        assert_eq!(
+            summary.subjects.as_deref(),
+            Some("Group oncall, ServiceAccount ci/deployer")
+        );
+        assert_eq!(summary.scope.as_deref(), Some("orders, payments"));
+        let mut request = request;
+        request.spec.cluster_wide = true;
+        request.spec.namespaces.clear();
+        assert_eq!(
+            Summary::from(&request).scope.as_deref(),
+            Some("cluster-wide")
+        );
+        request.status = Some(crate::api::AccessRequestStatus {
+            subjects_summary: Some("Group oncall".into()),
+            grant_scope: Some("payments".into()),
+            ..Default::default()
+        });
+        let summary = Summary::from(&request);
+        assert_eq!(summary.subjects.as_deref(), Some("Group oncall"));
+        assert_eq!(summary.scope.as_deref(), Some("payments"));
     }
 
     #[test]
@@ -213,5 +291,6 @@ mod tests {
         assert_eq!(summary.phase.as_deref(), Some("AwaitingAgreement"));
         assert_eq!(summary.waiting_for.as_deref(), Some("legal"));
         assert!(summary.subject_users.is_empty());
+        assert_eq!(summary.subjects, None);
     }
 }
