@@ -234,6 +234,23 @@ async fn approvers_decide_see_what_waits_and_audit_with_the_plugin() {
         ),
         "{bob_pending}"
     );
+    // Under the table: what the request would grant, to whom, and where.
+    assert!(
+        has_line(
+            &bob_pending.stdout,
+            &["ACCESS REQUEST", "GRANTS", "SUBJECTS", "SCOPE"]
+        ),
+        "{bob_pending}"
+    );
+    assert!(
+        bob_pending.stdout.lines().any(|line| {
+            line.starts_with(&format!("{}/alice-read ", s.ns))
+                && line.contains(&format!("ClusterRole/{READER}"))
+                && line.contains("User alice")
+                && line.ends_with(&format!("   {}", s.ns))
+        }),
+        "{bob_pending}"
+    );
     let approve = s
         .run(
             "bob",
@@ -399,6 +416,12 @@ async fn approvers_decide_see_what_waits_and_audit_with_the_plugin() {
         "{audit}"
     );
     assert!(has_line(text, &["Phase:", "Active"]), "{audit}");
+    assert!(
+        has_line(text, &["Grants:", &format!("ClusterRole/{READER}")]),
+        "{audit}"
+    );
+    assert!(has_line(text, &["Subjects:", "User alice"]), "{audit}");
+    assert!(has_line(text, &["Scope:", &s.ns]), "{audit}");
     assert!(has_line(text, &["Grant activated:", "Z"]), "{audit}");
     assert!(has_line(text, &["Grant expires:", "(in "]), "{audit}");
     assert!(
