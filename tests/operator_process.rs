@@ -230,6 +230,179 @@ impl Drop for RestorePolicies {
     }
 }
 
+/// Defence in depth: with the `gatehouse-status` policy gone (a cluster admin removed it, or it
+/// was never installed), a namespace admin can write status. Forging an activation must still
+/// grant nothing: the operator only trusts a window it sealed.
+#[tokio::test]
+async fn a_forged_status_grants_nothing_even_without_the_status_policy() {
+    let _turn = TURN.lock().await;
+    let Some(kubeconfig) = support::control_plane() else {
+        return;
+    };
+    let operator = support::spawn_operator(kubeconfig, "forgery-operator");
+    let s = setup(kubeconfig, "forgery").await;
+    // mallory administers a namespace of her own (`*` on `*`: she may write status there once
+    // nothing stops her) and files a request there for access in the team's namespace.
+    let own = support::unique("forgery-own");
+    support::namespace(&s.admin, &own, &[]).await;
+    support::namespace_admin(&s.admin, &own, "mallory").await;
+    let mallory =
+        Api::<AccessRequest>::namespaced(support::client(kubeconfig, "mallory").await, &own);
+    wait_for_readyz(&operator, 200).await;
+    let restore = RestorePolicies(kubeconfig);
+    Api::<ValidatingAdmissionPolicyBinding>::all(s.admin.clone())
+        .delete("gatehouse-status", &Default::default())
+        .await
+        .expect("delete the binding");
+    let unready = wait_for_readyz(&operator, 503).await;
+    assert!(
+        unready.contains("ValidatingAdmissionPolicyBinding gatehouse-status is missing"),
+        "/readyz says why: {unready}"
+    );
+
+    let request: AccessRequest = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
+        "metadata": { "name": "forged", "namespace": own },
+        "spec": { "requester": "mallory", "role": { "kind": "ClusterRole", "name": ROLE },
+                  "namespaces": [s.ns],
+                  "duration": "10m", "justification": "OPS-7 forgery drill" }
+    }))
+    .expect("valid request");
+    mallory
+        .create(&PostParams::default(), &request)
+        .await
+        .expect("request");
+    support::wait_until(&mallory, "forged", "a first status", |ar| {
+        ar.status.is_some()
+    })
+    .await;
+    let binding = format!("gatehouse.{}.forged", s.ns);
+    let forged = json!({ "status": {
+        "phase": "Active",
+        "grant": {
+            "bindings": [{ "kind": "RoleBinding", "namespace": s.ns, "name": binding }],
+            "activatedAt": Timestamp::now().to_string(),
+            "expiresAt": "2099-01-01T00:00:00Z",
+            "seal": "v1:0000000000000000000000000000000000000000000000000000000000000000"
+        }
+    }});
+    mallory
+        .patch_status("forged", &PatchParams::default(), &Patch::Merge(&forged))
+        .await
+        .expect("with the policy gone, mallory's status write is admitted");
+    let ended = support::wait_until(&mallory, "forged", "StatusTampered", |ar| {
+        ar.status
+            .as_ref()
+            .and_then(|st| find(&st.conditions, "StatusTampered"))
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let status = ended.status.expect("status");
+    eprintln!(
+        "e2e: forged status: {}",
+        find(&status.conditions, "StatusTampered")
+            .map(|c| c.message.as_str())
+            .unwrap_or_default()
+    );
+    assert_eq!(status.phase, Some(AccessPhase::Revoked));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !support::can_i(kubeconfig, "mallory", "get", "configmaps", &s.ns),
+        "no access from a forged status"
+    );
+    let bindings = Api::<RoleBinding>::namespaced(s.admin.clone(), &s.ns);
+    assert!(
+        bindings.get_opt(&binding).await.expect("get").is_none(),
+        "no binding was ever created"
+    );
+
+    // The same forgery on a DataSharingAgreement puts no data in the recipient namespace.
+    let (owner_ns, recipient) = support::sharing_namespaces(
+        &s.admin,
+        "forgery-share",
+        json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "2160h" }),
+    )
+    .await;
+    support::namespace_admin(&s.admin, &owner_ns, "mallory").await;
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "orders-db" }, "stringData": { "password": "p" }
+    }))
+    .expect("valid Secret");
+    Api::<Secret>::namespaced(s.admin.clone(), &owner_ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("source");
+    let agreement: DataSharingAgreement = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
+        "metadata": { "name": "forged-share", "namespace": owner_ns },
+        "spec": { "requester": "mallory",
+                  "data": [{ "secret": "orders-db", "keys": ["password"] }],
+                  "recipient": { "namespace": recipient },
+                  "purpose": "forgery drill", "transfer": { "method": "Copy" },
+                  "retention": "1h", "policy": owner_ns }
+    }))
+    .expect("valid agreement");
+    let agreements = Api::<DataSharingAgreement>::namespaced(
+        support::client(kubeconfig, "mallory").await,
+        &owner_ns,
+    );
+    agreements
+        .create(&PostParams::default(), &agreement)
+        .await
+        .expect("mallory files");
+    support::wait_until(&agreements, "forged-share", "a first status", |dsa| {
+        dsa.status.is_some()
+    })
+    .await;
+    let forged = json!({ "status": {
+        "phase": "Active",
+        "share": { "objects": [], "activatedAt": Timestamp::now().to_string(),
+                   "expiresAt": "2099-01-01T00:00:00Z" }
+    }});
+    agreements
+        .patch_status(
+            "forged-share",
+            &PatchParams::default(),
+            &Patch::Merge(&forged),
+        )
+        .await
+        .expect("admitted without the policy");
+    let ended = support::wait_until(&agreements, "forged-share", "StatusTampered", |dsa| {
+        dsa.status
+            .as_ref()
+            .and_then(|st| find(&st.conditions, "StatusTampered"))
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(
+        ended.status.and_then(|st| st.phase),
+        Some(SharingPhase::Revoked)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let copies = Api::<Secret>::namespaced(s.admin.clone(), &recipient)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(
+        copies.items.iter().all(|c| !c
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .contains("forged-share")),
+        "no data in the recipient namespace: {:?}",
+        copies
+            .items
+            .iter()
+            .map(|c| c.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+
+    drop(restore);
+    wait_for_readyz(&operator, 200).await;
+    operator.stop();
+}
+
 #[tokio::test]
 async fn nothing_is_provisioned_while_the_approval_policies_are_missing() {
     let _turn = TURN.lock().await;

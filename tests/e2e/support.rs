@@ -560,6 +560,25 @@ pub async fn allow_requests(admin: &Client, namespace: &str, user: &str) {
     .await;
 }
 
+/// Makes `user` an administrator of `namespace`: `*` on `*` there, an ordinary right for a team
+/// that owns its namespace (it includes every custom verb, and the status subresources).
+pub async fn namespace_admin(admin: &Client, namespace: &str, user: &str) {
+    let everything = vec![PolicyRule {
+        api_groups: Some(vec!["*".into()]),
+        resources: Some(vec!["*".into()]),
+        verbs: vec!["*".into()],
+        ..Default::default()
+    }];
+    grant(
+        admin,
+        namespace,
+        user,
+        &format!("namespace-admin-{user}"),
+        everything,
+    )
+    .await;
+}
+
 /// Creates Role `name` with `rules` in `namespace` and binds it to `user`.
 async fn grant(admin: &Client, namespace: &str, user: &str, name: &str, rules: Vec<PolicyRule>) {
     let role = Role {

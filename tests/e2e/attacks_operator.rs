@@ -1,0 +1,230 @@
+//! Attacks on what the operator does (rather than on what admission refuses), each as a real token
+//! user with only the rights a person in that position has: a finalizer that would pin a grant or
+//! a copy past its end, and a write storm that would stretch a grant while it activates.
+
+use std::time::Duration;
+
+use gatehouse::api::conditions::find;
+use gatehouse::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::{cluster, support};
+
+const ROLE: &str = "gatehouse-e2e-db-reader";
+
+fn request(ns: &str, name: &str, duration: &str) -> AccessRequest {
+    serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": ROLE },
+                  "duration": duration, "justification": "SEC-1 attack drill" }
+    }))
+    .expect("valid AccessRequest")
+}
+
+async fn phase(api: &Api<AccessRequest>, name: &str, phase: AccessPhase) -> AccessRequest {
+    support::wait_until(api, name, &format!("{phase:?}"), |ar| {
+        ar.status.as_ref().and_then(|s| s.phase) == Some(phase)
+    })
+    .await
+}
+
+/// Adds a foreign finalizer to an object as `api`'s user.
+async fn pin<K>(api: &Api<K>, name: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({ "metadata": { "finalizers": ["attacker.example/keep"] } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|err| panic!("pinning {name}: {err}"));
+}
+
+#[tokio::test]
+async fn a_finalizer_on_a_granted_binding_does_not_keep_access_after_revocation() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::manager_approved_namespace(&admin, "pin-binding", ROLE).await;
+    // mallory administers the namespace the grant is made in.
+    support::namespace_admin(&admin, &ns, "mallory").await;
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
+    alice
+        .create(&PostParams::default(), &request(&ns, "pinned", "10m"))
+        .await
+        .expect("alice files");
+    support::annotate(&bob, "pinned", &[("approve.gatehouse.dev/manager", "bob")]).await;
+    let active = phase(&alice, "pinned", AccessPhase::Active).await;
+    let binding = active
+        .status
+        .expect("status")
+        .grant
+        .expect("grant")
+        .bindings[0]
+        .name
+        .clone();
+    assert!(support::can_i(
+        kubeconfig,
+        "alice",
+        "get",
+        "configmaps",
+        &ns
+    ));
+
+    let mallory = Api::<RoleBinding>::namespaced(support::client(kubeconfig, "mallory").await, &ns);
+    pin(&mallory, &binding).await;
+    support::annotate(&alice, "pinned", &[("revoke.gatehouse.dev/by", "alice")]).await;
+    phase(&alice, "pinned", AccessPhase::Revoked).await;
+    support::wait_gone(&mallory, &binding).await;
+    assert!(
+        !support::can_i(kubeconfig, "alice", "get", "configmaps", &ns),
+        "the pinned binding went with its finalizer stripped"
+    );
+}
+
+#[tokio::test]
+async fn a_finalizer_on_a_copied_secret_does_not_keep_the_data_after_revocation() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let (ns, recipient) = support::sharing_namespaces(
+        &admin,
+        "pin-copy",
+        json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "2160h" }),
+    )
+    .await;
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "orders-db" },
+        "stringData": { "host": "db", "password": "p" }
+    }))
+    .expect("valid Secret");
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("source");
+    // mallory administers the recipient namespace.
+    support::namespace_admin(&admin, &recipient, "mallory").await;
+    let agreement: DataSharingAgreement = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
+        "metadata": { "name": "pinned-copy", "namespace": ns },
+        "spec": { "requester": "alice",
+                  "data": [{ "secret": "orders-db", "keys": ["host", "password"] }],
+                  "recipient": { "namespace": recipient },
+                  "purpose": "attack drill", "transfer": { "method": "Copy" },
+                  "retention": "1h", "policy": ns }
+    }))
+    .expect("valid agreement");
+    let alice =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let carol =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
+    alice
+        .create(&PostParams::default(), &agreement)
+        .await
+        .expect("alice files");
+    support::annotate(
+        &carol,
+        "pinned-copy",
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    let active = support::wait_until(&alice, "pinned-copy", "Active", |dsa| {
+        dsa.status.as_ref().and_then(|s| s.phase) == Some(SharingPhase::Active)
+            && dsa
+                .status
+                .as_ref()
+                .and_then(|s| s.share.as_ref())
+                .is_some_and(|s| !s.objects.is_empty())
+    })
+    .await;
+    let copy = active.status.expect("status").share.expect("share").objects[0]
+        .name
+        .clone();
+    let secrets =
+        Api::<Secret>::namespaced(support::client(kubeconfig, "mallory").await, &recipient);
+    pin(&secrets, &copy).await;
+    support::annotate(
+        &alice,
+        "pinned-copy",
+        &[("revoke.gatehouse.dev/by", "alice")],
+    )
+    .await;
+    support::wait_until(&alice, "pinned-copy", "Revoked", |dsa| {
+        dsa.status.as_ref().and_then(|s| s.phase) == Some(SharingPhase::Revoked)
+    })
+    .await;
+    support::wait_gone(&secrets, &copy).await;
+    let left = secrets.list(&Default::default()).await.expect("list");
+    assert!(
+        left.items
+            .iter()
+            .all(|s| s.metadata.name.as_deref() != Some(copy.as_str())),
+        "no data in the recipient namespace"
+    );
+}
+
+#[tokio::test]
+async fn a_write_storm_while_a_request_activates_never_stretches_the_grant() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::manager_approved_namespace(&admin, "storm", ROLE).await;
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
+    alice
+        .create(&PostParams::default(), &request(&ns, "stormy", "6s"))
+        .await
+        .expect("alice files");
+    // alice rewrites her own request as fast as she can while it activates and runs.
+    let storm = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            for n in 0..400u32 {
+                let patch =
+                    json!({ "metadata": { "annotations": { "storm.example/n": n.to_string() } } });
+                let _ = alice
+                    .patch("stormy", &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        })
+    };
+    support::annotate(&bob, "stormy", &[("approve.gatehouse.dev/manager", "bob")]).await;
+    let active = phase(&alice, "stormy", AccessPhase::Active).await;
+    let grant = active.status.expect("status").grant.expect("grant");
+    // Whole seconds: the start rounds down and the end up, so never shorter, at most 1 s longer.
+    let length = grant.expires_at.0.as_second() - grant.activated_at.0.as_second();
+    assert!(
+        (6..=7).contains(&length),
+        "the window is the requested duration: {grant:?}"
+    );
+    assert!(grant.seal.is_some(), "the operator sealed its window");
+    let expired = phase(&alice, "stormy", AccessPhase::Expired).await;
+    let after = Timestamp::now();
+    storm.abort();
+    let status = expired.status.expect("status");
+    assert_eq!(
+        status.grant.as_ref().map(|g| &g.expires_at),
+        Some(&grant.expires_at),
+        "the expiry never moved"
+    );
+    assert!(
+        after.as_second() - grant.expires_at.0.as_second() < 20,
+        "expired near its recorded end, not later ({after} vs {})",
+        grant.expires_at.0
+    );
+    assert!(!support::can_i(
+        kubeconfig,
+        "alice",
+        "get",
+        "configmaps",
+        &ns
+    ));
+    assert!(
+        find(&status.conditions, "StatusTampered").is_none(),
+        "the operator's own writes verify"
+    );
+}
