@@ -232,6 +232,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     // Act. A window the decision opens is recorded before any binding exists, so that access
     // never exists without its expiry on record; a lost write race decides again from a fresh read.
     let mut desired = plan.status.clone();
+    let decided_from = request.status.clone();
     let recorded;
     let request = if plan.access == Access::Provide
         && request.status.as_ref().and_then(|s| s.grant.as_ref()) != desired.grant.as_ref()
@@ -266,7 +267,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         }
         Ok(true) => {
             ctx.metrics
-                .bindings_changed(request.status.as_ref(), &desired, Timestamp::now())
+                .bindings_changed(decided_from.as_ref(), &desired, Timestamp::now())
         }
         Ok(false) => {}
         Err(err) if plan.access == Access::Remove => {
