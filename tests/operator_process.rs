@@ -283,7 +283,7 @@ async fn a_forged_status_grants_nothing_even_without_the_status_policy() {
             "bindings": [{ "kind": "RoleBinding", "namespace": s.ns, "name": binding }],
             "activatedAt": Timestamp::now().to_string(),
             "expiresAt": "2099-01-01T00:00:00Z",
-            "seal": "v1:0000000000000000000000000000000000000000000000000000000000000000"
+            "seal": "hmac-sha256:0000000000000000000000000000000000000000000000000000000000000000"
         }
     }});
     mallory

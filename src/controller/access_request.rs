@@ -237,11 +237,23 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     let request = if plan.access == Access::Provide
         && request.status.as_ref().and_then(|s| s.grant.as_ref()) != desired.grant.as_ref()
     {
-        match report(ctx, request, &desired, &plan).await? {
+        // Recorded as Approved: Active (and Granted) only once the bindings exist.
+        let mut opening = desired.clone();
+        opening.phase = Some(AccessPhase::Approved);
+        conditions::restore(
+            &mut opening.conditions,
+            request
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            &[GRANTED, READY],
+        );
+        match report(ctx, request, &opening, &plan).await? {
             Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
             Written::Unchanged => request,
             Written::Yes(version) => {
-                recorded = status::recorded(request, &desired, version);
+                recorded = status::recorded(request, &opening, version);
                 &recorded
             }
         }

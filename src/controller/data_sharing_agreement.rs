@@ -307,11 +307,23 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     let agreement = if plan.share == Share::Execute
         && window(agreement.status.as_ref()) != window(Some(&desired))
     {
-        match report(ctx, agreement, &desired).await? {
+        // Recorded as Approved: Active (and Shared) only once the shared objects exist.
+        let mut opening = desired.clone();
+        opening.phase = Some(SharingPhase::Approved);
+        conditions::restore(
+            &mut opening.conditions,
+            agreement
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            &[SHARED, READY],
+        );
+        match report(ctx, agreement, &opening).await? {
             Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
             Written::Unchanged => agreement,
             Written::Yes(version) => {
-                recorded = status::recorded(agreement, &desired, version);
+                recorded = status::recorded(agreement, &opening, version);
                 &recorded
             }
         }

@@ -23,7 +23,7 @@ pub const KEY_LENGTH: usize = 32;
 const SKEW: Duration = Duration::from_secs(60);
 
 /// Version prefix of a seal, so that the scheme can change without misreading old seals.
-const SEAL_VERSION: &str = "v1";
+const SEAL_VERSION: &str = "hmac-sha256";
 
 /// The key the operator seals activation windows with. Only the operator reads it.
 #[derive(Clone)]

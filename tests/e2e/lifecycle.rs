@@ -229,6 +229,13 @@ async fn a_denial_ends_the_request_without_access() {
         &[("approve.gatehouse.dev/manager", "bob")],
     )
     .await;
+    // A denial counts only for a stage, so admission waits for the operator to list them.
+    support::wait_until(&s.alice, "alice-read", "its stages listed", |ar| {
+        ar.status
+            .as_ref()
+            .is_some_and(|st| st.required_approvals.iter().any(|r| r == "data-owner"))
+    })
+    .await;
     support::annotate(
         &s.carol,
         "alice-read",

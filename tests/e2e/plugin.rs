@@ -613,6 +613,13 @@ async fn a_data_sharing_agreement_is_reviewed_with_the_plugin() {
         .create(&PostParams::default(), &agreement)
         .await
         .expect("alice files the agreement");
+    // A denial counts only for a stage, so admission waits for the operator to list them.
+    support::wait_until(&alice, "orders-out", "its stages listed", |dsa| {
+        dsa.status
+            .as_ref()
+            .is_some_and(|st| st.required_approvals.iter().any(|r| r == "data-owner"))
+    })
+    .await;
 
     let review = s
         .run(
