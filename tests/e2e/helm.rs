@@ -668,3 +668,56 @@ fn the_values_configure_the_deployment() {
         assert!(env.contains(&var), "no {var} in {env:?}");
     }
 }
+
+/// Policy gatehouse-status names the operator's username in its variable `operator`; the chart
+/// renders it with the release's ServiceAccount (the one its Deployment runs as), and every other
+/// field exactly as deploy/admission/status.yaml ships it (the operator compares them).
+#[test]
+fn the_status_policy_names_the_releases_service_account() {
+    const SHIPPED: &str = "'system:serviceaccount:gatehouse-system:gatehouse'";
+    let shipped = file_objects("deploy/admission/status.yaml");
+    let policy = object(&shipped, "ValidatingAdmissionPolicy", "gatehouse-status");
+    assert_eq!(
+        policy["spec"]["variables"],
+        json!([{ "name": "operator", "expression": SHIPPED }]),
+        "deploy/admission/status.yaml names deploy/base's ServiceAccount"
+    );
+    for namespace in [NAMESPACE, "platform-gatehouse"] {
+        let (_, objects) = render(namespace, &[]);
+        let account = object(&objects, "ServiceAccount", "gatehouse");
+        assert_eq!(account["metadata"]["namespace"], namespace);
+        let deployment = object(&objects, "Deployment", "gatehouse");
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["serviceAccountName"],
+            account["metadata"]["name"]
+        );
+        let username = format!(
+            "'system:serviceaccount:{namespace}:{}'",
+            account["metadata"]["name"].as_str().expect("name")
+        );
+        let mut expected = policy.clone();
+        expected["spec"]["variables"][0]["expression"] = json!(username);
+        let rendered = object(&objects, "ValidatingAdmissionPolicy", "gatehouse-status");
+        assert_eq!(
+            rendered, &expected,
+            "release in {namespace}: only the operator's username differs from the shipped policy"
+        );
+        assert_eq!(
+            object(
+                &objects,
+                "ValidatingAdmissionPolicyBinding",
+                "gatehouse-status"
+            ),
+            object(
+                &shipped,
+                "ValidatingAdmissionPolicyBinding",
+                "gatehouse-status"
+            )
+        );
+        let policies = objects
+            .iter()
+            .filter(|o| o["metadata"]["name"] == "gatehouse-status")
+            .count();
+        assert_eq!(policies, 2, "one policy and one binding, rendered once");
+    }
+}

@@ -11,3 +11,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
+
+{{/* The username the API server sees for the operator: its ServiceAccount (serviceaccount.yaml). */}}
+{{- define "gatehouse.operatorUsername" -}}
+system:serviceaccount:{{ .Release.Namespace }}:gatehouse
+{{- end }}
