@@ -19,8 +19,32 @@ cargo build --quiet --bin gatehouse  # build before printing the next steps
 log "installing CRDs ..."
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
-log "installing the approval admission policies and approver roles (deploy/admission) ..."
-kubectl apply --server-side --force-conflicts -k deploy/admission/ >/dev/null
+# Leader election needs the operator's namespace. Where it exists (deploy/ was applied), an
+# installed operator may run: this one joins the election and stands by while that one leads.
+lease_namespace=${POD_NAMESPACE:-gatehouse-system}
+installed=false
+if kubectl get namespace "$lease_namespace" >/dev/null 2>&1; then installed=true; fi
+
+# Policy gatehouse-status lets only the operator write status, and names it in its variable
+# `operator` (deploy/admission/status.yaml names deploy/base's ServiceAccount). This operator runs
+# with the rights of the kubeconfig's user, so that user is named instead; nothing else changes
+# (the operator compares every other byte with what it was built with). Where an operator is
+# installed its policies stay as they are: it leads, and this one only stands by.
+shipped_operator=system:serviceaccount:gatehouse-system:gatehouse
+if $installed; then
+  log "namespace $lease_namespace exists: leaving the installed admission policies as they are (the installed operator writes status)"
+else
+  user=$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
+  [[ -n $user ]] || { log "error: kubectl auth whoami printed no username"; exit 1; }
+  # The username goes into a CEL string literal inside YAML: refuse what would need escaping.
+  if [[ $user == *[\'\"\\\|\&]* ]]; then
+    log "error: username '$user' contains a quote, backslash, | or &; run with a kubeconfig of another user"
+    exit 1
+  fi
+  log "installing the approval admission policies and approver roles (deploy/admission; status written by '$user') ..."
+  kubectl kustomize deploy/admission/ | sed "s|'$shipped_operator'|'$user'|" |
+    kubectl apply --server-side --force-conflicts -f - >/dev/null
+fi
 if $local_plane; then
   log "installing demo namespaces and requester rights (examples/setup.yaml) ..."
   kubectl apply --server-side -f examples/setup.yaml >/dev/null
@@ -28,11 +52,10 @@ fi
 log "installing example policies ..."
 kubectl apply --server-side -f examples/access-policy.yaml -f examples/sharing-policy.yaml >/dev/null
 
-# Leader election needs the operator's namespace. Where it exists (deploy/ was applied), join the
-# election, so that this operator never acts beside an installed one: it stands by while that one
-# leads. Elsewhere it is the only operator and acts at once.
-lease_namespace=${POD_NAMESPACE:-gatehouse-system}
-if kubectl get namespace "$lease_namespace" >/dev/null 2>&1; then
+# Where the operator's namespace exists, join the election, so that this operator never acts
+# beside an installed one: it stands by while that one leads. Elsewhere it is the only operator and
+# acts at once.
+if $installed; then
   log "namespace $lease_namespace exists: joining leader election (Lease gatehouse-operator); an installed operator keeps leading and this one stands by"
   election=--leader-election=true
 else
