@@ -5,7 +5,9 @@
 #
 #   State dir:  ${GATEHOUSE_CONTROLPLANE_DIR:-<repo root>/target/controlplane}
 #   Kubeconfig: <state>/kubeconfig, contexts admin (system:masters) and alice, bob, carol, dave,
-#               erin, mallory (token users without groups: no rights until a test grants them).
+#               erin, mallory (token users without groups: no rights until a test grants them),
+#               and frank, in group payments-oncall (a client certificate the CA signs: added to
+#               a control plane already running too, since the token file is read only at start).
 #   Env file:   <state>/env (KUBECONFIG, APISERVER_URL, ports, pids; source it).
 #
 # stdout carries only "export KUBECONFIG=<path>", so `eval "$(hack/controlplane/up.sh)"` works;
@@ -17,6 +19,8 @@ root=$(cd "$here/../.." && pwd)
 state=${GATEHOUSE_CONTROLPLANE_DIR:-$root/target/controlplane}
 ready_timeout=${GATEHOUSE_CONTROLPLANE_TIMEOUT:-90}
 users=(alice bob carol dave erin mallory)
+# Users with a group, as <user>:<group>: client certificates (CN user, O group).
+group_users=(frank:payments-oncall)
 marker=.gatehouse-controlplane
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
@@ -46,7 +50,7 @@ readyz() { # readyz <port> <admin token>
 }
 
 finish() { # prints the usage lines shared by the fast path and a fresh start
-  log "kubeconfig: $state/kubeconfig (contexts: admin ${users[*]}; current: admin)"
+  log "kubeconfig: $state/kubeconfig (contexts: admin ${users[*]} ${group_users[*]%%:*}; current: admin)"
   log "env file:   $state/env"
   echo "export KUBECONFIG=$state/kubeconfig"
 }
@@ -61,8 +65,54 @@ running_and_ready() {
   log "already running: https://127.0.0.1:$port (pids $(<"$state/etcd.pid") etcd, $(<"$state/kube-apiserver.pid") kube-apiserver)"
 }
 
+has_group_users() { # every group user has a context in the kubeconfig
+  local entry
+  for entry in "${group_users[@]}"; do
+    grep -qx -- "    user: ${entry%%:*}" "$state/kubeconfig" 2>/dev/null || return 1
+  done
+}
+
+# Signs a client certificate for each group user (CN user, O group) and adds the user and a context
+# named like it to the kubeconfig, replaced atomically so that readers never see half of it. Runs
+# on a fresh start and on a control plane started before these users existed (under the lock).
+add_group_users() {
+  has_group_users && return 0
+  (
+    cd "$state"
+    umask 077
+    local entry u group
+    for entry in "${group_users[@]}"; do
+      u=${entry%%:*} group=${entry#*:}
+      openssl req -newkey rsa:2048 -nodes -keyout "$u.key" -out "$u.csr" -subj "/O=$group/CN=$u" 2>/dev/null
+      printf 'extendedKeyUsage = clientAuth\n' >"$u.ext"
+      openssl x509 -req -in "$u.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile "$u.ext" -out "$u.crt" 2>/dev/null || die "cannot sign the certificate of $u"
+      rm -f "$u.csr" "$u.ext" ca.srl
+    done
+    python3 - "${group_users[@]%%:*}" <<'PY'
+import base64, sys
+
+def data(path):
+    return base64.b64encode(open(path, "rb").read()).decode()
+
+text = open("kubeconfig").read()
+for u in sys.argv[1:]:
+    if f"\n    user: {u}\n" in text:
+        continue
+    user = (f"- name: {u}\n  user:\n    client-certificate-data: {data(u + '.crt')}\n"
+            f"    client-key-data: {data(u + '.key')}\n")
+    context = f"- name: {u}\n  context:\n    cluster: gatehouse\n    user: {u}\n"
+    text = text.replace("\ncontexts:\n", "\n" + user + "contexts:\n", 1)
+    text = text.replace("\ncurrent-context:", "\n" + context.rstrip("\n") + "\ncurrent-context:", 1)
+open("kubeconfig.tmp", "w").write(text)
+PY
+    mv kubeconfig.tmp kubeconfig
+  )
+  log "kubeconfig: added ${group_users[*]} (user:group, client certificates)"
+}
+
 # Fast path, read-only and without the lock.
-if running_and_ready; then
+if running_and_ready && has_group_users; then
   finish
   exit 0
 fi
@@ -79,6 +129,7 @@ if [[ -e $state ]]; then
     die "$state exists, is not empty and was not created by this script; refusing to touch it"
   fi
   if running_and_ready; then # another up.sh started it while we waited for the lock
+    add_group_users
     finish
     exit 0
   fi
@@ -278,6 +329,7 @@ EOF
   echo "current-context: admin"
 } >kubeconfig.tmp
 mv kubeconfig.tmp kubeconfig
+add_group_users
 
 {
   echo "# Local Gatehouse control plane; source this file. Written by hack/controlplane/up.sh."
