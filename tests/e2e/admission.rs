@@ -880,17 +880,16 @@ async fn the_requester_is_the_creating_user_unless_filing_on_behalf() {
         "{message}"
     );
 
-    // Erin holds create-on-behalf here (a GitOps service account would): she may.
+    // Erin holds create-on-behalf here (a GitOps service account would): she may, saying so.
     let erin = as_user::<AccessRequest>(kubeconfig, "erin", &ns).await;
+    let mut for_alice = access_request("for-alice", "alice", &[]);
+    for_alice.metadata.annotations = Some(BTreeMap::from([(
+        "gatehouse.dev/filed-by".to_string(),
+        "erin".to_string(),
+    )]));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match erin
-            .create(
-                &PostParams::default(),
-                &access_request("for-alice", "alice", &[]),
-            )
-            .await
-        {
+        match erin.create(&PostParams::default(), &for_alice).await {
             Ok(_) => break,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("e2e: erin filing on behalf not accepted yet: {e}");
