@@ -349,6 +349,25 @@ where
     }
 }
 
+/// An AccessPolicy for exactly `ns` (its `kubernetes.io/metadata.name` label) letting alice ask for
+/// `db-reader` with `roles` as its approval stages, and that ClusterRole (as examples/setup.yaml
+/// defines it).
+async fn stages(admin: &Client, ns: &str, roles: &[&str]) {
+    support::cluster_role(admin, "db-reader", "configmaps").await;
+    let policy: gatehouse::api::AccessPolicy = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy", "metadata": { "name": ns },
+        "spec": { "roles": [{ "kind": "ClusterRole", "name": "db-reader" }],
+                  "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+                  "maxDuration": "1h",
+                  "approvals": roles.iter().map(|r| json!({ "role": r })).collect::<Vec<_>>() }
+    }))
+    .expect("valid AccessPolicy");
+    Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+}
+
 /// Alice files `name` in `ns` (as herself) and waits until the policies guard it.
 async fn filed_by_alice(
     kubeconfig: &std::path::Path,
@@ -480,12 +499,20 @@ async fn a_denial_with_its_reason_is_accepted_and_final() {
     let ns = setup(&admin, "deny").await;
     bind(&admin, &ns, "carol", "gatehouse-approver-data-owner").await;
     let dave_binding = bind_cluster_wide(&admin, "dave", "gatehouse-approver-security").await;
-    filed_by_alice(
+    // A denial counts only for a stage the operator listed: security and data-owner here.
+    stages(&admin, &ns, &["security", "data-owner"]).await;
+    let alice = filed_by_alice(
         kubeconfig,
         &admin,
         &ns,
         access_request("alice-db-read", "alice", &[]),
     )
+    .await;
+    support::wait_until(&alice, "alice-db-read", "its stages listed", |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.required_approvals == ["security", "data-owner"])
+    })
     .await;
 
     // A denial and its reason in one go ...
