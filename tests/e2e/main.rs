@@ -3,6 +3,7 @@
 
 mod access_request;
 mod admission;
+mod attacks_admission;
 mod attacks_operator;
 mod attacks_policy;
 mod data_sharing_agreement;
