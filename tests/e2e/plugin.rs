@@ -592,6 +592,18 @@ async fn a_data_sharing_agreement_is_reviewed_with_the_plugin() {
         .create(&PostParams::default(), &policy)
         .await
         .expect("policy");
+    // The source exists, so the agreement is reviewed (one naming a missing object fails at once,
+    // with no stage anyone could deny for).
+    let source: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "orders-schema" },
+        "data": { "schema.sql": "create table orders (id bigint);" }
+    }))
+    .expect("valid ConfigMap");
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(s.admin.clone(), &s.ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("source ConfigMap");
     let agreement: DataSharingAgreement = serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1",
         "kind": "DataSharingAgreement",
