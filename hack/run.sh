@@ -19,11 +19,24 @@ cargo build --quiet --bin gatehouse  # build before printing the next steps
 log "installing CRDs ..."
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
-# Leader election needs the operator's namespace. Where it exists (deploy/ was applied), an
-# installed operator may run: this one joins the election and stands by while that one leads.
+# Another operator is installed or running when its Deployment (deploy/ or the Helm chart) exists
+# in the operator's namespace, or when someone holds a fresh Lease there (e.g. the e2e suite's). This
+# one then joins the election and stands by while that one leads.
 lease_namespace=${POD_NAMESPACE:-gatehouse-system}
 installed=false
-if kubectl get namespace "$lease_namespace" >/dev/null 2>&1; then installed=true; fi
+if kubectl get namespace "$lease_namespace" >/dev/null 2>&1; then
+  if kubectl get deployment gatehouse -n "$lease_namespace" >/dev/null 2>&1; then
+    installed=true
+  else
+    lease=$(kubectl get lease gatehouse-operator -n "$lease_namespace" \
+      -o jsonpath='{.spec.renewTime} {.spec.leaseDurationSeconds}' 2>/dev/null || true)
+    read -r renewed duration <<<"$lease"
+    if [[ -n ${renewed:-} ]] &&
+      (($(date +%s) - $(date -d "$renewed" +%s) <= ${duration:-15} + 5)); then
+      installed=true
+    fi
+  fi
+fi
 
 # Policy gatehouse-status lets only the operator write status, and names it in its variable
 # `operator` (deploy/admission/status.yaml names deploy/base's ServiceAccount). This operator runs
@@ -32,7 +45,7 @@ if kubectl get namespace "$lease_namespace" >/dev/null 2>&1; then installed=true
 # installed its policies stay as they are: it leads, and this one only stands by.
 shipped_operator=system:serviceaccount:gatehouse-system:gatehouse
 if $installed; then
-  log "namespace $lease_namespace exists: leaving the installed admission policies as they are (the installed operator writes status)"
+  log "an operator is installed or running in $lease_namespace: leaving the installed admission policies as they are (that operator writes status)"
 else
   user=$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
   [[ -n $user ]] || { log "error: kubectl auth whoami printed no username"; exit 1; }
@@ -52,11 +65,10 @@ fi
 log "installing example policies ..."
 kubectl apply --server-side -f examples/access-policy.yaml -f examples/sharing-policy.yaml >/dev/null
 
-# Where the operator's namespace exists, join the election, so that this operator never acts
-# beside an installed one: it stands by while that one leads. Elsewhere it is the only operator and
-# acts at once.
+# Beside an installed or running operator, join the election, so that this one never acts beside
+# it: it stands by while that one leads. Elsewhere it is the only operator and acts at once.
 if $installed; then
-  log "namespace $lease_namespace exists: joining leader election (Lease gatehouse-operator); an installed operator keeps leading and this one stands by"
+  log "joining leader election (Lease gatehouse-operator in $lease_namespace); the installed operator keeps leading and this one stands by"
   election=--leader-election=true
 else
   election=--leader-election=false
