@@ -103,4 +103,12 @@ else
 
 MSG
 fi
-exec cargo run --quiet --bin gatehouse -- run --log-format text "$election" --metrics-address="$metrics_address"
+# The operator keeps the key that seals activation windows (Secret gatehouse-seal-key) in its own
+# namespace. Without an installed operator that is a namespace of this local run's own, so that its
+# existence never looks like an installation to the next run.
+operator_namespace=$lease_namespace
+if ! $installed; then
+  operator_namespace=gatehouse-local
+  kubectl create namespace "$operator_namespace" --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
+fi
+exec cargo run --quiet --bin gatehouse -- run --log-format text "$election" --metrics-address="$metrics_address" --namespace="$operator_namespace"
