@@ -69,6 +69,14 @@ pub struct AccessPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub separation_of_duties: Vec<SeparationOfDutiesRule>,
+    /// Approver roles whose decisions count only from holders of the right cluster-wide (verb
+    /// `approve` on `approvals.gatehouse.dev` through a ClusterRoleBinding), e.g. `[security,
+    /// privacy, legal]`. A namespace's own admins hold every verb there, including `approve`, so
+    /// without this they (or a ServiceAccount they make) could review their own request or share.
+    /// Decisions by anyone else are listed in `status.ignoredAnnotations` and never count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub cluster_wide_approvers: Vec<String>,
     /// Who may receive access besides the requester. Unset: a request may name only its
     /// requester, as a `User` (which is also what an empty `spec.subjects` means). Every other
     /// subject of a request must match an entry here. Groups named `system:...` are never

@@ -63,6 +63,7 @@ pub fn access_policy(name: &str) -> AccessPolicy {
             ],
             pending_timeout: Some("72h".into()),
             separation_of_duties: vec![],
+            cluster_wide_approvers: vec![],
             subjects: None,
         },
     )
@@ -115,6 +116,7 @@ pub fn sharing_policy(name: &str) -> SharingPolicy {
             require_agreement: None,
             egress_namespace: Some("gatehouse-egress".into()),
             pending_timeout: None,
+            cluster_wide_approvers: vec![],
         },
     )
 }

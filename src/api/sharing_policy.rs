@@ -66,6 +66,14 @@ pub struct SharingPolicySpec {
     #[x_kube(validation = super::common::duration_rule())]
     #[schemars(length(max = 32))]
     pub pending_timeout: Option<String>,
+    /// Approver roles whose decisions count only from holders of the right cluster-wide (verb
+    /// `approve` on `approvals.gatehouse.dev` through a ClusterRoleBinding), e.g. `[security,
+    /// privacy, legal]`. A namespace's own admins hold every verb there, including `approve`, so
+    /// without this they (or a ServiceAccount they make) could review their own request or share.
+    /// Decisions by anyone else are listed in `status.ignoredAnnotations` and never count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub cluster_wide_approvers: Vec<String>,
 }
 
 /// Data classification, from lowest to highest.

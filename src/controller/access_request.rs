@@ -6,12 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::PostParams;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
@@ -21,12 +17,12 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
 use super::status::Written;
-use super::{Context, Error, access_verification, status};
+use super::{Context, Error, access_verification, approvers, status};
 use crate::api::common::RoleKind;
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
-    APPROVE_PREFIX, AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, DENY_PREFIX,
-    FILED_BY_ANNOTATION, GROUP, OWNER_ANNOTATION, OWNER_LABEL,
+    AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION,
+    OWNER_ANNOTATION, OWNER_LABEL,
 };
 use crate::policy::access::{self, AcceptedRequest};
 use crate::policy::findings::{self, Checks, ExistingBinding};
@@ -192,7 +188,26 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
 
     // Decide.
     let unauthorized = match &accepted {
-        Ok(accepted) if awaiting_decision => unauthorized_decisions(ctx, request, accepted).await?,
+        Ok(accepted) if awaiting_decision => {
+            // Admission checks an approver's right in the request's namespace; the grant may
+            // reach others (or the whole cluster), and some roles count only cluster-wide.
+            let cluster_wide = governing
+                .map(|p| p.spec.cluster_wide_approvers.clone())
+                .unwrap_or_default();
+            let scopes: Vec<Option<String>> = if accepted.cluster_wide {
+                vec![None]
+            } else {
+                accepted.namespaces.iter().cloned().map(Some).collect()
+            };
+            approvers::unauthorized(ctx, request.annotations(), |role| {
+                if cluster_wide.iter().any(|r| r == role) {
+                    vec![None]
+                } else {
+                    scopes.clone()
+                }
+            })
+            .await?
+        }
         _ => Vec::new(),
     };
     let integrity_problem = ctx.integrity.problem();
@@ -200,7 +215,10 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         approvals_unverified: integrity_problem.as_deref(),
         unauthorized_decisions: &unauthorized,
         requester: &request.spec.requester,
-        filed_by: request.annotations().get(FILED_BY_ANNOTATION).map(String::as_str),
+        filed_by: request
+            .annotations()
+            .get(FILED_BY_ANNOTATION)
+            .map(String::as_str),
         sealer: ctx.sealer("AccessRequest", request),
         annotations: request
             .metadata
@@ -277,10 +295,9 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             )
             .await;
         }
-        Ok(true) => {
-            ctx.metrics
-                .bindings_changed(decided_from.as_ref(), &desired, Timestamp::now())
-        }
+        Ok(true) => ctx
+            .metrics
+            .bindings_changed(decided_from.as_ref(), &desired, Timestamp::now()),
         Ok(false) => {}
         Err(err) if plan.access == Access::Remove => {
             status::record_removal(
@@ -330,72 +347,6 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     }
     ctx.reset_backoff(request);
     Ok(super::next_check(plan.wake_at, now))
-}
-
-/// The admission policy checks an approver's right in the request's namespace; the grant may reach
-/// other namespaces (or the whole cluster), so every decision is checked there too with a
-/// SubjectAccessReview. Rights that come only through groups are not seen (fail closed).
-async fn unauthorized_decisions(
-    ctx: &Context,
-    request: &AccessRequest,
-    accepted: &AcceptedRequest,
-) -> Result<Vec<(String, String)>, Error> {
-    let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
-    let scopes: Vec<Option<&str>> = if accepted.cluster_wide {
-        vec![None]
-    } else {
-        accepted
-            .namespaces
-            .iter()
-            .map(|ns| Some(ns.as_str()))
-            .collect()
-    };
-    let mut unauthorized = Vec::new();
-    for (key, user) in request.annotations() {
-        let Some(role) = key
-            .strip_prefix(APPROVE_PREFIX)
-            .or_else(|| key.strip_prefix(DENY_PREFIX))
-        else {
-            continue;
-        };
-        for scope in &scopes {
-            let review = SubjectAccessReview {
-                spec: SubjectAccessReviewSpec {
-                    user: Some(user.trim().to_string()),
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: scope.map(str::to_string),
-                        verb: Some("approve".into()),
-                        group: Some(GROUP.into()),
-                        resource: Some("approvals".into()),
-                        name: Some(role.to_string()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            let allowed = api
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(|source| Error::Observe {
-                    what: "an approver's rights",
-                    source,
-                })?
-                .status
-                .is_some_and(|s| s.allowed);
-            if !allowed {
-                let place = scope
-                    .map(|ns| format!("in namespace {ns}"))
-                    .unwrap_or_else(|| "cluster-wide".into());
-                unauthorized.push((
-                    key.clone(),
-                    format!("{key} by {user} does not count: {user} may not approve as {role} {place}, where this grant applies (verb approve on approvals.gatehouse.dev, resourceName {role})"),
-                ));
-                break;
-            }
-        }
-    }
-    Ok(unauthorized)
 }
 
 /// Makes the bindings of this request exactly `wanted`; true when something had to change.

@@ -22,7 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
 use super::status::Written;
-use super::{Context, Error, status};
+use super::{Context, Error, approvers, status};
 use crate::api::conditions::{self, READY, SHARED, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
@@ -256,12 +256,36 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         )),
     };
 
+    // Admission checks a reviewer's right in the agreement's namespace, whose admins hold every
+    // verb there; roles the policy lists in clusterWideApprovers count only cluster-wide.
+    let cluster_wide = policy
+        .map(|p| p.spec.cluster_wide_approvers.clone())
+        .unwrap_or_default();
+    let undecided =
+        !terminal && !matches!(phase, Some(SharingPhase::Active | SharingPhase::Suspended));
+    let unauthorized = if undecided && !cluster_wide.is_empty() {
+        approvers::unauthorized(ctx, agreement.annotations(), |role| {
+            if cluster_wide.iter().any(|r| r == role) {
+                vec![None]
+            } else {
+                Vec::new()
+            }
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
+
     // Decide.
     let no_annotations = Default::default();
     let integrity_problem = ctx.integrity.problem();
     let plan = share_lifecycle::plan(&share_lifecycle::Observation {
+        unauthorized_decisions: &unauthorized,
         requester: &spec.requester,
-        filed_by: agreement.annotations().get(FILED_BY_ANNOTATION).map(String::as_str),
+        filed_by: agreement
+            .annotations()
+            .get(FILED_BY_ANNOTATION)
+            .map(String::as_str),
         sealer: ctx.sealer("DataSharingAgreement", agreement),
         recipient: share_lifecycle::recipient_subject(
             spec.recipient.namespace.as_deref(),

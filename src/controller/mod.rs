@@ -3,6 +3,7 @@
 
 mod access_request;
 mod access_verification;
+mod approvers;
 mod data_sharing_agreement;
 mod integrity;
 mod readiness;
@@ -242,7 +243,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
     };
     let seal_key = seal_key::load(&client, &options.namespace).await?;
     let operator = integrity::who_am_i(&client).await?;
-    tracing::info!(operator, "status is written as this user; admission policy gatehouse-status must name it");
+    tracing::info!(
+        operator,
+        "status is written as this user; admission policy gatehouse-status must name it"
+    );
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
         integrity::watch(&client, &operator).await?;
     let ctx = Arc::new(Context {

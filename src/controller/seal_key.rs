@@ -27,7 +27,7 @@ pub async fn load(client: &Client, namespace: &str) -> Result<SealKey, Error> {
         source,
     };
     if let Some(secret) = api.get_opt(SECRET_NAME).await.map_err(failed)? {
-        return key_of(&secret, namespace);
+        return key_of(&secret).ok_or_else(|| unusable(namespace));
     }
     let mut bytes = [0u8; KEY_LENGTH];
     getrandom::fill(&mut bytes).map_err(|e| Error::SealKeyInvalid {
@@ -54,25 +54,25 @@ pub async fn load(client: &Client, namespace: &str) -> Result<SealKey, Error> {
     match api.create(&PostParams::default(), &secret).await {
         Ok(created) => {
             tracing::info!(namespace, secret = SECRET_NAME, "created the seal key");
-            key_of(&created, namespace)
+            key_of(&created).ok_or_else(|| unusable(namespace))
         }
         // Another replica created it first: use theirs.
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let secret = api.get(SECRET_NAME).await.map_err(failed)?;
-            key_of(&secret, namespace)
+            key_of(&secret).ok_or_else(|| unusable(namespace))
         }
         Err(source) => Err(failed(source)),
     }
 }
 
-fn key_of(secret: &Secret, namespace: &str) -> Result<SealKey, Error> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get(DATA_KEY))
-        .and_then(|bytes| SealKey::from_bytes(&bytes.0))
-        .ok_or_else(|| Error::SealKeyInvalid {
-            namespace: namespace.to_string(),
-            problem: format!("data.{DATA_KEY} must hold exactly {KEY_LENGTH} bytes"),
-        })
+fn key_of(secret: &Secret) -> Option<SealKey> {
+    let bytes = secret.data.as_ref()?.get(DATA_KEY)?;
+    SealKey::from_bytes(&bytes.0)
+}
+
+fn unusable(namespace: &str) -> Error {
+    Error::SealKeyInvalid {
+        namespace: namespace.to_string(),
+        problem: format!("data.{DATA_KEY} must hold exactly {KEY_LENGTH} bytes"),
+    }
 }

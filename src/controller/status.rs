@@ -4,8 +4,8 @@
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::core::object::HasStatus;
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -103,7 +103,9 @@ pub fn record_removal(
             &[REMOVED],
             false,
             reason::REMOVAL_FAILED,
-            &format!("not everything created could be removed yet: {err}; retrying until it is gone"),
+            &format!(
+                "not everything created could be removed yet: {err}; retrying until it is gone"
+            ),
             generation,
             now,
         ),

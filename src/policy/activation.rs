@@ -61,7 +61,10 @@ impl SealKey {
 
     /// Whether `seal` is this key's seal of the window (compared in constant time).
     pub fn verifies(&self, object: &Sealed, seal: &str) -> bool {
-        let Some(hex) = seal.strip_prefix(SEAL_VERSION).and_then(|s| s.strip_prefix(':')) else {
+        let Some(hex) = seal
+            .strip_prefix(SEAL_VERSION)
+            .and_then(|s| s.strip_prefix(':'))
+        else {
             return false;
         };
         let Some(tag) = decode_hex(hex) else {
@@ -78,7 +81,7 @@ impl std::fmt::Debug for SealKey {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return None;
     }
     (0..hex.len())
@@ -270,7 +273,14 @@ mod tests {
             .check(&window.activated_at, &window.expires_at, None, at(1))
             .expect_err("no seal");
         assert!(missing.contains("carries no seal"), "{missing}");
-        for garbled in ["", "v1:", "v1:zz", "v2:00", &window.seal[..10], "v1:ab\u{e9}"] {
+        for garbled in [
+            "",
+            "v1:",
+            "v1:zz",
+            "v2:00",
+            &window.seal[..10],
+            "v1:ab\u{e9}",
+        ] {
             assert!(
                 sealer
                     .check(

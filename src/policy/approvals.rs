@@ -391,9 +391,15 @@ mod tests {
             &[],
             &at(5),
         );
-        assert_eq!(low_risk.denial, None, "security is no stage of a low-risk request");
+        assert_eq!(
+            low_risk.denial, None,
+            "security is no stage of a low-risk request"
+        );
         assert!(
-            low_risk.ignored.iter().any(|m| m.contains("no stage of this object")),
+            low_risk
+                .ignored
+                .iter()
+                .any(|m| m.contains("no stage of this object")),
             "{:?}",
             low_risk.ignored
         );

@@ -62,7 +62,8 @@ fn name_operator(policy: &mut ValidatingAdmissionPolicy, operator: &str) {
     let variables = policy.spec.as_mut().and_then(|s| s.variables.as_mut());
     for variable in variables.into_iter().flatten() {
         if variable.name == OPERATOR_VARIABLE {
-            variable.expression = format!("'{}'", operator.replace('\\', "\\\\").replace('\'', "\\'"));
+            variable.expression =
+                format!("'{}'", operator.replace('\\', "\\\\").replace('\'', "\\'"));
         }
     }
 }
@@ -70,7 +71,10 @@ fn name_operator(policy: &mut ValidatingAdmissionPolicy, operator: &str) {
 /// The username the installed status policy lets write status, when it is a plain literal.
 fn named_operator(policy: &ValidatingAdmissionPolicy) -> Option<String> {
     let variables = policy.spec.as_ref()?.variables.as_ref()?;
-    let expression = &variables.iter().find(|v| v.name == OPERATOR_VARIABLE)?.expression;
+    let expression = &variables
+        .iter()
+        .find(|v| v.name == OPERATOR_VARIABLE)?
+        .expression;
     let literal = expression.trim().strip_prefix('\'')?.strip_suffix('\'')?;
     Some(literal.to_string())
 }
@@ -96,7 +100,8 @@ pub fn verify(
         {
             None => problems.push(format!("ValidatingAdmissionPolicy {name} is missing")),
             Some(have) => {
-                let (wanted_operator, installed_operator) = (named_operator(want), named_operator(have));
+                let (wanted_operator, installed_operator) =
+                    (named_operator(want), named_operator(have));
                 if name == STATUS_POLICY && wanted_operator != installed_operator {
                     problems.push(format!(
                         "ValidatingAdmissionPolicy {name} lets {} write status, but this operator runs as {}: set its variable `{OPERATOR_VARIABLE}` to that username",

@@ -409,7 +409,12 @@ fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan
 
 /// An active grant: expired, no longer backed by every approval the current policy requires, or
 /// still provided.
-fn active(mut plan: Plan, state: &ApprovalState, accepted: &Accepted, observed: &Observation) -> Plan {
+fn active(
+    mut plan: Plan,
+    state: &ApprovalState,
+    accepted: &Accepted,
+    observed: &Observation,
+) -> Plan {
     let expires_at = plan.status.grant.as_ref().map(|g| g.expires_at.0);
     match expires_at {
         Some(expires_at) if observed.now < expires_at && !state.complete() => {
@@ -1000,7 +1005,10 @@ mod tests {
         let active = Case::new().approved().at(10);
         let grant = active.status.grant.clone().expect("grant");
         for (activated, expires) in [
-            (grant.activated_at.0, Timestamp::from_second(4_070_908_800).expect("valid")),
+            (
+                grant.activated_at.0,
+                Timestamp::from_second(4_070_908_800).expect("valid"),
+            ),
             (
                 Timestamp::from_second(1000 + 500).expect("valid"),
                 Timestamp::from_second(1000 + 500 + 4 * HOUR).expect("valid"),
@@ -1039,7 +1047,10 @@ mod tests {
         }
         .at(900);
         assert_eq!(retried.status.phase, Some(AccessPhase::Active));
-        assert_eq!(retried.status.grant, active.status.grant, "the expiry never moves");
+        assert_eq!(
+            retried.status.grant, active.status.grant,
+            "the expiry never moves"
+        );
         assert_eq!(retried.access, Access::Provide);
     }
 
@@ -1067,7 +1078,10 @@ mod tests {
         .at(60);
         assert_eq!(plan.access, Access::Remove);
         assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
-        assert_eq!(condition(&plan, GRANTED), ("False", reason::POLICY_WITHDRAWN));
+        assert_eq!(
+            condition(&plan, GRANTED),
+            ("False", reason::POLICY_WITHDRAWN)
+        );
         let (_, _) = condition(&plan, READY);
         let message = &conditions::find(&plan.status.conditions, GRANTED)
             .expect("Granted")

@@ -55,6 +55,9 @@ pub struct Observation<'a> {
     /// The recipient ServiceAccount: it receives the data, so it may not review the share.
     pub recipient: Option<Subject>,
     pub annotations: &'a BTreeMap<String, String>,
+    /// Decision annotations whose author lacks the right where the policy requires it (roles in
+    /// `clusterWideApprovers` count only from cluster-wide holders), with why: they do not count.
+    pub unauthorized_decisions: &'a [(String, String)],
     pub agreement_reference: Option<&'a str>,
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
@@ -339,6 +342,12 @@ fn review_state(plan: &mut Plan, checked: &Checked, observed: &Observation) -> A
     let trusted: BTreeMap<String, String> = observed
         .annotations
         .iter()
+        .filter(|(key, _)| {
+            !observed
+                .unauthorized_decisions
+                .iter()
+                .any(|(k, _)| k == *key)
+        })
         .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -353,6 +362,12 @@ fn review_state(plan: &mut Plan, checked: &Checked, observed: &Observation) -> A
         },
         &plan.status.approvals,
         &Time(observed.now),
+    );
+    state.ignored.extend(
+        observed
+            .unauthorized_decisions
+            .iter()
+            .map(|(_, why)| why.clone()),
     );
     state
         .ignored
@@ -570,7 +585,10 @@ pub fn record_sync(share: &mut ShareRecord, sources: Vec<String>, now: Timestamp
 
 /// The recorded activation window, checked against its seal: `Err` when the status claims a share
 /// (or an executed phase) the operator never opened.
-fn recorded_window(status: &DataSharingAgreementStatus, observed: &Observation) -> Result<(), String> {
+fn recorded_window(
+    status: &DataSharingAgreementStatus,
+    observed: &Observation,
+) -> Result<(), String> {
     match (&status.share, status.phase) {
         (Some(share), _) => observed.sealer.check(
             &share.activated_at,
@@ -711,6 +729,7 @@ mod tests {
         checked: Result<Checked, Refusal>,
         accepted: Result<(), Refusal>,
         unverified: Option<&'static str>,
+        unauthorized: Vec<(String, String)>,
         now: i64,
     }
 
@@ -723,6 +742,7 @@ mod tests {
                 checked: Ok(checked(required, AgreementGate::Open)),
                 accepted: Ok(()),
                 unverified: None,
+                unauthorized: vec![],
                 now: 60,
             }
         }
@@ -744,6 +764,7 @@ mod tests {
                 },
                 recipient: recipient_subject(Some("analytics"), Some("reporting")),
                 annotations: &self.annotations,
+                unauthorized_decisions: &self.unauthorized,
                 agreement_reference: Some("DPA-1"),
                 created: Some(at(0)),
                 generation: Some(1),
@@ -917,7 +938,8 @@ mod tests {
 
     #[test]
     fn missing_keys_or_raised_classification_suspend_until_restored() {
-        let case = || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        let case =
+            || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
         let active = case().run();
         assert_eq!(active.status.phase, Some(SharingPhase::Active));
 
@@ -1061,7 +1083,8 @@ mod tests {
     }
     #[test]
     fn a_forged_executed_status_shares_nothing_and_ends_the_agreement() {
-        let approved = || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        let approved =
+            || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
         let active = approved().run();
         for forge in [
             |s: &mut DataSharingAgreementStatus| s.share = None,
@@ -1078,28 +1101,82 @@ mod tests {
         ] {
             let mut status = active.status.clone();
             forge(&mut status);
-            let plan = approved().then(&Plan { status, ..active.clone() }, 120).run();
+            let plan = approved()
+                .then(
+                    &Plan {
+                        status,
+                        ..active.clone()
+                    },
+                    120,
+                )
+                .run();
             assert_eq!(plan.share, Share::Remove);
             assert_eq!(plan.status.phase, Some(SharingPhase::Revoked));
             assert_eq!(reason_of(&plan, STATUS_TAMPERED), reason::STATUS_TAMPERED);
         }
         let kept = approved().then(&active, 120).run();
-        assert_eq!(kept.share, Share::Execute, "the genuine window keeps sharing");
+        assert_eq!(
+            kept.share,
+            Share::Execute,
+            "the genuine window keeps sharing"
+        );
+    }
+
+    #[test]
+    fn a_review_by_someone_without_the_right_where_required_does_not_count() {
+        let mut case = Case::new(&["data-owner", "security"])
+            .annotate("approve.gatehouse.dev/data-owner", "carol")
+            .annotate(
+                "approve.gatehouse.dev/security",
+                "system:serviceaccount:orders:me",
+            );
+        case.unauthorized = vec![(
+            "approve.gatehouse.dev/security".into(),
+            "approve.gatehouse.dev/security by system:serviceaccount:orders:me does not count"
+                .into(),
+        )];
+        let plan = case.run();
+        assert_eq!(plan.status.phase, Some(SharingPhase::Pending));
+        assert_eq!(plan.share, Share::Remove);
+        assert_eq!(plan.status.waiting_for.as_deref(), Some("security"));
+        assert!(
+            plan.status
+                .ignored_annotations
+                .iter()
+                .any(|m| m.contains("does not count")),
+            "{:?}",
+            plan.status.ignored_annotations
+        );
     }
 
     #[test]
     fn an_execution_retry_keeps_the_recorded_window() {
-        let approved = || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
+        let approved =
+            || Case::new(&["data-owner"]).annotate("approve.gatehouse.dev/data-owner", "carol");
         let active = approved().run();
         let mut failed = active.status.clone();
         failed.phase = Some(SharingPhase::Approved);
         let retried = approved()
-            .then(&Plan { status: failed, ..active.clone() }, 900)
+            .then(
+                &Plan {
+                    status: failed,
+                    ..active.clone()
+                },
+                900,
+            )
             .run();
         assert_eq!(retried.status.phase, Some(SharingPhase::Active));
         assert_eq!(
-            retried.status.share.as_ref().map(|s| (&s.activated_at, &s.expires_at)),
-            active.status.share.as_ref().map(|s| (&s.activated_at, &s.expires_at)),
+            retried
+                .status
+                .share
+                .as_ref()
+                .map(|s| (&s.activated_at, &s.expires_at)),
+            active
+                .status
+                .share
+                .as_ref()
+                .map(|s| (&s.activated_at, &s.expires_at)),
             "retention never moves"
         );
     }

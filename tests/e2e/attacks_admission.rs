@@ -12,12 +12,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest, DataSharingAgreement};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, Resource};
+use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -112,50 +109,6 @@ async fn bind(by: &Client, ns: &str, subject: Subject, cluster_role: &str) {
         .unwrap_or_else(|e| panic!("RoleBinding to {cluster_role} in {ns}: {e}"));
 }
 
-/// Makes `who` a namespace admin of `ns`: a Role with `*` on `*` (every API group, resource and
-/// verb, subresources such as `status` and `token` included), as a platform team hands out.
-async fn namespace_admin(admin: &Client, ns: &str, who: &str) {
-    let role = Role {
-        metadata: ObjectMeta {
-            name: Some(format!("namespace-admin-{who}")),
-            ..Default::default()
-        },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["*".into()]),
-            resources: Some(vec!["*".into()]),
-            verbs: vec!["*".into()],
-            ..Default::default()
-        }]),
-    };
-    Api::<Role>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("namespace admin Role");
-    let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some(format!("namespace-admin-{who}")),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: format!("namespace-admin-{who}"),
-        },
-        subjects: Some(vec![user(who)]),
-    };
-    Api::<RoleBinding>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("namespace admin RoleBinding");
-    wait_can(
-        admin_kubeconfig(),
-        who,
-        "patch",
-        "accessrequests.gatehouse.dev",
-        ns,
-    );
-}
-
 fn admin_kubeconfig() -> &'static Path {
     support::kubeconfig().expect("the control plane runs")
 }
@@ -220,61 +173,6 @@ fn kubectl_as(kubeconfig: &Path, who: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("kubectl runs")
-}
-
-/// A client authenticating with a ServiceAccount token minted through the TokenRequest API by
-/// `minter` (who needs `create` on `serviceaccounts/token`), against the control plane of
-/// `kubeconfig`.
-async fn service_account_client(kubeconfig: &Path, minter: &Client, ns: &str, sa: &str) -> Client {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token = Api::<ServiceAccount>::namespaced(minter.clone(), ns)
-        .create_token_request(sa, &PostParams::default(), &request)
-        .await
-        .unwrap_or_else(|e| panic!("a token for {ns}/{sa}: {e}"))
-        .status
-        .expect("token status")
-        .token;
-    let local = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let cluster = local
-        .clusters
-        .iter()
-        .find_map(|c| c.cluster.clone())
-        .expect("a cluster");
-    let config: Kubeconfig = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{ "name": "gatehouse", "cluster": {
-            "server": cluster.server,
-            "certificate-authority-data": cluster.certificate_authority_data } }],
-        "users": [{ "name": sa, "user": { "token": token } }],
-        "contexts": [{ "name": sa, "context": { "cluster": "gatehouse", "user": sa } }],
-        "current-context": sa
-    }))
-    .expect("kubeconfig for the ServiceAccount");
-    let config = Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
-}
-
-async fn create_service_account(by: &Client, ns: &str, name: &str) {
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<ServiceAccount>::namespaced(by.clone(), ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .unwrap_or_else(|e| panic!("ServiceAccount {ns}/{name}: {e}"));
 }
 
 fn annotations_of<K: Resource>(object: &K) -> BTreeMap<String, String> {
@@ -611,7 +509,7 @@ async fn a_namespace_admin_cannot_forge_status_by_any_write_method_nor_can_syste
     let kubeconfig = cluster!();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = staged_namespace(&admin, "attack-status").await;
-    namespace_admin(&admin, &ns, "mallory").await;
+    support::namespace_admin(&admin, &ns, "mallory").await;
     // RBAC alone would let her: `*` covers the status subresource.
     let can = kubectl_as(
         kubeconfig,
@@ -771,9 +669,9 @@ async fn a_service_account_subject_cannot_approve_with_its_own_token() {
     let ns = plain_namespace(&admin, "attack-sa").await;
     // mallory administers the namespace: she creates the ServiceAccount, makes it a manager
     // approver (she holds every right in the namespace, so RBAC lets her) and mints its token.
-    namespace_admin(&admin, &ns, "mallory").await;
+    support::namespace_admin(&admin, &ns, "mallory").await;
     let mallory = support::client(kubeconfig, "mallory").await;
-    create_service_account(&mallory, &ns, "deployer").await;
+    support::create_service_account(&mallory, &ns, "deployer").await;
     bind(
         &mallory,
         &ns,
@@ -790,7 +688,7 @@ async fn a_service_account_subject_cannot_approve_with_its_own_token() {
         &ns,
     );
     let deployer = Api::<AccessRequest>::namespaced(
-        service_account_client(kubeconfig, &mallory, &ns, "deployer").await,
+        support::service_account_client(kubeconfig, &mallory, &ns, "deployer").await,
         &ns,
     );
 
@@ -853,7 +751,7 @@ async fn the_recipient_service_accounts_cannot_review_their_own_share() {
     let to = support::unique("attack-recipient-to");
     support::namespace(&admin, &to, &[]).await;
     for sa in ["reporter", "batch"] {
-        create_service_account(&admin, &to, sa).await;
+        support::create_service_account(&admin, &to, sa).await;
         // Whoever granted them the data owner's right erred; admission still holds.
         bind(
             &admin,
@@ -904,7 +802,7 @@ async fn the_recipient_service_accounts_cannot_review_their_own_share() {
     ] {
         let username = format!("system:serviceaccount:{to}:{sa}");
         let api = Api::<DataSharingAgreement>::namespaced(
-            service_account_client(kubeconfig, &admin, &to, sa).await,
+            support::service_account_client(kubeconfig, &admin, &to, sa).await,
             &ns,
         );
         for (key, verb) in [
@@ -1437,7 +1335,7 @@ async fn annotation_bloat_does_not_starve_admission() {
     let kubeconfig = cluster!();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = staged_namespace(&admin, "attack-bloat").await;
-    namespace_admin(&admin, &ns, "mallory").await;
+    support::namespace_admin(&admin, &ns, "mallory").await;
     support::allow_requests(&admin, &ns, "erin").await;
     wait_can(
         kubeconfig,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use gatehouse::api::conditions::find;
 use gatehouse::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -227,4 +227,171 @@ async fn a_write_storm_while_a_request_activates_never_stretches_the_grant() {
         find(&status.conditions, "StatusTampered").is_none(),
         "the operator's own writes verify"
     );
+}
+
+/// A namespace admin holds every verb in their namespace, `approve` included: with a
+/// ServiceAccount of their own they could review their own team's share as `security`. A role the
+/// SharingPolicy lists in `clusterWideApprovers` counts only from a cluster-wide holder.
+#[tokio::test]
+async fn a_namespace_admin_cannot_review_as_a_cluster_wide_role_through_a_service_account() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let (ns, recipient) = support::sharing_namespaces(
+        &admin,
+        "own-review",
+        json!({ "reviews": { "always": ["data-owner", "security"] },
+                "clusterWideApprovers": ["security"], "maxRetention": "2160h" }),
+    )
+    .await;
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "orders-db" }, "stringData": { "password": "p" }
+    }))
+    .expect("valid Secret");
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("source");
+    support::namespace_admin(&admin, &ns, "mallory").await;
+    let mallory = support::client(kubeconfig, "mallory").await;
+    support::create_service_account(&mallory, &ns, "reviewer").await;
+    let rights: Role = serde_json::from_value(json!({
+        "metadata": { "name": "self-review" },
+        "rules": [{ "apiGroups": ["gatehouse.dev"], "resources": ["approvals"],
+                    "resourceNames": ["security"], "verbs": ["approve"] },
+                  { "apiGroups": ["gatehouse.dev"], "resources": ["datasharingagreements"],
+                    "verbs": ["get", "patch"] }]
+    }))
+    .expect("valid Role");
+    Api::<Role>::namespaced(mallory.clone(), &ns)
+        .create(&PostParams::default(), &rights)
+        .await
+        .expect("mallory may grant what she holds");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "self-review" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "self-review" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "reviewer", "namespace": ns }]
+    }))
+    .expect("valid RoleBinding");
+    Api::<RoleBinding>::namespaced(mallory.clone(), &ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    let reviewer_user = format!("system:serviceaccount:{ns}:reviewer");
+    let reviewer = Api::<DataSharingAgreement>::namespaced(
+        support::service_account_client(kubeconfig, &mallory, &ns, "reviewer").await,
+        &ns,
+    );
+
+    let agreement: DataSharingAgreement = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
+        "metadata": { "name": "self-reviewed", "namespace": ns },
+        "spec": { "requester": "alice",
+                  "data": [{ "secret": "orders-db", "keys": ["password"] }],
+                  "recipient": { "namespace": recipient },
+                  "purpose": "attack drill", "transfer": { "method": "Copy" },
+                  "retention": "1h", "policy": ns }
+    }))
+    .expect("valid agreement");
+    let alice =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let carol =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
+    alice
+        .create(&PostParams::default(), &agreement)
+        .await
+        .expect("alice files");
+    support::annotate(
+        &carol,
+        "self-reviewed",
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    // Admission lets it through: the ServiceAccount holds approve in the namespace.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let patch = json!({ "metadata": { "annotations": {
+            "approve.gatehouse.dev/security": reviewer_user } } });
+        match reviewer
+            .patch(
+                "self-reviewed",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(err) if std::time::Instant::now() < deadline => {
+                eprintln!("e2e: waiting for the reviewer's rights: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("the reviewer's approval was refused: {err}"),
+        }
+    }
+    let ignored = support::wait_until(&alice, "self-reviewed", "the review set aside", |dsa| {
+        dsa.status.as_ref().is_some_and(|s| {
+            s.ignored_annotations
+                .iter()
+                .any(|m| m.contains("approve.gatehouse.dev/security") && m.contains("cluster-wide"))
+        })
+    })
+    .await;
+    let status = ignored.status.expect("status");
+    assert_eq!(status.phase, Some(SharingPhase::Pending), "{status:?}");
+    assert_eq!(status.waiting_for.as_deref(), Some("security"));
+    let copies = Api::<Secret>::namespaced(admin.clone(), &recipient)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(copies.items.is_empty(), "nothing shared");
+
+    // dave, security reviewer cluster-wide, counts.
+    let dave_binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding =
+        serde_json::from_value(json!({
+            "metadata": { "name": format!("{ns}-dave-security") },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": "gatehouse-approver-security" },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dave" }]
+        }))
+        .expect("valid ClusterRoleBinding");
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &dave_binding)
+        .await
+        .expect("dave's binding");
+    // The SA's review stays (decisions are final); a second security review by dave is not
+    // possible on the same key, so file afresh and let dave review it.
+    let mut fresh = agreement.clone();
+    fresh.metadata.name = Some("reviewed".into());
+    alice
+        .create(&PostParams::default(), &fresh)
+        .await
+        .expect("alice files again");
+    support::annotate(
+        &carol,
+        "reviewed",
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    let dave =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "dave").await, &ns);
+    // Admission admits dave's review once his new ClusterRoleBinding is in the authorizer's cache.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let review =
+        json!({ "metadata": { "annotations": { "approve.gatehouse.dev/security": "dave" } } });
+    while let Err(err) = dave
+        .patch("reviewed", &PatchParams::default(), &Patch::Merge(&review))
+        .await
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dave's review was refused: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    support::wait_until(&alice, "reviewed", "Active", |dsa| {
+        dsa.status.as_ref().and_then(|s| s.phase) == Some(SharingPhase::Active)
+    })
+    .await;
+    let _ = Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone())
+        .delete(&format!("{ns}-dave-security"), &Default::default())
+        .await;
 }

@@ -11,7 +11,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -577,6 +581,38 @@ pub async fn namespace_admin(admin: &Client, namespace: &str, user: &str) {
         everything,
     )
     .await;
+    // RBAC is served from the authorizer's cache: wait until the new rights answer.
+    let reviews = Api::<SubjectAccessReview>::all(admin.clone());
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.into()),
+                verb: Some("patch".into()),
+                group: Some("gatehouse.dev".into()),
+                resource: Some("accessrequests".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let allowed = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .map(|r| r.status.is_some_and(|s| s.allowed))
+            .unwrap_or(false);
+        if allowed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} never became admin of {namespace}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Creates Role `name` with `rules` in `namespace` and binds it to `user`.
@@ -804,4 +840,64 @@ pub async fn sharing_namespaces(
         .await
         .expect("policy");
     (ns, recipient)
+}
+
+/// A client authenticating with a ServiceAccount token minted through the TokenRequest API by
+/// `minter` (who needs `create` on `serviceaccounts/token`), against the control plane of
+/// `kubeconfig`.
+pub async fn service_account_client(
+    kubeconfig: &Path,
+    minter: &Client,
+    ns: &str,
+    sa: &str,
+) -> Client {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(minter.clone(), ns)
+        .create_token_request(sa, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("a token for {ns}/{sa}: {e}"))
+        .status
+        .expect("token status")
+        .token;
+    let local = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let cluster = local
+        .clusters
+        .iter()
+        .find_map(|c| c.cluster.clone())
+        .expect("a cluster");
+    let config: Kubeconfig = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{ "name": "gatehouse", "cluster": {
+            "server": cluster.server,
+            "certificate-authority-data": cluster.certificate_authority_data } }],
+        "users": [{ "name": sa, "user": { "token": token } }],
+        "contexts": [{ "name": sa, "context": { "cluster": "gatehouse", "user": sa } }],
+        "current-context": sa
+    }))
+    .expect("kubeconfig for the ServiceAccount");
+    let config = Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+pub async fn create_service_account(by: &Client, ns: &str, name: &str) {
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(by.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap_or_else(|e| panic!("ServiceAccount {ns}/{name}: {e}"));
 }
