@@ -187,6 +187,45 @@ pub fn evaluate(
     }
 }
 
+/// What is known of an object's decision annotations besides their text.
+pub struct Decisions<'a> {
+    pub annotations: &'a BTreeMap<String, String>,
+    /// Decisions whose author lacks the right where it counts (SubjectAccessReview), with why.
+    pub unauthorized: &'a [(String, String)],
+    /// Whether the approval admission policies are unverified right now: new approvals seen
+    /// meanwhile are marked untrusted for good.
+    pub unverified: bool,
+}
+
+/// The approval state from the decisions that count: not unauthorized, not untrusted (approvals
+/// first seen while admission was not enforced, recorded in `untrusted`), evaluated as in
+/// [`evaluate`]; why the others do not count is in `ignored`. One place for both kinds.
+pub fn counted(
+    required: Vec<String>,
+    decisions: &Decisions,
+    parties: &Parties,
+    untrusted: &mut Vec<String>,
+    previous: &[ApprovalRecord],
+    now: &Time,
+) -> ApprovalState {
+    if decisions.unverified {
+        mark_untrusted(untrusted, previous, decisions.annotations);
+    }
+    let trusted: BTreeMap<String, String> = decisions
+        .annotations
+        .iter()
+        .filter(|(key, _)| !decisions.unauthorized.iter().any(|(k, _)| k == *key))
+        .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut state = evaluate(required, &trusted, parties, previous, now);
+    state
+        .ignored
+        .extend(decisions.unauthorized.iter().map(|(_, why)| why.clone()));
+    state.ignored.extend(untrusted_notes(untrusted));
+    state
+}
+
 /// Records in `untrusted` (as `<annotation>=<value>`) every approval annotation not already
 /// counted in `counted`: while the admission policies are not enforced anyone who may patch the
 /// object could have written it, so it never counts, even after they are restored.

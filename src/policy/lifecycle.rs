@@ -181,34 +181,19 @@ pub fn plan(observed: &Observation) -> Plan {
     }
     let required = approvals::required_roles(accepted.stages, accepted.high_risk);
     let previous = plan.status.approvals.clone();
-    if observed.approvals_unverified.is_some() {
-        approvals::mark_untrusted(
-            &mut plan.status.untrusted_approvals,
-            &plan.status.approvals,
-            observed.annotations,
-        );
-    }
-    let untrusted = &plan.status.untrusted_approvals;
-    let authorized: BTreeMap<String, String> = observed
-        .annotations
-        .iter()
-        .filter(|(key, _)| {
-            !observed
-                .unauthorized_decisions
-                .iter()
-                .any(|(k, _)| k == *key)
-        })
-        .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut state = approvals::evaluate(
+    let state = approvals::counted(
         required,
-        &authorized,
+        &approvals::Decisions {
+            annotations: observed.annotations,
+            unauthorized: observed.unauthorized_decisions,
+            unverified: observed.approvals_unverified.is_some(),
+        },
         &approvals::Parties {
             requester: observed.requester,
             filed_by: observed.filed_by,
             subjects: &accepted.request.subjects,
         },
+        &mut plan.status.untrusted_approvals,
         &previous,
         &now_time,
     );
@@ -217,15 +202,6 @@ pub fn plan(observed: &Observation) -> Plan {
     if active_now {
         return active(plan, &state, accepted, observed);
     }
-    state.ignored.extend(
-        observed
-            .unauthorized_decisions
-            .iter()
-            .map(|(_, why)| why.clone()),
-    );
-    state
-        .ignored
-        .extend(approvals::untrusted_notes(&plan.status.untrusted_approvals));
     record_approvals(&mut plan, &state, observed);
     if state.required.is_empty() {
         let message = format!(

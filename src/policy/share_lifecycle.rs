@@ -331,48 +331,24 @@ pub fn plan(observed: &Observation) -> Plan {
 /// The reviews of an agreement as the admitted annotations say now; approvals first seen while the
 /// admission policies were not enforced are marked and never count.
 fn review_state(plan: &mut Plan, checked: &Checked, observed: &Observation) -> ApprovalState {
-    if observed.approvals_unverified.is_some() {
-        approvals::mark_untrusted(
-            &mut plan.status.untrusted_approvals,
-            &plan.status.approvals,
-            observed.annotations,
-        );
-    }
-    let untrusted = &plan.status.untrusted_approvals;
-    let trusted: BTreeMap<String, String> = observed
-        .annotations
-        .iter()
-        .filter(|(key, _)| {
-            !observed
-                .unauthorized_decisions
-                .iter()
-                .any(|(k, _)| k == *key)
-        })
-        .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let recipients: Vec<Subject> = observed.recipient.iter().cloned().collect();
-    let mut state = approvals::evaluate(
+    let previous = plan.status.approvals.clone();
+    approvals::counted(
         checked.required.clone(),
-        &trusted,
+        &approvals::Decisions {
+            annotations: observed.annotations,
+            unauthorized: observed.unauthorized_decisions,
+            unverified: observed.approvals_unverified.is_some(),
+        },
         &approvals::Parties {
             requester: observed.requester,
             filed_by: observed.filed_by,
             subjects: &recipients,
         },
-        &plan.status.approvals,
+        &mut plan.status.untrusted_approvals,
+        &previous,
         &Time(observed.now),
-    );
-    state.ignored.extend(
-        observed
-            .unauthorized_decisions
-            .iter()
-            .map(|(_, why)| why.clone()),
-    );
-    state
-        .ignored
-        .extend(approvals::untrusted_notes(&plan.status.untrusted_approvals));
-    state
+    )
 }
 
 /// Activates: opens the sealed window, or keeps the one opened before (an execution retry), so that
