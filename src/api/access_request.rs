@@ -111,6 +111,19 @@ pub enum AccessPhase {
     Failed,
 }
 
+impl AccessPhase {
+    /// Whether the request has ended for good: it never grants again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            AccessPhase::Denied
+                | AccessPhase::TimedOut
+                | AccessPhase::Expired
+                | AccessPhase::Revoked
+        )
+    }
+}
+
 /// Observed state of an AccessRequest: the audit record of every decision.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -191,6 +191,19 @@ pub enum SharingPhase {
     Failed,
 }
 
+impl SharingPhase {
+    /// Whether the agreement has ended for good: it never shares again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            SharingPhase::Denied
+                | SharingPhase::TimedOut
+                | SharingPhase::Expired
+                | SharingPhase::Revoked
+        )
+    }
+}
+
 /// Observed state of a DataSharingAgreement: the sharing record.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

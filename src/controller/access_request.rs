@@ -89,6 +89,7 @@ async fn sweep_orphans(
         let live = requests
             .state()
             .iter()
+            .filter(|r| !super::abandoned(Some(r.as_ref()), FINALIZER))
             .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
             .collect();
         let candidates = rbac::orphan_candidates(
@@ -99,8 +100,9 @@ async fn sweep_orphans(
         for (binding, owner) in candidates {
             if let Some((namespace, name)) = &owner {
                 let api = Api::<AccessRequest>::namespaced(ctx.client.clone(), namespace);
-                if !matches!(api.get_opt(name).await, Ok(None)) {
-                    continue;
+                match api.get_opt(name).await {
+                    Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
+                    _ => continue,
                 }
             }
             match rbac::delete(&ctx.client, &binding).await {
@@ -188,11 +190,16 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
 
     // Decide.
     let unauthorized = match &accepted {
-        Ok(accepted) if awaiting_decision => {
+        // Also while active: the approvals that keep a grant are re-derived on every reconcile.
+        Ok(accepted) if !phase.is_some_and(AccessPhase::is_terminal) => {
             // Admission checks an approver's right in the request's namespace; the grant may
             // reach others (or the whole cluster), and some roles count only cluster-wide.
+            // Only the policy's stages are checked: other roles' annotations never count anyway.
             let cluster_wide = governing
                 .map(|p| p.spec.cluster_wide_approvers.clone())
+                .unwrap_or_default();
+            let stages: Vec<String> = governing
+                .map(|p| p.spec.approvals.iter().map(|s| s.role.clone()).collect())
                 .unwrap_or_default();
             let scopes: Vec<Option<String>> = if accepted.cluster_wide {
                 vec![None]
@@ -200,7 +207,9 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
                 accepted.namespaces.iter().cloned().map(Some).collect()
             };
             approvers::unauthorized(ctx, request.annotations(), |role| {
-                if cluster_wide.iter().any(|r| r == role) {
+                if !stages.iter().any(|r| r == role) {
+                    Vec::new()
+                } else if cluster_wide.iter().any(|r| r == role) {
                     vec![None]
                 } else {
                     scopes.clone()
@@ -284,7 +293,10 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         &[]
     };
     let was_active = phase == Some(AccessPhase::Active);
-    match converge(ctx, request, wanted).await {
+    // A grant that may exist (its window is recorded and the request has not ended yet) is
+    // removed by name too.
+    let may_exist = !phase.is_some_and(AccessPhase::is_terminal);
+    match converge(ctx, request, wanted, may_exist).await {
         Ok(repaired) if repaired && was_active && plan.access == Access::Provide => {
             status::publish(
                 ctx,
@@ -313,7 +325,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             // A grant that could not be provisioned whole must not exist in part: without an
             // activation there is no expiry that would remove it.
             if !was_active {
-                converge(ctx, request, &[]).await?;
+                converge(ctx, request, &[], true).await?;
             }
             provisioning_failed(
                 &mut desired,
@@ -354,6 +366,7 @@ async fn converge(
     ctx: &Context,
     request: &AccessRequest,
     wanted: &[Binding],
+    by_name: bool,
 ) -> Result<bool, Error> {
     let namespace = request.namespace().unwrap_or_default();
     let existing = rbac::owned(
@@ -362,7 +375,24 @@ async fn converge(
         &ctx.role_bindings.state(),
         &ctx.cluster_role_bindings.state(),
     );
-    let repair = rbac::repair(wanted, &existing);
+    let mut repair = rbac::repair(wanted, &existing);
+    // Removal also goes by name: a binding whose owner label someone stripped, or that the cache
+    // has not seen yet, is still named in the recorded grant. Only this request's own name is
+    // taken from there, so that a status can never make the operator delete another binding.
+    if wanted.is_empty() && by_name {
+        let own_name = rbac::binding_name(&namespace, &request.name_any());
+        let recorded = request
+            .status
+            .as_ref()
+            .and_then(|s| s.grant.as_ref())
+            .map(|g| g.bindings.as_slice())
+            .unwrap_or_default();
+        for reference in recorded {
+            if reference.name == own_name && !repair.delete.contains(reference) {
+                repair.delete.push(reference.clone());
+            }
+        }
+    }
     for reference in &repair.delete {
         rbac::delete(&ctx.client, reference).await?;
     }
@@ -377,7 +407,7 @@ async fn converge(
 
 /// Deleting a request revokes at once: every binding goes before the finalizer is removed.
 async fn cleanup(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> {
-    converge(ctx, request, &[]).await?;
+    converge(ctx, request, &[], true).await?;
     if request.status.as_ref().and_then(|s| s.phase) == Some(AccessPhase::Active) {
         status::publish(
             ctx,

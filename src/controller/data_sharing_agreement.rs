@@ -156,6 +156,7 @@ async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement
         let live: BTreeSet<(String, String)> = agreements
             .state()
             .iter()
+            .filter(|a| !super::abandoned(Some(a.as_ref()), FINALIZER))
             .map(|a| (a.namespace().unwrap_or_default(), a.name_any()))
             .collect();
         for object in objects {
@@ -166,8 +167,9 @@ async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement
                 continue;
             }
             let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &namespace);
-            if !matches!(api.get_opt(&name).await, Ok(None)) {
-                continue;
+            match api.get_opt(&name).await {
+                Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
+                _ => continue,
             }
             match shares::delete(&ctx.client, &object).await {
                 Ok(()) => tracing::info!(
@@ -206,15 +208,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     let spec = &agreement.spec;
     let now = Timestamp::now();
     let phase = agreement.status.as_ref().and_then(|s| s.phase);
-    let terminal = matches!(
-        phase,
-        Some(
-            SharingPhase::Denied
-                | SharingPhase::TimedOut
-                | SharingPhase::Expired
-                | SharingPhase::Revoked
-        )
-    );
+    let terminal = phase.is_some_and(SharingPhase::is_terminal);
 
     // Observe.
     let policies = ctx.sharing_policies.state();
@@ -261,11 +255,15 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     let cluster_wide = policy
         .map(|p| p.spec.cluster_wide_approvers.clone())
         .unwrap_or_default();
-    let undecided =
-        !terminal && !matches!(phase, Some(SharingPhase::Active | SharingPhase::Suspended));
-    let unauthorized = if undecided && !cluster_wide.is_empty() {
+    // Also while active: the reviews that keep a share are re-derived on every reconcile. Only
+    // required reviews are checked: other roles' annotations never count anyway.
+    let required: &[String] = checked
+        .as_ref()
+        .map(|c| c.required.as_slice())
+        .unwrap_or_default();
+    let unauthorized = if !terminal && !cluster_wide.is_empty() {
         approvers::unauthorized(ctx, agreement.annotations(), |role| {
-            if cluster_wide.iter().any(|r| r == role) {
+            if cluster_wide.iter().any(|r| r == role) && required.iter().any(|r| r == role) {
                 vec![None]
             } else {
                 Vec::new()

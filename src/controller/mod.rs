@@ -186,6 +186,22 @@ impl Context {
     }
 }
 
+/// Whether `object` no longer holds anything: gone, or being deleted without the operator's
+/// `finalizer` (someone else's finalizer keeps it around, but its removal was done, or skipped by
+/// whoever removed ours): what it owned is an orphan.
+fn abandoned<K: Resource>(object: Option<&K>, finalizer: &str) -> bool {
+    object.is_none_or(|o| {
+        o.meta().deletion_timestamp.is_some()
+            && !o
+                .meta()
+                .finalizers
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|f| f == finalizer)
+    })
+}
+
 /// How `gatehouse run` was asked to run.
 pub struct Options {
     /// `None` when this is the only replica and acts at once (`--leader-election=false`).

@@ -93,15 +93,7 @@ pub fn plan(observed: &Observation) -> Plan {
         reminder: None,
     };
 
-    if matches!(
-        phase,
-        Some(
-            AccessPhase::Denied
-                | AccessPhase::TimedOut
-                | AccessPhase::Expired
-                | AccessPhase::Revoked
-        )
-    ) {
+    if phase.is_some_and(AccessPhase::is_terminal) {
         return plan;
     }
     if let Err(problem) = recorded_window(&plan.status, observed) {
@@ -395,7 +387,7 @@ fn active(
     match expires_at {
         Some(expires_at) if observed.now < expires_at && !state.complete() => {
             let message = format!(
-                "access removed: AccessPolicy {} now requires approval by {}, which this grant does not have",
+                "access removed: the approvals that count no longer cover what AccessPolicy {} requires (missing: {})",
                 accepted.request.policy,
                 state.waiting_for().join(", ")
             );

@@ -101,15 +101,7 @@ pub fn plan(observed: &Observation) -> Plan {
         share: Share::Remove,
         wake_at: None,
     };
-    if matches!(
-        phase,
-        Some(
-            SharingPhase::Denied
-                | SharingPhase::TimedOut
-                | SharingPhase::Expired
-                | SharingPhase::Revoked
-        )
-    ) {
+    if phase.is_some_and(SharingPhase::is_terminal) {
         return plan;
     }
     if let Err(problem) = recorded_window(&plan.status, observed) {

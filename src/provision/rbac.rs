@@ -96,7 +96,7 @@ pub fn desired(
 /// `gatehouse.<request namespace>.<request name>`, shortened with a hash past 253 characters.
 /// Namespace names have no dots, so no two requests share a name (with `-` they could:
 /// `a`/`b-c` and `a-b`/`c`).
-fn binding_name(request_namespace: &str, request_name: &str) -> String {
+pub fn binding_name(request_namespace: &str, request_name: &str) -> String {
     let full = format!("gatehouse.{request_namespace}.{request_name}");
     if full.len() <= 253 {
         full

@@ -395,3 +395,136 @@ async fn a_namespace_admin_cannot_review_as_a_cluster_wide_role_through_a_servic
         .delete(&format!("{ns}-dave-security"), &Default::default())
         .await;
 }
+
+#[tokio::test]
+async fn a_binding_stripped_of_its_owner_label_is_still_removed_at_revocation() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::manager_approved_namespace(&admin, "unlabel", ROLE).await;
+    support::namespace_admin(&admin, &ns, "mallory").await;
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
+    alice
+        .create(&PostParams::default(), &request(&ns, "unlabelled", "10m"))
+        .await
+        .expect("alice files");
+    support::annotate(
+        &bob,
+        "unlabelled",
+        &[("approve.gatehouse.dev/manager", "bob")],
+    )
+    .await;
+    let active = phase(&alice, "unlabelled", AccessPhase::Active).await;
+    let binding = active
+        .status
+        .expect("status")
+        .grant
+        .expect("grant")
+        .bindings[0]
+        .name
+        .clone();
+    let mallory = Api::<RoleBinding>::namespaced(support::client(kubeconfig, "mallory").await, &ns);
+    // Labels and the owner annotation gone: the binding no longer looks like Gatehouse's.
+    let strip = json!({ "metadata": {
+        "labels": { "gatehouse.dev/owner": null, "app.kubernetes.io/managed-by": null },
+        "annotations": { "gatehouse.dev/owner-ref": null } } });
+    mallory
+        .patch(&binding, &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .expect("mallory strips the labels");
+    pin(&mallory, &binding).await;
+    support::annotate(
+        &alice,
+        "unlabelled",
+        &[("revoke.gatehouse.dev/by", "alice")],
+    )
+    .await;
+    phase(&alice, "unlabelled", AccessPhase::Revoked).await;
+    support::wait_gone(&mallory, &binding).await;
+    assert!(!support::can_i(
+        kubeconfig,
+        "alice",
+        "get",
+        "configmaps",
+        &ns
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_request_held_by_a_foreign_finalizer_removes_its_access() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::manager_approved_namespace(&admin, "held", ROLE).await;
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
+    alice
+        .create(&PostParams::default(), &request(&ns, "held", "10m"))
+        .await
+        .expect("alice files");
+    // alice may withdraw her requests by deleting them, as many teams allow.
+    let withdraw: Role = serde_json::from_value(json!({
+        "metadata": { "name": "withdraw" },
+        "rules": [{ "apiGroups": ["gatehouse.dev"], "resources": ["accessrequests"], "verbs": ["delete"] }]
+    }))
+    .expect("valid Role");
+    Api::<Role>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &withdraw)
+        .await
+        .expect("Role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "withdraw" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "withdraw" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice" }]
+    }))
+    .expect("valid RoleBinding");
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("RoleBinding");
+    // alice holds her own request with a finalizer, then deletes it once it is approved.
+    let hold = json!({ "metadata": { "finalizers": ["attacker.example/keep", "gatehouse.dev/revoke-access"] } });
+    support::wait_until(&alice, "held", "the operator's finalizer", |ar| {
+        ar.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "gatehouse.dev/revoke-access"))
+    })
+    .await;
+    alice
+        .patch("held", &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .expect("alice adds a finalizer to her own request");
+    support::annotate(&bob, "held", &[("approve.gatehouse.dev/manager", "bob")]).await;
+    phase(&alice, "held", AccessPhase::Active).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while let Err(err) = alice.delete("held", &Default::default()).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice may not delete her request: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while support::can_i(kubeconfig, "alice", "get", "configmaps", &ns) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "access outlived its deleted request"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let left = Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .list(&kube::api::ListParams::default().labels("gatehouse.dev/owner"))
+        .await
+        .expect("list");
+    assert!(left.items.is_empty(), "no binding left: {:?}", left.items);
+    let held = alice
+        .get("held")
+        .await
+        .expect("still held by its finalizer");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    // Let it go, so that nothing of the test lingers.
+    let release = json!({ "metadata": { "finalizers": null } });
+    let _ = alice
+        .patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await;
+}
