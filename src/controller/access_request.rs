@@ -153,12 +153,18 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     // Observe.
     let policies = ctx.access_policies.state();
     let policy_refs: Vec<&AccessPolicy> = policies.iter().map(Arc::as_ref).collect();
-    let accepted = access::accept(
-        &request.spec,
-        &namespace,
-        &policy_refs,
-        &ctx.namespace_labels(),
-    );
+    let filed_by = request
+        .annotations()
+        .get(FILED_BY_ANNOTATION)
+        .map(String::as_str);
+    let accepted = access::check_on_behalf(&request.spec, filed_by).and_then(|()| {
+        access::accept(
+            &request.spec,
+            &namespace,
+            &policy_refs,
+            &ctx.namespace_labels(),
+        )
+    });
     let phase = request.status.as_ref().and_then(|s| s.phase);
     let awaiting_decision = matches!(
         phase,
@@ -224,10 +230,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         approvals_unverified: integrity_problem.as_deref(),
         unauthorized_decisions: &unauthorized,
         requester: &request.spec.requester,
-        filed_by: request
-            .annotations()
-            .get(FILED_BY_ANNOTATION)
-            .map(String::as_str),
+        filed_by,
         sealer: ctx.sealer("AccessRequest", request),
         annotations: request
             .metadata

@@ -27,6 +27,23 @@ pub struct AcceptedRequest {
     pub duration: Duration,
 }
 
+/// A request filed on someone's behalf (`filed_by`) for a `system:` identity is refused: that
+/// requester would receive access as a `User` no AccessPolicy lists (admission refuses it too).
+pub fn check_on_behalf(spec: &AccessRequestSpec, filed_by: Option<&str>) -> Result<(), Refusal> {
+    match filed_by {
+        Some(filer) if filer != spec.requester && spec.requester.starts_with(SYSTEM_PREFIX) => {
+            Err(Refusal::new(
+                reason::POLICY_VIOLATION,
+                format!(
+                    "spec.requester: {filer} filed this on behalf of {}, a system: identity; system: identities file for themselves. To grant a ServiceAccount, name it in spec.subjects as kind ServiceAccount (the AccessPolicy must list it in spec.subjects.serviceAccounts)",
+                    spec.requester
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks `spec` (of a request in `request_namespace`) against the policies and namespaces that
 /// exist, and returns it with defaults applied, or why it cannot proceed.
 pub fn accept(
@@ -948,5 +965,28 @@ mod tests {
         )
         .expect("accepted");
         assert_eq!(subjects_summary(&default), "User alice");
+    }
+
+    #[test]
+    fn nobody_files_on_behalf_of_a_system_identity() {
+        let mut request = access_request();
+        request.spec.requester = "system:serviceaccount:payments:bot".into();
+        let refusal = check_on_behalf(&request.spec, Some("gitops")).expect_err("refused");
+        assert_eq!(refusal.reason, reason::POLICY_VIOLATION);
+        assert!(
+            refusal.message.contains("spec.requester"),
+            "{}",
+            refusal.message
+        );
+        assert_eq!(
+            check_on_behalf(&request.spec, Some("system:serviceaccount:payments:bot")),
+            Ok(()),
+            "a ServiceAccount may file for itself"
+        );
+        assert_eq!(check_on_behalf(&request.spec, None), Ok(()));
+        assert_eq!(
+            check_on_behalf(&access_request().spec, Some("gitops")),
+            Ok(())
+        );
     }
 }

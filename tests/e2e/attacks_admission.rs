@@ -974,6 +974,23 @@ async fn filed_by_is_required_and_truthful_at_creation() {
         "gatehouse.dev/filed-by must be your own username 'erin', not 'bob'",
     )
     .await;
+    // A ServiceAccount in disguise: filed for as a system: requester, it would receive access
+    // as a User that no AccessPolicy lists.
+    refused_create(
+        &erin,
+        &with_annotations(
+            access_request(
+                "for-bot",
+                &format!("system:serviceaccount:{ns}:bot"),
+                Value::Null,
+            ),
+            &[(FILED_BY, "erin")],
+        ),
+        "erin filing for a ServiceAccount",
+        403,
+        &format!("nobody files on behalf of 'system:serviceaccount:{ns}:bot'"),
+    )
+    .await;
     // Whoever files for themselves may not name another filer either.
     refused_create(
         &alice,
