@@ -44,6 +44,19 @@ impl ApprovalState {
             .collect()
     }
 
+    /// The people whose approvals passed a stage.
+    fn approvers_of_passed(&self) -> Vec<&str> {
+        self.passed
+            .iter()
+            .filter_map(|role| {
+                self.records
+                    .iter()
+                    .find(|r| &r.role == role && r.decision == Decision::Approved)
+                    .map(|r| r.user.as_str())
+            })
+            .collect()
+    }
+
     /// Whether `role` approved but waits for an earlier stage before it counts.
     pub fn approved_out_of_order(&self, role: &str) -> bool {
         !self.passed.iter().any(|r| r == role)
@@ -169,15 +182,29 @@ pub fn evaluate(
         .iter()
         .find(|r| r.decision == Decision::Denied)
         .cloned();
-    let passed = required
-        .iter()
-        .take_while(|role| {
-            records
-                .iter()
-                .any(|r| &r.role == *role && r.decision == Decision::Approved)
-        })
-        .cloned()
-        .collect();
+    // Stages pass in order, each by a different person: one approver holding several roles
+    // (a namespace admin holds them all) never stands in for the people a policy asks for.
+    let mut passed: Vec<String> = Vec::new();
+    let mut approvers: Vec<&str> = Vec::new();
+    for role in &required {
+        let approval = records
+            .iter()
+            .find(|r| &r.role == role && r.decision == Decision::Approved);
+        let Some(approval) = approval else { break };
+        if let Some(earlier) = approvers
+            .iter()
+            .position(|user| *user == approval.user)
+            .map(|i| passed[i].clone())
+        {
+            ignored.push(format!(
+                "{APPROVE_PREFIX}{role} by {:?} does not count: {:?} already approved as {earlier}, and every stage needs a different person",
+                approval.user, approval.user
+            ));
+            break;
+        }
+        approvers.push(&approval.user);
+        passed.push(role.clone());
+    }
     ApprovalState {
         required,
         records,
@@ -272,6 +299,14 @@ pub fn stage_conditions(state: &ApprovalState) -> Vec<ConditionUpdate> {
                     true,
                     reason::APPROVED,
                     format!("approved by {}", record.user),
+                ),
+                Some(record) if state.approvers_of_passed().contains(&record.user.as_str()) => (
+                    false,
+                    reason::WAITING,
+                    format!(
+                        "approved by {}, who already passed an earlier stage; waiting for a different approver with role {role}",
+                        record.user
+                    ),
                 ),
                 Some(record) => (
                     false,
@@ -441,6 +476,44 @@ mod tests {
                 .any(|m| m.contains("no stage of this object")),
             "{:?}",
             low_risk.ignored
+        );
+    }
+
+    #[test]
+    fn one_person_passes_one_stage() {
+        let a = annotations(&[
+            ("approve.gatehouse.dev/manager", "bob"),
+            ("approve.gatehouse.dev/data-owner", "bob"),
+        ]);
+        let state = evaluate(
+            required_roles(&stages(), false),
+            &a,
+            &parties(&alice()),
+            &[],
+            &at(5),
+        );
+        assert!(!state.complete());
+        assert_eq!(state.passed, vec!["manager"]);
+        assert_eq!(state.waiting_for(), vec!["data-owner"]);
+        assert!(
+            state
+                .ignored
+                .iter()
+                .any(|m| m.contains("every stage needs a different person")),
+            "{:?}",
+            state.ignored
+        );
+        let data_owner = stage_conditions(&state)
+            .into_iter()
+            .find(|c| c.type_ == "DataOwnerApproved")
+            .expect("stage condition");
+        assert!(!data_owner.status);
+        assert!(
+            data_owner
+                .message
+                .contains("already passed an earlier stage"),
+            "{}",
+            data_owner.message
         );
     }
 

@@ -528,3 +528,62 @@ async fn deleting_a_request_held_by_a_foreign_finalizer_removes_its_access() {
         .patch("held", &PatchParams::default(), &Patch::Merge(&release))
         .await;
 }
+
+#[tokio::test]
+async fn one_person_holding_two_approver_roles_passes_only_one_stage() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::manager_approved_namespace(&admin, "one-person", ROLE).await;
+    // The namespace's policy asks for a manager and then a data owner; bob holds both roles.
+    let stages =
+        json!({ "spec": { "approvals": [{ "role": "manager" }, { "role": "data-owner" }] } });
+    Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
+        .patch(&ns, &PatchParams::default(), &Patch::Merge(&stages))
+        .await
+        .expect("two stages");
+    support::allow_approval(&admin, &ns, "bob", "data-owner").await;
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
+    alice
+        .create(&PostParams::default(), &request(&ns, "two-hats", "10m"))
+        .await
+        .expect("alice files");
+    support::wait_until(&alice, "two-hats", "both stages listed", |ar| {
+        ar.status
+            .as_ref()
+            .is_some_and(|s| s.required_approvals == ["manager", "data-owner"])
+    })
+    .await;
+    support::annotate(
+        &bob,
+        "two-hats",
+        &[
+            ("approve.gatehouse.dev/manager", "bob"),
+            ("approve.gatehouse.dev/data-owner", "bob"),
+        ],
+    )
+    .await;
+    let seen = support::wait_until(
+        &alice,
+        "two-hats",
+        "bob's second approval set aside",
+        |ar| {
+            ar.status.as_ref().is_some_and(|s| {
+                s.ignored_annotations
+                    .iter()
+                    .any(|m| m.contains("every stage needs a different person"))
+            })
+        },
+    )
+    .await;
+    let status = seen.status.expect("status");
+    assert_eq!(status.phase, Some(AccessPhase::Pending));
+    assert_eq!(status.waiting_for.as_deref(), Some("data-owner"));
+    assert!(!support::can_i(
+        kubeconfig,
+        "alice",
+        "get",
+        "configmaps",
+        &ns
+    ));
+}
