@@ -158,6 +158,25 @@ impl Sealer<'_> {
         }
     }
 
+    /// Checks what a status records: its window, if any, and `executed_phase`, the name of its
+    /// phase when that phase claims access exists (which needs a window). One check for both kinds.
+    pub fn check_status(
+        &self,
+        window: Option<(&Time, &Time, Option<&str>)>,
+        executed_phase: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        match (window, executed_phase) {
+            (Some((activated_at, expires_at, seal)), _) => {
+                self.check(activated_at, expires_at, seal, now)
+            }
+            (None, Some(phase)) => {
+                Err(format!("the status says {phase} but records no activation"))
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
     fn sealed(&self, activated_at: Timestamp, expires_at: Timestamp) -> Sealed<'_> {
         Sealed {
             kind: self.kind,

@@ -423,18 +423,14 @@ fn active(
 /// The recorded activation window, checked against its seal: `Err` when the status claims a grant
 /// (or an active phase) the operator never opened.
 fn recorded_window(status: &AccessRequestStatus, observed: &Observation) -> Result<(), String> {
-    match (&status.grant, status.phase) {
-        (Some(grant), _) => observed.sealer.check(
-            &grant.activated_at,
-            &grant.expires_at,
-            grant.seal.as_deref(),
-            observed.now,
-        ),
-        (None, Some(AccessPhase::Active)) => {
-            Err("the status says Active but records no activation".to_string())
-        }
-        (None, _) => Ok(()),
-    }
+    observed.sealer.check_status(
+        status
+            .grant
+            .as_ref()
+            .map(|g| (&g.activated_at, &g.expires_at, g.seal.as_deref())),
+        (status.phase == Some(AccessPhase::Active)).then_some("Active"),
+        observed.now,
+    )
 }
 
 /// Ends a request whose status the operator did not write: its access is removed at once, and it

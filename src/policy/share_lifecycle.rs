@@ -557,19 +557,19 @@ fn recorded_window(
     status: &DataSharingAgreementStatus,
     observed: &Observation,
 ) -> Result<(), String> {
-    match (&status.share, status.phase) {
-        (Some(share), _) => observed.sealer.check(
-            &share.activated_at,
-            &share.expires_at,
-            share.seal.as_deref(),
-            observed.now,
-        ),
-        (None, Some(SharingPhase::Active | SharingPhase::Suspended)) => Err(format!(
-            "the status says {:?} but records no activation",
-            status.phase.unwrap_or(SharingPhase::Active)
-        )),
-        (None, _) => Ok(()),
-    }
+    let executed = match status.phase {
+        Some(SharingPhase::Active) => Some("Active"),
+        Some(SharingPhase::Suspended) => Some("Suspended"),
+        _ => None,
+    };
+    observed.sealer.check_status(
+        status
+            .share
+            .as_ref()
+            .map(|s| (&s.activated_at, &s.expires_at, s.seal.as_deref())),
+        executed,
+        observed.now,
+    )
 }
 
 /// Ends an agreement whose status the operator did not write: everything shared is removed at
