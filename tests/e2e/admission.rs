@@ -15,8 +15,9 @@ use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::decisions::{accepted, annotations_of, as_user, refused};
 use crate::{cluster, support};
 
 const APPROVE_MANAGER: &str = "approve.gatehouse.dev/manager";
@@ -195,90 +196,6 @@ async fn unbind_cluster_wide(admin: &Client, name: &str) {
         .expect("cluster role binding deleted");
 }
 
-fn annotations_patch(annotations: &Value) -> Value {
-    json!({ "metadata": { "annotations": annotations } })
-}
-
-/// What `kubectl annotate` does: a merge patch of the annotations (`null` removes one).
-async fn annotate<K>(api: &Api<K>, name: &str, annotations: Value) -> Result<K, kube::Error>
-where
-    K: Clone + DeserializeOwned + Debug,
-{
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(annotations_patch(&annotations)),
-    )
-    .await
-}
-
-/// Annotates and expects the API server to accept. Retries for a few seconds, because a
-/// RoleBinding created a moment ago may not have reached the authorizer's cache yet.
-async fn accepted<K>(api: &Api<K>, name: &str, annotations: Value, who: &str) -> K
-where
-    K: Clone + DeserializeOwned + Debug,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match annotate(api, name, annotations.clone()).await {
-            Ok(object) => {
-                eprintln!("e2e: {who} annotated {name} with {annotations}: accepted");
-                return object;
-            }
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("e2e: {who} annotating {name} not accepted yet: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("{who} annotating {name} with {annotations} was refused: {e}"),
-        }
-    }
-}
-
-/// Annotates, expects the API server to refuse with `code` and a message containing `expected`,
-/// and checks that the object's annotations did not change.
-async fn refused<K>(
-    api: &Api<K>,
-    name: &str,
-    annotations: Value,
-    who: &str,
-    code: u16,
-    expected: &str,
-) -> String
-where
-    K: Clone + DeserializeOwned + Debug + Resource,
-{
-    let before = api
-        .get(name)
-        .await
-        .expect("object readable")
-        .meta()
-        .annotations
-        .clone();
-    let (got, message) = support::rejection(annotate(api, name, annotations.clone()).await);
-    eprintln!("e2e: {who} annotating {name} with {annotations} refused ({got}): {message}");
-    assert_eq!(got, code, "{message}");
-    assert!(
-        message.contains(expected),
-        "expected {expected:?} in: {message}"
-    );
-    let after = api
-        .get(name)
-        .await
-        .expect("object readable")
-        .meta()
-        .annotations
-        .clone();
-    assert_eq!(
-        before, after,
-        "a refused annotation leaves the object as it was"
-    );
-    message
-}
-
-fn annotations_of<K: Resource>(object: &K) -> BTreeMap<String, String> {
-    object.meta().annotations.clone().unwrap_or_default()
-}
-
 /// Whether `result` is a refusal by admission policy `policy` whose message contains `text`.
 fn refused_by<T>(result: &Result<T, kube::Error>, policy: &str, text: &str) -> bool {
     match result {
@@ -331,7 +248,7 @@ where
             ("gatehouse-approvals", "approve.gatehouse.dev/probe"),
             ("gatehouse-revocation", "revoke.gatehouse.dev/by"),
         ] {
-            let patch = annotations_patch(&json!({ key: "not-admin" }));
+            let patch = json!({ "metadata": { "annotations": { key: "not-admin" } } });
             let result = api.patch(name, &dry_patch, &Patch::Merge(&patch)).await;
             let text = format!("{key} must be set to your own username 'admin', not 'not-admin'");
             if !refused_by(&result, policy, &text) {
@@ -383,13 +300,6 @@ async fn filed_by_alice(
         .expect("alice files her request");
     wait_for_policies::<AccessRequest>(admin, ns, &name).await;
     alice
-}
-
-async fn as_user<K>(kubeconfig: &std::path::Path, who: &str, ns: &str) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    Api::namespaced(support::client(kubeconfig, who).await, ns)
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::decisions::{accepted, annotations_of, as_user, refused};
 use crate::{cluster, support};
 
 const READER: &str = "gatehouse-e2e-attack-reader";
@@ -175,69 +176,6 @@ fn kubectl_as(kubeconfig: &Path, who: &str, args: &[&str]) -> Output {
         .expect("kubectl runs")
 }
 
-fn annotations_of<K: Resource>(object: &K) -> BTreeMap<String, String> {
-    object.meta().annotations.clone().unwrap_or_default()
-}
-
-/// What `kubectl annotate` sends: a merge patch of the annotations (`null` removes one).
-async fn annotate<K>(api: &Api<K>, name: &str, annotations: &Value) -> Result<K, kube::Error>
-where
-    K: Clone + DeserializeOwned + Debug,
-{
-    let patch = json!({ "metadata": { "annotations": annotations } });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-}
-
-/// Annotates and expects the API server to accept (retrying a few seconds while a binding created
-/// a moment ago reaches the authorizer).
-async fn accepted<K>(api: &Api<K>, name: &str, annotations: Value, who: &str) -> K
-where
-    K: Clone + DeserializeOwned + Debug,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match annotate(api, name, &annotations).await {
-            Ok(object) => {
-                let shown: String = annotations.to_string().chars().take(200).collect();
-                eprintln!("e2e: {who} annotated {name} with {shown}: accepted");
-                return object;
-            }
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("e2e: {who} annotating {name} not accepted yet: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("{who} annotating {name} with {annotations} was refused: {e}"),
-        }
-    }
-}
-
-/// Annotates, expects a refusal with `code` and `expected` in its message, and checks that the
-/// object's annotations did not change.
-async fn refused<K>(
-    api: &Api<K>,
-    name: &str,
-    annotations: Value,
-    who: &str,
-    code: u16,
-    expected: &str,
-) -> String
-where
-    K: Clone + DeserializeOwned + Debug + Resource,
-{
-    let before = annotations_of(&api.get(name).await.expect("readable"));
-    let (got, message) = support::rejection(annotate(api, name, &annotations).await);
-    eprintln!("e2e: {who} annotating {name} with {annotations} refused ({got}): {message}");
-    assert_eq!(got, code, "{message}");
-    assert!(
-        message.contains(expected),
-        "expected {expected:?} in: {message}"
-    );
-    let after = annotations_of(&api.get(name).await.expect("readable"));
-    assert_eq!(before, after, "a refused write leaves the object as it was");
-    message
-}
-
 /// A create that must be refused with `code` and `expected` in the message.
 async fn refused_create<K>(api: &Api<K>, object: &K, who: &str, code: u16, expected: &str)
 where
@@ -391,13 +329,6 @@ async fn plain_namespace(admin: &Client, test: &str) -> String {
         &ns,
     );
     ns
-}
-
-async fn as_user<K>(kubeconfig: &Path, who: &str, ns: &str) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    Api::namespaced(support::client(kubeconfig, who).await, ns)
 }
 
 /// Files `object` as `api`'s user; must be accepted.

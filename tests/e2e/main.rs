@@ -7,6 +7,7 @@ mod attacks_admission;
 mod attacks_operator;
 mod attacks_policy;
 mod data_sharing_agreement;
+mod decisions;
 mod deploy;
 mod gitops;
 mod helm;
