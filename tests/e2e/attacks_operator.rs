@@ -45,6 +45,58 @@ where
         .unwrap_or_else(|err| panic!("pinning {name}: {err}"));
 }
 
+/// The data to share: Secret `orders-db` (keys `host`, `password`) in `ns`.
+async fn source(admin: &kube::Client, ns: &str) {
+    let source: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "orders-db" },
+        "stringData": { "host": "db", "password": "p" }
+    }))
+    .expect("valid Secret");
+    Api::<Secret>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("source");
+}
+
+/// alice's agreement `name` to copy `keys` of `orders-db` into `recipient`, under the policy
+/// named like `ns` (support::sharing_namespaces).
+fn copy_of_source(ns: &str, recipient: &str, name: &str, keys: &[&str]) -> DataSharingAgreement {
+    serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": { "requester": "alice",
+                  "data": [{ "secret": "orders-db", "keys": keys }],
+                  "recipient": { "namespace": recipient },
+                  "purpose": "attack drill", "transfer": { "method": "Copy" },
+                  "retention": "1h", "policy": ns }
+    }))
+    .expect("valid agreement")
+}
+
+/// alice files `agreement` and carol approves it as data owner; returns alice's view.
+async fn file_approved_by_owner(
+    kubeconfig: &std::path::Path,
+    agreement: &DataSharingAgreement,
+) -> Api<DataSharingAgreement> {
+    let ns = agreement.metadata.namespace.clone().unwrap_or_default();
+    let name = agreement.metadata.name.clone().unwrap_or_default();
+    let alice =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let carol =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
+    alice
+        .create(&PostParams::default(), agreement)
+        .await
+        .expect("alice files");
+    support::annotate(
+        &carol,
+        &name,
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    alice
+}
+
 #[tokio::test]
 async fn a_finalizer_on_a_granted_binding_does_not_keep_access_after_revocation() {
     let kubeconfig = cluster!();
@@ -97,41 +149,11 @@ async fn a_finalizer_on_a_copied_secret_does_not_keep_the_data_after_revocation(
         json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "2160h" }),
     )
     .await;
-    let source: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "orders-db" },
-        "stringData": { "host": "db", "password": "p" }
-    }))
-    .expect("valid Secret");
-    Api::<Secret>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &source)
-        .await
-        .expect("source");
+    source(&admin, &ns).await;
     // mallory administers the recipient namespace.
     support::namespace_admin(&admin, &recipient, "mallory").await;
-    let agreement: DataSharingAgreement = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
-        "metadata": { "name": "pinned-copy", "namespace": ns },
-        "spec": { "requester": "alice",
-                  "data": [{ "secret": "orders-db", "keys": ["host", "password"] }],
-                  "recipient": { "namespace": recipient },
-                  "purpose": "attack drill", "transfer": { "method": "Copy" },
-                  "retention": "1h", "policy": ns }
-    }))
-    .expect("valid agreement");
-    let alice =
-        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
-    let carol =
-        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
-    alice
-        .create(&PostParams::default(), &agreement)
-        .await
-        .expect("alice files");
-    support::annotate(
-        &carol,
-        "pinned-copy",
-        &[("approve.gatehouse.dev/data-owner", "carol")],
-    )
-    .await;
+    let agreement = copy_of_source(&ns, &recipient, "pinned-copy", &["host", "password"]);
+    let alice = file_approved_by_owner(kubeconfig, &agreement).await;
     let active = support::wait_until(&alice, "pinned-copy", "Active", |dsa| {
         dsa.status.as_ref().and_then(|s| s.phase) == Some(SharingPhase::Active)
             && dsa
@@ -243,14 +265,7 @@ async fn a_namespace_admin_cannot_review_as_a_cluster_wide_role_through_a_servic
                 "clusterWideApprovers": ["security"], "maxRetention": "2160h" }),
     )
     .await;
-    let source: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "orders-db" }, "stringData": { "password": "p" }
-    }))
-    .expect("valid Secret");
-    Api::<Secret>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &source)
-        .await
-        .expect("source");
+    source(&admin, &ns).await;
     support::namespace_admin(&admin, &ns, "mallory").await;
     let mallory = support::client(kubeconfig, "mallory").await;
     support::create_service_account(&mallory, &ns, "reviewer").await;
@@ -282,30 +297,8 @@ async fn a_namespace_admin_cannot_review_as_a_cluster_wide_role_through_a_servic
         &ns,
     );
 
-    let agreement: DataSharingAgreement = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
-        "metadata": { "name": "self-reviewed", "namespace": ns },
-        "spec": { "requester": "alice",
-                  "data": [{ "secret": "orders-db", "keys": ["password"] }],
-                  "recipient": { "namespace": recipient },
-                  "purpose": "attack drill", "transfer": { "method": "Copy" },
-                  "retention": "1h", "policy": ns }
-    }))
-    .expect("valid agreement");
-    let alice =
-        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
-    let carol =
-        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
-    alice
-        .create(&PostParams::default(), &agreement)
-        .await
-        .expect("alice files");
-    support::annotate(
-        &carol,
-        "self-reviewed",
-        &[("approve.gatehouse.dev/data-owner", "carol")],
-    )
-    .await;
+    let agreement = copy_of_source(&ns, &recipient, "self-reviewed", &["password"]);
+    let alice = file_approved_by_owner(kubeconfig, &agreement).await;
     // Admission lets it through: the ServiceAccount holds approve in the namespace.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -359,16 +352,9 @@ async fn a_namespace_admin_cannot_review_as_a_cluster_wide_role_through_a_servic
         .expect("dave's binding");
     // The SA's review stays (decisions are final); a second security review by dave is not
     // possible on the same key, so file afresh and let dave review it.
-    let mut fresh = agreement.clone();
-    fresh.metadata.name = Some("reviewed".into());
-    alice
-        .create(&PostParams::default(), &fresh)
-        .await
-        .expect("alice files again");
-    support::annotate(
-        &carol,
-        "reviewed",
-        &[("approve.gatehouse.dev/data-owner", "carol")],
+    file_approved_by_owner(
+        kubeconfig,
+        &copy_of_source(&ns, &recipient, "reviewed", &["password"]),
     )
     .await;
     let dave =
