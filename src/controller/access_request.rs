@@ -18,7 +18,7 @@ use tracing::instrument;
 
 use super::status::Written;
 use super::{Context, Error, access_verification, approvers, status};
-use crate::api::common::RoleKind;
+use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
     AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION,
@@ -212,15 +212,32 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             } else {
                 accepted.namespaces.iter().cloned().map(Some).collect()
             };
-            approvers::unauthorized(ctx, request.annotations(), |role| {
-                if !stages.iter().any(|r| r == role) {
-                    Vec::new()
-                } else if cluster_wide.iter().any(|r| r == role) {
-                    vec![None]
-                } else {
-                    scopes.clone()
-                }
-            })
+            // Whoever can act as a ServiceAccount subject decides nothing on its access.
+            let controls: Vec<approvers::Control> = accepted
+                .subjects
+                .iter()
+                .filter(|s| s.kind == SubjectKind::ServiceAccount)
+                .map(|s| {
+                    approvers::service_account_tokens(
+                        s.namespace.as_deref().unwrap_or_default(),
+                        &s.name,
+                    )
+                })
+                .collect();
+            approvers::unauthorized(
+                ctx,
+                request.annotations(),
+                |role| {
+                    if !stages.iter().any(|r| r == role) {
+                        None
+                    } else if cluster_wide.iter().any(|r| r == role) {
+                        Some(vec![None])
+                    } else {
+                        Some(scopes.clone())
+                    }
+                },
+                &controls,
+            )
             .await?
         }
         _ => Vec::new(),

@@ -1,6 +1,8 @@
-//! Approver rights the admission policies cannot check, proven with SubjectAccessReviews: admission
-//! checks the right in the object's namespace only, while an access grant may reach other
-//! namespaces (or the whole cluster), and a policy may require some roles to be held cluster-wide.
+//! Approver rights the admission policies cannot check, proven with SubjectAccessReviews:
+//! admission checks the right in the object's namespace only, while an access grant may reach
+//! other namespaces (or the whole cluster), a policy may require some roles to be held
+//! cluster-wide, and whoever controls the beneficiary of an object (mints its ServiceAccount's
+//! tokens, reads the Secrets a share lands in) must not decide on it.
 
 use std::collections::BTreeMap;
 
@@ -13,15 +15,53 @@ use kube::api::PostParams;
 use super::{Context, Error};
 use crate::api::{APPROVE_PREFIX, DENY_PREFIX, GROUP};
 
-/// The decision annotations whose author lacks verb `approve` on `approvals.gatehouse.dev` for
-/// the role in one of the scopes `scopes(role)` names (`None`: cluster-wide), each with why it does
-/// not count. Rights that come only through groups are not seen (fail closed).
+/// A right whose holder could act as, or read what goes to, the beneficiary of an object.
+pub struct Control {
+    /// What the right gives, for messages, e.g. `ServiceAccount ci/deployer's tokens`.
+    pub what: String,
+    pub attributes: ResourceAttributes,
+}
+
+/// Minting tokens of ServiceAccount `namespace/name`: acting as it.
+pub fn service_account_tokens(namespace: &str, name: &str) -> Control {
+    Control {
+        what: format!("tokens of ServiceAccount {namespace}/{name}"),
+        attributes: ResourceAttributes {
+            namespace: Some(namespace.into()),
+            verb: Some("create".into()),
+            resource: Some("serviceaccounts".into()),
+            subresource: Some("token".into()),
+            name: Some(name.into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// Reading the Secrets of `namespace`: reading whatever a share puts there.
+pub fn secrets_in(namespace: &str) -> Control {
+    Control {
+        what: format!("the Secrets of namespace {namespace}"),
+        attributes: ResourceAttributes {
+            namespace: Some(namespace.into()),
+            verb: Some("get".into()),
+            resource: Some("secrets".into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// The decision annotations that do not count, with why: their author lacks verb `approve` on
+/// `approvals.gatehouse.dev` for the role in one of the scopes `scopes(role)` names (`None`:
+/// cluster-wide), or holds one of `controls`. `scopes(role)` is `None` for roles that are no stage
+/// (their annotations never count anyway, so they cost no review). Rights that
+/// come only through groups are not seen: for the approve right that fails closed; a control held
+/// only through a group is missed (the admission policy refuses members of Group subjects).
 pub async fn unauthorized(
     ctx: &Context,
     annotations: &BTreeMap<String, String>,
-    scopes: impl Fn(&str) -> Vec<Option<String>>,
+    scopes: impl Fn(&str) -> Option<Vec<Option<String>>>,
+    controls: &[Control],
 ) -> Result<Vec<(String, String)>, Error> {
-    let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
     let mut unauthorized = Vec::new();
     for (key, user) in annotations {
         let Some(role) = key
@@ -30,42 +70,67 @@ pub async fn unauthorized(
         else {
             continue;
         };
-        for scope in scopes(role) {
-            let review = SubjectAccessReview {
-                spec: SubjectAccessReviewSpec {
-                    user: Some(user.trim().to_string()),
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: scope.clone(),
-                        verb: Some("approve".into()),
-                        group: Some(GROUP.into()),
-                        resource: Some("approvals".into()),
-                        name: Some(role.to_string()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
+        let user = user.trim();
+        let Some(scopes) = scopes(role) else {
+            continue;
+        };
+        let mut why = None;
+        for scope in scopes {
+            let right = ResourceAttributes {
+                namespace: scope.clone(),
+                verb: Some("approve".into()),
+                group: Some(GROUP.into()),
+                resource: Some("approvals".into()),
+                name: Some(role.to_string()),
                 ..Default::default()
             };
-            let allowed = api
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(|source| Error::Observe {
-                    what: "an approver's rights",
-                    source,
-                })?
-                .status
-                .is_some_and(|s| s.allowed);
-            if !allowed {
+            if !allowed(ctx, user, right).await? {
                 let place = scope
                     .map(|ns| format!("in namespace {ns}, where this applies"))
                     .unwrap_or_else(|| "cluster-wide, as this applies cluster-wide or its policy lists the role in clusterWideApprovers".into());
-                unauthorized.push((
-                    key.clone(),
-                    format!("{key} by {user} does not count: {user} may not approve as {role} {place} (verb approve on approvals.gatehouse.dev, resourceName {role})"),
+                why = Some(format!(
+                    "{user} may not approve as {role} {place} (verb approve on approvals.gatehouse.dev, resourceName {role})"
                 ));
                 break;
             }
         }
+        if why.is_none() {
+            for control in controls {
+                if allowed(ctx, user, control.attributes.clone()).await? {
+                    why = Some(format!(
+                        "{user} controls {}, which this would give access or data to",
+                        control.what
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = why {
+            unauthorized.push((
+                key.clone(),
+                format!("{key} by {user} does not count: {why}"),
+            ));
+        }
     }
     Ok(unauthorized)
+}
+
+async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> Result<bool, Error> {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            resource_attributes: Some(attributes),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(Api::<SubjectAccessReview>::all(ctx.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|source| Error::Observe {
+            what: "an approver's rights",
+            source,
+        })?
+        .status
+        .is_some_and(|s| s.allowed))
 }

@@ -26,7 +26,7 @@ use super::{Context, Error, approvers, status};
 use crate::api::conditions::{self, READY, SHARED, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
-    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy,
+    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
 };
 use crate::policy::Refusal;
 use crate::policy::classification::{self, ObservedSource, SourceKind};
@@ -261,17 +261,42 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         .as_ref()
         .map(|c| c.required.as_slice())
         .unwrap_or_default();
-    let unauthorized = if !terminal && !cluster_wide.is_empty() {
-        approvers::unauthorized(ctx, agreement.annotations(), |role| {
-            if cluster_wide.iter().any(|r| r == role) && required.iter().any(|r| r == role) {
-                vec![None]
-            } else {
-                Vec::new()
-            }
-        })
-        .await?
-    } else {
+    // Whoever can read what the share delivers, or act as the recipient, reviews nothing on it.
+    let mut controls = Vec::new();
+    match (spec.transfer.method, spec.recipient.namespace.as_deref()) {
+        (TransferMethod::Copy, Some(recipient)) => controls.push(approvers::secrets_in(recipient)),
+        (TransferMethod::Export, _) => controls.extend(
+            policy
+                .and_then(|p| p.spec.egress_namespace.as_deref())
+                .map(approvers::secrets_in),
+        ),
+        _ => {}
+    }
+    if let (Some(recipient), Some(account)) = (
+        spec.recipient.namespace.as_deref(),
+        spec.recipient.service_account.as_deref(),
+    ) {
+        controls.push(approvers::service_account_tokens(recipient, account));
+    }
+    let unauthorized = if terminal {
         Vec::new()
+    } else {
+        approvers::unauthorized(
+            ctx,
+            agreement.annotations(),
+            |role| {
+                if !required.iter().any(|r| r == role) {
+                    None
+                } else if cluster_wide.iter().any(|r| r == role) {
+                    Some(vec![None])
+                } else {
+                    // Admission checked the right in this namespace; the controls remain.
+                    Some(Vec::new())
+                }
+            },
+            &controls,
+        )
+        .await?
     };
 
     // Decide.

@@ -203,8 +203,11 @@ async fn a_write_storm_while_a_request_activates_never_stretches_the_grant() {
     // alice rewrites her own request as fast as she can while it activates and runs.
     let storm = {
         let alice = alice.clone();
+        // Six seconds of it: longer than the grant, and bounded however slow the machine is (a
+        // storm may delay activation until it ends; it must never stretch the grant).
+        let until = std::time::Instant::now() + Duration::from_secs(6);
         tokio::spawn(async move {
-            for n in 0..400u32 {
+            for n in (0u32..).take_while(|_| std::time::Instant::now() < until) {
                 let patch =
                     json!({ "metadata": { "annotations": { "storm.example/n": n.to_string() } } });
                 let _ = alice
@@ -568,6 +571,69 @@ async fn one_person_holding_two_approver_roles_passes_only_one_stage() {
     assert!(!support::can_i(
         kubeconfig,
         "alice",
+        "get",
+        "configmaps",
+        &ns
+    ));
+}
+
+/// An approver who can mint a ServiceAccount subject's tokens would approve access for
+/// themselves: that approval does not count.
+#[tokio::test]
+async fn whoever_can_act_as_a_service_account_subject_cannot_approve_its_access() {
+    let kubeconfig = cluster!();
+    let admin = support::client(kubeconfig, "admin").await;
+    let ns = support::manager_approved_namespace(&admin, "sa-owner", ROLE).await;
+    // mallory administers the ServiceAccount's namespace and is also a manager approver here.
+    let ci = support::unique("sa-owner-ci");
+    support::namespace(&admin, &ci, &[]).await;
+    support::namespace_admin(&admin, &ci, "mallory").await;
+    support::create_service_account(&admin, &ci, "deployer").await;
+    support::allow_approval(&admin, &ns, "mallory", "manager").await;
+    let subjects =
+        json!({ "spec": { "subjects": { "serviceAccounts": [format!("{ci}/deployer")] } } });
+    Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
+        .patch(&ns, &PatchParams::default(), &Patch::Merge(&subjects))
+        .await
+        .expect("the policy lists the ServiceAccount");
+    let mut wanted = request(&ns, "for-deployer", "10m");
+    wanted.spec.subjects = vec![gatehouse::api::common::Subject {
+        kind: gatehouse::api::common::SubjectKind::ServiceAccount,
+        name: "deployer".into(),
+        namespace: Some(ci.clone()),
+    }];
+    let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    alice
+        .create(&PostParams::default(), &wanted)
+        .await
+        .expect("alice files");
+    let mallory =
+        Api::<AccessRequest>::namespaced(support::client(kubeconfig, "mallory").await, &ns);
+    support::annotate(
+        &mallory,
+        "for-deployer",
+        &[("approve.gatehouse.dev/manager", "mallory")],
+    )
+    .await;
+    let seen = support::wait_until(
+        &alice,
+        "for-deployer",
+        "mallory's approval set aside",
+        |ar| {
+            ar.status.as_ref().is_some_and(|s| {
+                s.ignored_annotations
+                    .iter()
+                    .any(|m| m.contains("controls tokens of ServiceAccount"))
+            })
+        },
+    )
+    .await;
+    let status = seen.status.expect("status");
+    assert_eq!(status.phase, Some(AccessPhase::Pending), "{status:?}");
+    let deployer = format!("system:serviceaccount:{ci}:deployer");
+    assert!(!support::can_i(
+        kubeconfig,
+        &deployer,
         "get",
         "configmaps",
         &ns
