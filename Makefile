@@ -45,6 +45,7 @@ crds: ## Regenerate crds/ and its copies in deploy/base and charts/gatehouse/crd
 	cargo run --quiet -- crd > crds/gatehouse.yaml
 	cp crds/gatehouse.yaml deploy/base/crds.yaml
 	cp crds/gatehouse.yaml charts/gatehouse/crds/gatehouse.yaml
+	cargo run --quiet -- api-reference > docs/api.md
 
 helm: ## Build (or reuse) the helm CLI from its Go module; prints its path
 	@bash hack/helm/build.sh

@@ -78,11 +78,17 @@ enum Command {
     },
     /// Print every Gatehouse CustomResourceDefinition as YAML.
     Crd,
+    /// Print the API reference (docs/api.md) generated from the CRD schemas, as Markdown.
+    ApiReference,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::ApiReference => {
+            print!("{}", api::reference::markdown());
+            ExitCode::SUCCESS
+        }
         Command::Crd => match api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -8,6 +8,7 @@ pub mod conditions;
 mod data_sharing_agreement;
 #[cfg(test)]
 pub mod fixtures;
+pub mod reference;
 mod sharing_policy;
 
 pub use access_policy::*;
