@@ -75,6 +75,24 @@ enum Command {
             value_parser = policy::duration::parse
         )]
         lease_renew_deadline: Option<Duration>,
+        /// How often objects the operator created are checked for an owner that no longer exists
+        /// (removed when it is gone).
+        #[arg(
+            long,
+            env = "GATEHOUSE_SWEEP_INTERVAL",
+            default_value = "10s",
+            value_parser = policy::duration::parse
+        )]
+        sweep_interval: Duration,
+        /// The longest a pending or active object goes unchecked (a namespace relabelled out of a
+        /// policy's selector triggers nothing by itself).
+        #[arg(
+            long,
+            env = "GATEHOUSE_RESYNC_PERIOD",
+            default_value = "5m",
+            value_parser = policy::duration::parse
+        )]
+        resync_period: Duration,
     },
     /// Print every Gatehouse CustomResourceDefinition as YAML.
     Crd,
@@ -108,6 +126,8 @@ async fn main() -> ExitCode {
             lease_namespace,
             lease_duration,
             lease_renew_deadline,
+            sweep_interval,
+            resync_period,
         } => {
             if let Err(err) = telemetry::init(log_format, &log_level) {
                 eprintln!("gatehouse: invalid --log-level {log_level:?}: {err}");
@@ -135,6 +155,8 @@ async fn main() -> ExitCode {
                 leader_election,
                 metrics_address,
                 namespace: lease_namespace,
+                sweep_interval,
+                resync_period,
             };
             match controller::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -74,9 +73,6 @@ pub async fn run(
         .await;
 }
 
-/// How often bindings without a live request are looked for.
-const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
-
 /// Deletes bindings the operator made whose request no longer exists (its finalizer was removed by
 /// hand, or it was deleted while the operator was down): access never outlives its request. The
 /// cache proposes candidates; a GET confirms the request is really gone before anything is deleted.
@@ -85,7 +81,7 @@ async fn sweep_orphans(
     requests: kube::runtime::reflector::Store<AccessRequest>,
 ) {
     loop {
-        tokio::time::sleep(ORPHAN_SWEEP_INTERVAL).await;
+        tokio::time::sleep(ctx.sweep_interval).await;
         let live = requests
             .state()
             .iter()
@@ -378,7 +374,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         return Ok(Action::requeue(status::STALE_RETRY));
     }
     ctx.reset_backoff(request);
-    Ok(super::next_check(plan.wake_at, now))
+    Ok(super::next_check(plan.wake_at, now, ctx.resync_period))
 }
 
 /// Makes the bindings of this request exactly `wanted`; true when something had to change.

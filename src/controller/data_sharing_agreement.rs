@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::ByteString;
@@ -36,9 +35,6 @@ use crate::provision::sharing::{self as shares, Source, Target};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/remove-share";
-
-/// How often objects of vanished agreements are looked for.
-const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Reconciles every DataSharingAgreement until `stop`; `policy_changes` re-checks them all
 /// whenever a SharingPolicy changes. A change to a source Secret or ConfigMap (only its metadata
@@ -145,7 +141,7 @@ fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<DataSharingAgreement>> 
 /// the agreement is really gone before anything is deleted.
 async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement>) {
     loop {
-        tokio::time::sleep(ORPHAN_SWEEP_INTERVAL).await;
+        tokio::time::sleep(ctx.sweep_interval).await;
         let objects = match shares::all_owned(&ctx.client).await {
             Ok(objects) => objects,
             Err(err) => {
@@ -467,7 +463,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         audit_sync(agreement, &desired);
     }
     ctx.reset_backoff(agreement);
-    Ok(super::next_check(plan.wake_at, now))
+    Ok(super::next_check(plan.wake_at, now, ctx.resync_period))
 }
 
 /// Reads every source the agreement lists: what classification needs (labels, which keys exist)

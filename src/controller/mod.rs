@@ -121,6 +121,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Seals the activation windows the operator opens, and checks recorded ones.
     pub seal_key: SealKey,
+    /// How often owned objects whose owner is gone are looked for.
+    pub sweep_interval: Duration,
+    /// The longest a live object goes unchecked ([`Options::resync_period`]).
+    pub resync_period: Duration,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -210,6 +214,12 @@ pub struct Options {
     pub metrics_address: SocketAddr,
     /// The operator's own namespace: the seal key (and the Lease) live there.
     pub namespace: String,
+    /// How often owned objects whose owner is gone are looked for.
+    pub sweep_interval: Duration,
+    /// The longest a live object goes unchecked: policy changes re-check every object at once,
+    /// but a namespace whose labels change (moving it in or out of a policy's selector) triggers
+    /// nothing, so pending and active objects are looked at again at least this often.
+    pub resync_period: Duration,
 }
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
@@ -267,6 +277,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
         integrity::watch(&client, &operator).await?;
     let ctx = Arc::new(Context {
         seal_key,
+        sweep_interval: options.sweep_interval,
+        resync_period: options.resync_period,
         recorder: Recorder::new(client.clone(), reporter),
         integrity,
         metrics: metrics.clone(),
@@ -463,19 +475,15 @@ fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     )
 }
 
-/// The longest a live object goes unchecked. Policy changes re-check every object at once, but a
-/// namespace whose labels change (moving it in or out of a policy's selector) triggers nothing, so
-/// objects still pending or active are looked at again at least this often.
-const RESYNC: Duration = Duration::from_secs(300);
-
-/// When to reconcile again: at the plan's next deadline, and at most [`RESYNC`] later; objects
+/// When to reconcile again: at the plan's next deadline, and at most `resync` later; objects
 /// without a deadline (terminal ones) only when they change.
 fn next_check(
     wake_at: Option<k8s_openapi::jiff::Timestamp>,
     now: k8s_openapi::jiff::Timestamp,
+    resync: Duration,
 ) -> Action {
     match wake_at {
-        Some(at) => Action::requeue(until(at, now).min(RESYNC)),
+        Some(at) => Action::requeue(until(at, now).min(resync)),
         None => Action::await_change(),
     }
 }
@@ -495,6 +503,8 @@ mod tests {
 
     use super::*;
 
+    const RESYNC: Duration = Duration::from_secs(300);
+
     #[test]
     fn live_objects_are_checked_at_their_deadline_or_within_the_resync_period() {
         let now = Timestamp::from_second(1_800_000_000).expect("valid time");
@@ -505,13 +515,16 @@ mod tests {
             .checked_add(Duration::from_secs(86_400))
             .expect("valid time");
         assert_eq!(
-            next_check(Some(soon), now),
+            next_check(Some(soon), now, RESYNC),
             Action::requeue(Duration::from_secs(10))
         );
-        assert_eq!(next_check(Some(later), now), Action::requeue(RESYNC));
-        assert_eq!(next_check(None, now), Action::await_change());
         assert_eq!(
-            next_check(Some(now), now),
+            next_check(Some(later), now, RESYNC),
+            Action::requeue(RESYNC)
+        );
+        assert_eq!(next_check(None, now, RESYNC), Action::await_change());
+        assert_eq!(
+            next_check(Some(now), now, RESYNC),
             Action::requeue(Duration::from_millis(50)),
             "a deadline already due is acted on at once"
         );

@@ -32,7 +32,9 @@ static SHARED_OPERATOR: OnceLock<Result<Operator, String>> = OnceLock::new();
 /// cannot start fails the test with the reason.
 pub fn kubeconfig() -> Option<&'static Path> {
     let kubeconfig = control_plane()?;
-    let operator = SHARED_OPERATOR.get_or_init(|| Operator::start(kubeconfig, "e2e-operator", &[]));
+    // Orphans are swept every second, so tests of the sweep need not wait the default 10 s.
+    let operator = SHARED_OPERATOR
+        .get_or_init(|| Operator::start(kubeconfig, "e2e-operator", &["--sweep-interval=1s"]));
     usable(operator.as_ref().map(|_| kubeconfig))
 }
 
