@@ -338,8 +338,8 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             return Err(err);
         }
         Err(err) => {
-            // A grant that could not be provisioned whole must not exist in part: without an
-            // activation there is no expiry that would remove it.
+            // A grant that could not be provisioned whole must not exist in part: the retry
+            // provisions it whole within the recorded window.
             if !was_active {
                 converge(ctx, request, &[], true).await?;
             }

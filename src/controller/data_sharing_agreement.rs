@@ -575,9 +575,10 @@ async fn report(
 }
 
 /// Approved, but the share could not be executed: the condition names the error and its fix. A
-/// share never executed goes back to `Approved` (retried, with no record); one executed before
-/// keeps its phase and record, so retention still counts from its activation. Condition times
-/// are those of the last written status, so retries do not rewrite it.
+/// share never executed goes back to `Approved`, keeping its recorded window (the retry executes
+/// within it); one executed before keeps its phase and record. Either way retention counts from
+/// the activation. Condition times are those of the last written status, so retries do not
+/// rewrite it.
 fn sharing_failed(
     status: &mut DataSharingAgreementStatus,
     previous: Option<&DataSharingAgreementStatus>,

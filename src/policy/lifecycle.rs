@@ -359,7 +359,8 @@ fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan
         seal: Some(window.seal),
     });
     if observed.now >= expires_at {
-        return active(plan, &ApprovalState::default(), accepted, observed);
+        expire(&mut plan, expires_at, observed);
+        return plan;
     }
     let message = format!("granted until {expires_at}");
     set(
@@ -403,21 +404,23 @@ fn active(
             plan.access = Access::Provide;
             plan.wake_at = Some(expires_at);
         }
-        _ => {
-            let message = format!(
-                "access expired at {}",
-                expires_at.map(|t| t.to_string()).unwrap_or_default()
-            );
-            end(
-                &mut plan,
-                AccessPhase::Expired,
-                reason::EXPIRED,
-                &message,
-                observed,
-            );
-        }
+        Some(expires_at) => expire(&mut plan, expires_at, observed),
+        // recorded_window refused an Active phase without a grant before this point.
+        None => {}
     }
     plan
+}
+
+/// Ends a grant whose window is over.
+fn expire(plan: &mut Plan, expires_at: Timestamp, observed: &Observation) {
+    let message = format!("access expired at {expires_at}");
+    end(
+        plan,
+        AccessPhase::Expired,
+        reason::EXPIRED,
+        &message,
+        observed,
+    );
 }
 
 /// The recorded activation window, checked against its seal: `Err` when the status claims a grant

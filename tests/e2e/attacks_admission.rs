@@ -195,6 +195,24 @@ fn status_of<K: Serialize>(object: &K) -> Value {
     serde_json::to_value(object).expect("serializable")["status"].clone()
 }
 
+/// alice revokes her request `name`; the operator records it, and she holds no access in `ns`.
+async fn revoke_and_prove_gone(
+    kubeconfig: &Path,
+    alice: &Api<AccessRequest>,
+    name: &str,
+    ns: &str,
+) {
+    accepted(alice, name, json!({ REVOKE: "alice" }), "alice (revokes)").await;
+    operator_status(alice, name, "Revoked", phase_is("Revoked")).await;
+    assert!(!support::can_i(
+        kubeconfig,
+        "alice",
+        "list",
+        "configmaps",
+        ns
+    ));
+}
+
 /// Polls until `name` has a status the operator wrote and `done` holds for it.
 async fn operator_status<K>(
     api: &Api<K>,
@@ -1174,21 +1192,7 @@ async fn a_denial_after_the_grant_points_to_revoke_and_an_ended_request_takes_no
         "configmaps",
         &ns
     ));
-    accepted(
-        &alice,
-        "granted",
-        json!({ REVOKE: "alice" }),
-        "alice (revokes)",
-    )
-    .await;
-    operator_status(&alice, "granted", "Revoked", phase_is("Revoked")).await;
-    assert!(!support::can_i(
-        kubeconfig,
-        "alice",
-        "list",
-        "configmaps",
-        &ns
-    ));
+    revoke_and_prove_gone(kubeconfig, &alice, "granted", &ns).await;
     refused(
         &dave,
         "granted",
@@ -1363,21 +1367,7 @@ async fn annotation_bloat_does_not_starve_admission() {
         "configmaps",
         &ns
     ));
-    accepted(
-        &alice,
-        "approved",
-        json!({ REVOKE: "alice" }),
-        "alice (revokes)",
-    )
-    .await;
-    operator_status(&alice, "approved", "Revoked", phase_is("Revoked")).await;
-    assert!(!support::can_i(
-        kubeconfig,
-        "alice",
-        "list",
-        "configmaps",
-        &ns
-    ));
+    revoke_and_prove_gone(kubeconfig, &alice, "approved", &ns).await;
 
     accepted(
         &dave,

@@ -439,6 +439,9 @@ async fn a_binding_stripped_of_its_owner_label_is_still_removed_at_revocation() 
     ));
 }
 
+/// The request's own finalizer does the removal even when another keeps the object; the race the
+/// by-name removal also covers (deleted while its bindings are not yet in the operator's cache)
+/// is not reproduced here, the stripped-label test proves removal by name.
 #[tokio::test]
 async fn deleting_a_request_held_by_a_foreign_finalizer_removes_its_access() {
     let kubeconfig = cluster!();
