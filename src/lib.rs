@@ -8,16 +8,18 @@
 //!
 //! Approvers annotate the objects (`approve.gatehouse.dev/<role>=<username>`); admission policies
 //! make the API server verify who wrote each annotation. The controllers observe the objects, decide
-//! in pure functions ([`policy`]), act through server-side apply, and record every decision in status
+//! in pure functions ([`lifecycle`], [`access`], [`sharing`]), act through server-side apply, and record every decision in status
 //! conditions and Events.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod controller;
 pub mod leader;
+pub mod lifecycle;
 pub mod metrics;
 pub mod plugin;
-pub mod policy;
 pub mod provision;
 pub mod server;
+pub mod sharing;
 pub mod telemetry;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
-use gatehouse::{api, controller, leader, policy, telemetry};
+use gatehouse::{api, controller, leader, lifecycle, telemetry};
 
 /// Gatehouse: data access and data sharing approval for Kubernetes.
 #[derive(Parser)]
@@ -64,7 +64,7 @@ enum Command {
             long,
             env = "GATEHOUSE_LEASE_DURATION",
             default_value = "15s",
-            value_parser = policy::duration::parse
+            value_parser = lifecycle::duration::parse
         )]
         lease_duration: Duration,
         /// A leader that could not renew the Lease for this long stops (exits non-zero).
@@ -72,7 +72,7 @@ enum Command {
         #[arg(
             long,
             env = "GATEHOUSE_LEASE_RENEW_DEADLINE",
-            value_parser = policy::duration::parse
+            value_parser = lifecycle::duration::parse
         )]
         lease_renew_deadline: Option<Duration>,
         /// How often objects the operator created are checked for an owner that no longer exists
@@ -81,7 +81,7 @@ enum Command {
             long,
             env = "GATEHOUSE_SWEEP_INTERVAL",
             default_value = "10s",
-            value_parser = policy::duration::parse
+            value_parser = lifecycle::duration::parse
         )]
         sweep_interval: Duration,
         /// The longest a pending or active object goes unchecked (a namespace relabelled out of a
@@ -90,7 +90,7 @@ enum Command {
             long,
             env = "GATEHOUSE_RESYNC_PERIOD",
             default_value = "5m",
-            value_parser = policy::duration::parse
+            value_parser = lifecycle::duration::parse
         )]
         resync_period: Duration,
     },

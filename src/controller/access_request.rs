@@ -1,5 +1,5 @@
 //! AccessRequest controller: observe (policy, approvals, RBAC around the request) → decide
-//! ([`lifecycle::plan`]) → act (provision or remove bindings) → report (status, Events, audit).
+//! ([`kind::plan`]) → act (provision or remove bindings) → report (status, Events, audit).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,15 +17,15 @@ use tracing::instrument;
 
 use super::status::Written;
 use super::{Context, Error, access_verification, approvers, status};
+use crate::access::findings::{self, Checks, ExistingBinding};
+use crate::access::kind::{self, Access, Plan};
+use crate::access::{self, AcceptedRequest};
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
     AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION,
     OWNER_ANNOTATION, OWNER_LABEL,
 };
-use crate::policy::access::{self, AcceptedRequest};
-use crate::policy::findings::{self, Checks, ExistingBinding};
-use crate::policy::lifecycle::{self, Access, Plan};
 use crate::provision::rbac::{self, Binding};
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
@@ -239,7 +239,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         _ => Vec::new(),
     };
     let integrity_problem = ctx.integrity.problem();
-    let plan = lifecycle::plan(&lifecycle::Observation {
+    let plan = kind::plan(&kind::Observation {
         approvals_unverified: integrity_problem.as_deref(),
         unauthorized_decisions: &unauthorized,
         requester: &request.spec.requester,
@@ -254,7 +254,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
         generation: request.metadata.generation,
         current: request.status.as_ref(),
         accepted: match (&accepted, governing) {
-            (Ok(accepted), Some(policy)) => Ok(lifecycle::Accepted {
+            (Ok(accepted), Some(policy)) => Ok(kind::Accepted {
                 request: accepted,
                 stages: &policy.spec.approvals,
                 pending_timeout: policy.spec.pending_timeout.as_deref(),
@@ -264,7 +264,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
                 bindings: bindings.iter().map(Binding::reference).collect(),
             }),
             (Err(refusal), _) => Err(refusal.clone()),
-            (Ok(_), None) => Err(crate::policy::Refusal::new(
+            (Ok(_), None) => Err(crate::lifecycle::Refusal::new(
                 reason::POLICY_NOT_FOUND,
                 "the governing AccessPolicy disappeared",
             )),

@@ -10,10 +10,10 @@ use kube::api::PostParams;
 
 use super::access_request::{existing_bindings, role_rules};
 use super::{Context, Error};
+use crate::access::AcceptedRequest;
+use crate::access::verification;
 use crate::api::conditions::{self, ACCESS_REMOVED, ACCESS_VERIFIED, reason};
 use crate::api::{AccessPhase, AccessRequestStatus};
-use crate::policy::access::AcceptedRequest;
-use crate::policy::verification;
 
 /// After access starts or ends, asks the API server (SubjectAccessReview) whether the first subject
 /// really has, or really no longer has, one of the role's permissions, and records the answer.

@@ -1,5 +1,5 @@
 //! DataSharingAgreement controller: observe (policy, sources, reviews) → decide
-//! ([`share_lifecycle::plan`]) → act (create, sync or remove the shared objects) → report (status
+//! ([`kind::plan`]) → act (create, sync or remove the shared objects) → report (status
 //! as the sharing record, Events, audit).
 
 use std::collections::BTreeSet;
@@ -27,11 +27,11 @@ use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
     FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
 };
-use crate::policy::Refusal;
-use crate::policy::classification::{self, ObservedSource, SourceKind};
-use crate::policy::share_lifecycle::{self, Checked, Share};
-use crate::policy::sharing;
+use crate::lifecycle::Refusal;
 use crate::provision::sharing::{self as shares, Source, Target};
+use crate::sharing;
+use crate::sharing::classification::{self, ObservedSource, SourceKind};
+use crate::sharing::kind::{self, Checked, Share};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/remove-share";
@@ -298,7 +298,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     // Decide.
     let no_annotations = Default::default();
     let integrity_problem = ctx.integrity.problem();
-    let plan = share_lifecycle::plan(&share_lifecycle::Observation {
+    let plan = kind::plan(&kind::Observation {
         unauthorized_decisions: &unauthorized,
         requester: &spec.requester,
         filed_by: agreement
@@ -306,7 +306,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             .get(FILED_BY_ANNOTATION)
             .map(String::as_str),
         sealer: ctx.sealer("DataSharingAgreement", agreement),
-        recipient: share_lifecycle::recipient_subject(
+        recipient: kind::recipient_subject(
             spec.recipient.namespace.as_deref(),
             spec.recipient.service_account.as_deref(),
         ),
@@ -432,8 +432,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         && let Some(share) = desired.share.as_mut()
     {
         share.objects = wanted.iter().map(|o| o.record(&sources)).collect();
-        synced =
-            share_lifecycle::record_sync(share, sources.iter().map(Source::version).collect(), now);
+        synced = kind::record_sync(share, sources.iter().map(Source::version).collect(), now);
     }
 
     // Report. Nothing more when the status was decided from an outdated object (not written):

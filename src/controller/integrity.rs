@@ -1,5 +1,5 @@
 //! Watches the admission policies that verify approvals and keeps the verdict of
-//! [`crate::policy::integrity::verify`] current, so that reconciles can refuse to provision while
+//! [`crate::lifecycle::integrity::verify`] current, so that reconciles can refuse to provision while
 //! approvals cannot be trusted, and re-check every request as soon as that changes.
 
 use std::sync::{Arc, RwLock};
@@ -15,7 +15,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 
 use super::{Error, cache};
-use crate::policy::integrity::{self, Expected};
+use crate::lifecycle::integrity::{self, Expected};
 
 /// The current verdict: `Ok` when every shipped policy and binding is installed as shipped.
 pub struct Integrity {

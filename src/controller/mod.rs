@@ -1,5 +1,5 @@
 //! The controllers: one module per kind, each a fixed sequence of observe (read caches into plain
-//! inputs) → decide (pure functions from [`crate::policy`]) → act (server-side apply) → report.
+//! inputs) → decide (pure functions from [`crate::lifecycle`]) → act (server-side apply) → report.
 
 mod access_request;
 mod access_verification;
@@ -28,11 +28,11 @@ use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::access::NamespaceLabels;
 use crate::api::{AccessPolicy, AccessRequest, DataSharingAgreement, SharingPolicy};
 use crate::leader;
+use crate::lifecycle::activation::{SealKey, Sealer};
 use crate::metrics::Metrics;
-use crate::policy::access::NamespaceLabels;
-use crate::policy::activation::{SealKey, Sealer};
 use crate::server;
 
 /// Name under which the operator reports Events.

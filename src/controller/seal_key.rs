@@ -1,4 +1,4 @@
-//! The key the operator seals activation windows with ([`crate::policy::activation`]): a Secret in
+//! The key the operator seals activation windows with ([`crate::lifecycle::activation`]): a Secret in
 //! the operator's own namespace, created with 32 random bytes by the first replica that finds none,
 //! and never changed (immutable). Only cluster admins and the operator can read it.
 
@@ -11,7 +11,7 @@ use kube::{Api, Client};
 
 use super::Error;
 use crate::api::MANAGED_BY;
-use crate::policy::activation::{KEY_LENGTH, SealKey};
+use crate::lifecycle::activation::{KEY_LENGTH, SealKey};
 
 /// Name of the Secret that holds the seal key.
 pub const SECRET_NAME: &str = "gatehouse-seal-key";

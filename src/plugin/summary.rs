@@ -7,9 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
 
 use super::Kind;
+use crate::access;
 use crate::api::common::{ApprovalRecord, SubjectKind};
 use crate::api::{AccessRequest, DataSharingAgreement};
-use crate::policy::access;
 
 /// What the plugin needs of one request or agreement.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,12 +7,12 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::{Error, RBAC_GROUP};
+use crate::access::AcceptedRequest;
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::{
     BindingRef, FIELD_MANAGER, MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL, made_for_kind,
     owner_label_value,
 };
-use crate::policy::access::AcceptedRequest;
 
 /// A binding the operator owns.
 #[derive(Clone, Debug, PartialEq)]
@@ -398,8 +398,8 @@ pub fn describe(reference: &BindingRef) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::accept;
     use crate::api::fixtures::{access_policy, access_request, namespaces};
-    use crate::policy::access::accept;
 
     fn accepted(namespaces_: &[&str]) -> AcceptedRequest {
         let mut request = access_request();

@@ -19,7 +19,7 @@ use crate::api::{
     DataSharingAgreementSpec, FIELD_MANAGER, MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL,
     SharedObject, TransferMethod, made_for_kind, owner_label_value,
 };
-use crate::policy::classification::SourceKind;
+use crate::sharing::classification::SourceKind;
 
 /// Annotation on a shared Secret naming the object its keys come from.
 pub const SOURCE_ANNOTATION: &str = "gatehouse.dev/source";

@@ -11,16 +11,16 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::Refusal;
-use super::access::AcceptedRequest;
-use super::activation::{self, Sealer};
-use super::approvals::{self, ApprovalState};
-use super::duration::{self, after};
+use super::AcceptedRequest;
 use crate::api::common::ApprovalStage;
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, GRANTED, READY, STATUS_TAMPERED, reason,
 };
 use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
+use crate::lifecycle::Refusal;
+use crate::lifecycle::activation::{self, Sealer};
+use crate::lifecycle::duration::{self, after};
+use crate::lifecycle::protocol::{self as approvals, ApprovalState};
 
 /// Default `pendingTimeout` when the policy names none.
 pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(72 * 3600);
@@ -136,8 +136,8 @@ pub fn plan(observed: &Observation) -> Plan {
         }
     };
     plan.status.policy = Some(accepted.request.policy.clone());
-    plan.status.subjects_summary = Some(super::access::subjects_summary(accepted.request));
-    plan.status.grant_scope = Some(super::access::grant_scope(accepted.request));
+    plan.status.subjects_summary = Some(super::subjects_summary(accepted.request));
+    plan.status.grant_scope = Some(super::grant_scope(accepted.request));
     let accepted_message = format!(
         "AccessPolicy {} governs this request",
         accepted.request.policy
@@ -518,14 +518,14 @@ fn summary(findings: &[Finding]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::accept;
     use crate::api::FindingType;
     use crate::api::fixtures::{access_policy, access_request, namespaces};
-    use crate::policy::access::accept;
 
     const HOUR: i64 = 3600;
 
-    fn test_key() -> crate::policy::activation::SealKey {
-        crate::policy::activation::SealKey::from_bytes(&[3; 32]).expect("32 bytes")
+    fn test_key() -> crate::lifecycle::activation::SealKey {
+        crate::lifecycle::activation::SealKey::from_bytes(&[3; 32]).expect("32 bytes")
     }
 
     struct Case {

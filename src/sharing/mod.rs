@@ -1,14 +1,17 @@
 //! Whether a DataSharingAgreement may proceed: which SharingPolicy governs it and whether its
 //! recipient, method and retention fit that policy. Fails closed: anything unclear refuses.
 
+pub mod classification;
+pub mod kind;
+
 use std::time::Duration;
 
-use super::access::NamespaceLabels;
-use super::{Refusal, duration, selector};
+use crate::access::NamespaceLabels;
 use crate::api::conditions::reason;
 use crate::api::{
     DataSharingAgreementSpec, Recipient, SharingPolicy, SharingPolicySpec, TransferMethod,
 };
+use crate::lifecycle::{Refusal, duration, selector};
 
 /// An agreement that passed the checks its spec alone allows, with its governing policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +90,7 @@ fn resolve<'a>(
     policies: &[&'a SharingPolicy],
     namespaces: &NamespaceLabels,
 ) -> Result<&'a SharingPolicy, Refusal> {
-    super::governing(
+    crate::lifecycle::governing(
         spec.policy.as_deref(),
         policies,
         |p| check_governs("", &p.spec, namespace, namespaces).is_ok(),

@@ -16,12 +16,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Refusal;
 use crate::api::conditions::reason;
 use crate::api::{
     AgreementRequirement, Classification, ClassificationResult, DataItem, DataSharingAgreementSpec,
     Recipient, RequiredReviews, SharingPolicySpec, TransferMethod,
 };
+use crate::lifecycle::Refusal;
 
 /// Label on a source object: its classification, one of `public`, `internal`, `confidential`,
 /// `restricted`. Unlabelled objects count as `internal`.
@@ -391,7 +391,7 @@ impl AgreementGate {
 /// is not a refusal: the agreement stays reviewable and the reference can be added to it later.
 ///
 /// The method's fit to the recipient (Export only for external recipients), the recipient
-/// namespace and retention are checked by [`super::sharing::accept`].
+/// namespace and retention are checked by [`super::accept`].
 pub fn check_combination(
     policy_name: &str,
     policy: &SharingPolicySpec,

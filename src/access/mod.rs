@@ -1,15 +1,19 @@
 //! Whether an AccessRequest may proceed: which AccessPolicy governs it and whether it asks for
 //! something that policy allows. Fails closed: anything unclear refuses.
 
+pub mod findings;
+pub mod kind;
+pub mod verification;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use regex::Regex;
 
-use super::{Refusal, duration, selector};
 use crate::api::common::{RoleKind, RoleRef, Subject, SubjectKind};
 use crate::api::conditions::reason;
 use crate::api::{AccessPolicy, AccessPolicySpec, AccessRequestSpec, SubjectRules};
+use crate::lifecycle::{Refusal, duration, selector};
 
 /// Labels of the namespaces that exist, by name.
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
@@ -192,7 +196,7 @@ fn resolve<'a>(
     policies: &[&'a AccessPolicy],
 ) -> Result<&'a AccessPolicy, Refusal> {
     let spec = scope.spec;
-    super::governing(
+    crate::lifecycle::governing(
         spec.policy.as_deref(),
         policies,
         |p| check_scope("", &p.spec, scope).is_ok(),

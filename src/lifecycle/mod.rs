@@ -2,18 +2,11 @@
 //! The controllers gather what they observed into plain inputs and act on what these functions
 //! decide.
 
-pub mod access;
 pub mod activation;
-pub mod approvals;
-pub mod classification;
 pub mod duration;
-pub mod findings;
 pub mod integrity;
-pub mod lifecycle;
+pub mod protocol;
 pub mod selector;
-pub mod share_lifecycle;
-pub mod sharing;
-pub mod verification;
 
 /// Why an object cannot proceed: a condition reason and a message that names the field and the fix.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-use super::access::{AcceptedRequest, describe_subject};
+use super::{AcceptedRequest, describe_subject};
 use crate::api::common::{RoleKind, RoleRef, Subject, SubjectKind};
 use crate::api::{AccessPolicySpec, ConflictAction, Finding, FindingType, OWNER_LABEL};
 
@@ -612,9 +612,9 @@ mod tests {
     use kube::api::ObjectMeta;
 
     use super::*;
+    use crate::access::accept;
     use crate::api::SeparationOfDutiesRule;
     use crate::api::fixtures::{access_policy, access_request, namespaces};
-    use crate::policy::access::accept;
 
     // ---- fixtures ----
 

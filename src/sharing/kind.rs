@@ -1,5 +1,5 @@
 //! The DataSharingAgreement lifecycle as one pure function, the counterpart of
-//! [`super::lifecycle`] for access: from what was observed to the status the agreement should
+//! [`crate::access::kind`] for access: from what was observed to the status the agreement should
 //! have, whether its share should exist, and when to look again.
 //!
 //! Pending | AwaitingAgreement → (every review approved, agreement filed) → Active ⇄ Suspended →
@@ -12,11 +12,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::Refusal;
-use super::activation::{Sealer, Window};
-use super::approvals::{self, ApprovalState};
 use super::classification::{AgreementGate, level_name};
-use super::duration::{self, after, second_floor};
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, STATUS_TAMPERED, reason,
@@ -25,6 +21,10 @@ use crate::api::{
     ClassificationResult, DataSharingAgreementStatus, REVOKE_ANNOTATION, ShareRecord, SharingPhase,
     SyncRecord,
 };
+use crate::lifecycle::Refusal;
+use crate::lifecycle::activation::{Sealer, Window};
+use crate::lifecycle::duration::{self, after, second_floor};
+use crate::lifecycle::protocol::{self as approvals, ApprovalState};
 
 /// Default `pendingTimeout` of a SharingPolicy that names none: a week, as reviews by privacy and
 /// legal take longer than an access approval.
@@ -34,7 +34,7 @@ pub const DEFAULT_SHARING_PENDING_TIMEOUT: Duration = Duration::from_secs(168 * 
 pub const SYNC_HISTORY: usize = 10;
 
 /// What the policy, the sources and the reviews say, computed by the controller from the
-/// governing SharingPolicy ([`super::sharing::accept`]), the sources
+/// governing SharingPolicy ([`super::accept`]), the sources
 /// ([`super::classification::classify`]) and both together
 /// ([`super::classification::required_reviews`], [`super::classification::check_combination`]).
 pub struct Checked {
@@ -663,8 +663,8 @@ mod tests {
 
     const HOUR: i64 = 3600;
 
-    fn test_key() -> crate::policy::activation::SealKey {
-        crate::policy::activation::SealKey::from_bytes(&[3; 32]).expect("32 bytes")
+    fn test_key() -> crate::lifecycle::activation::SealKey {
+        crate::lifecycle::activation::SealKey::from_bytes(&[3; 32]).expect("32 bytes")
     }
 
     fn at(secs: i64) -> Timestamp {
