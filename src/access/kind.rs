@@ -1,26 +1,25 @@
-//! The AccessRequest lifecycle as one pure function: from what was observed to the status the
-//! request should have, whether its access should exist, and when to look again.
+//! The AccessRequest as a kind of the lifecycle core ([`crate::lifecycle::decide`]): how its
+//! status holds the lifecycle, how it words it, and what its policy check adds (stages, high risk,
+//! separation of duties, findings, the bindings that carry the grant).
 //!
-//! Pending → (all stages approved) → Active → Expired | Revoked; or Pending → Denied | TimedOut;
-//! or Failed while the request does not fit a policy. Terminal phases never change again and
-//! always mean "no access".
+//! Pending → (all stages approved) → Approved → Active → Expired | Revoked; or Pending → Denied |
+//! TimedOut; or Failed while the request does not fit a policy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::AcceptedRequest;
 use crate::api::common::ApprovalStage;
-use crate::api::conditions::{
-    self, ACCEPTED, APPROVAL_INTEGRITY, GRANTED, READY, STATUS_TAMPERED, reason,
-};
-use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant, REVOKE_ANNOTATION};
+use crate::api::conditions::{GRANTED, reason};
+use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant};
 use crate::lifecycle::Refusal;
-use crate::lifecycle::activation::{self, Sealer};
-use crate::lifecycle::duration::{self, after};
-use crate::lifecycle::protocol::{self as approvals, ApprovalState};
+use crate::lifecycle::activation::Sealer;
+use crate::lifecycle::decide::{self, Decision, Governed};
+use crate::lifecycle::duration;
+use crate::lifecycle::kind::{Kind, Phase, Record, RecordedWindow, Wording};
+use crate::lifecycle::protocol::{self as approvals, Parties};
 
 /// Default `pendingTimeout` when the policy names none.
 pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(72 * 3600);
@@ -60,453 +59,231 @@ pub struct Accepted<'a> {
     pub bindings: Vec<BindingRef>,
 }
 
-/// Whether the request's bindings should exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// The bindings must exist exactly as approved.
-    Provide,
-    /// No binding of this request may exist.
-    Remove,
+/// What the decision of a request is.
+pub type Plan = Decision<AccessRequestStatus>;
+
+/// The AccessRequest kind of the lifecycle core.
+pub struct AccessKind;
+
+/// What a request's own status fields come from.
+#[derive(Default)]
+pub struct Facts {
+    pub subjects_summary: Option<String>,
+    pub grant_scope: Option<String>,
+    pub findings: Option<Vec<Finding>>,
+    pub bindings: Vec<BindingRef>,
 }
 
-/// What the controller should do.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
-    pub status: AccessRequestStatus,
-    pub access: Access,
-    /// When to reconcile again at the latest (expiry, timeout, reminder).
-    pub wake_at: Option<Timestamp>,
-    /// A reminder to publish now: the roles still to approve.
-    pub reminder: Option<String>,
+/// The status fields of a request beside the lifecycle's.
+pub struct Details {
+    findings: Vec<Finding>,
+    findings_summary: Option<String>,
+    subjects_summary: Option<String>,
+    grant_scope: Option<String>,
+    bindings: Vec<BindingRef>,
+}
+
+impl Kind for AccessKind {
+    type Status = AccessRequestStatus;
+    type Details = Details;
+    type Facts = Facts;
+
+    const WORDING: Wording = Wording {
+        kind: "AccessRequest",
+        noun: "request",
+        policy_kind: "AccessPolicy",
+        provided_condition: GRANTED,
+        waiting_reason: reason::NOT_GRANTED,
+        decision: "approval",
+        decided: "approved",
+        stage: "stage",
+        provisioned: "provisioned",
+        provided: "granted",
+        removed: "access removed",
+        withdrawn: "access removed: the policy no longer allows this grant",
+        revoked: |user, executed| {
+            if executed {
+                format!("access revoked by {user}")
+            } else {
+                format!("withdrawn by {user} before access was granted")
+            }
+        },
+        expired: |at| format!("access expired at {at}"),
+    };
+
+    fn split(status: AccessRequestStatus) -> (Record, Details) {
+        let (window, bindings) = match status.grant {
+            Some(grant) => (
+                Some(RecordedWindow {
+                    activated_at: grant.activated_at,
+                    expires_at: grant.expires_at,
+                    seal: grant.seal,
+                }),
+                grant.bindings,
+            ),
+            None => (None, Vec::new()),
+        };
+        let record = Record {
+            phase: status.phase.map(AccessPhase::into),
+            observed_generation: status.observed_generation,
+            policy: status.policy,
+            required_approvals: status.required_approvals,
+            waiting_for: status.waiting_for,
+            approvals: status.approvals,
+            untrusted_approvals: status.untrusted_approvals,
+            ignored_annotations: status.ignored_annotations,
+            reminded_at: status.reminded_at,
+            window,
+            conditions: status.conditions,
+        };
+        let details = Details {
+            findings: status.findings,
+            findings_summary: status.findings_summary,
+            subjects_summary: status.subjects_summary,
+            grant_scope: status.grant_scope,
+            bindings,
+        };
+        (record, details)
+    }
+
+    fn join(record: Record, details: Details) -> AccessRequestStatus {
+        AccessRequestStatus {
+            phase: record.phase.map(AccessPhase::from),
+            policy: record.policy,
+            required_approvals: record.required_approvals,
+            waiting_for: record.waiting_for,
+            approvals: record.approvals,
+            findings: details.findings,
+            findings_summary: details.findings_summary,
+            subjects_summary: details.subjects_summary,
+            grant_scope: details.grant_scope,
+            grant: record.window.map(|window| Grant {
+                bindings: details.bindings,
+                activated_at: window.activated_at,
+                expires_at: window.expires_at,
+                seal: window.seal,
+            }),
+            reminded_at: record.reminded_at,
+            untrusted_approvals: record.untrusted_approvals,
+            ignored_annotations: record.ignored_annotations,
+            conditions: record.conditions,
+            observed_generation: record.observed_generation,
+        }
+    }
+
+    fn describe(details: &mut Details, facts: &Facts, executed: bool) {
+        if facts.subjects_summary.is_some() {
+            details.subjects_summary = facts.subjects_summary.clone();
+            details.grant_scope = facts.grant_scope.clone();
+        }
+        // The findings of an active grant are those it was approved with.
+        if let (false, Some(findings)) = (executed, &facts.findings) {
+            details.findings_summary = summary(findings);
+            details.findings = findings.clone();
+        }
+    }
+
+    fn activated(details: &mut Details, facts: &Facts) {
+        details.bindings = facts.bindings.clone();
+    }
+
+    fn ended(_: &mut Details, _: Timestamp) {}
+}
+
+impl From<Phase> for AccessPhase {
+    /// A request has no holds and is never suspended: those phases do not occur for it, and map
+    /// to the phases that provide nothing.
+    fn from(phase: Phase) -> Self {
+        match phase {
+            Phase::Pending | Phase::Held => AccessPhase::Pending,
+            Phase::Approved | Phase::Suspended => AccessPhase::Approved,
+            Phase::Active => AccessPhase::Active,
+            Phase::Expired => AccessPhase::Expired,
+            Phase::Revoked => AccessPhase::Revoked,
+            Phase::Denied => AccessPhase::Denied,
+            Phase::TimedOut => AccessPhase::TimedOut,
+            Phase::Failed => AccessPhase::Failed,
+        }
+    }
+}
+
+impl From<AccessPhase> for Phase {
+    fn from(phase: AccessPhase) -> Self {
+        match phase {
+            AccessPhase::Pending => Phase::Pending,
+            AccessPhase::Approved => Phase::Approved,
+            AccessPhase::Active => Phase::Active,
+            AccessPhase::Expired => Phase::Expired,
+            AccessPhase::Revoked => Phase::Revoked,
+            AccessPhase::Denied => Phase::Denied,
+            AccessPhase::TimedOut => Phase::TimedOut,
+            AccessPhase::Failed => Phase::Failed,
+        }
+    }
 }
 
 /// Decides the next state of a request.
 pub fn plan(observed: &Observation) -> Plan {
-    let now_time = Time(observed.now);
-    let mut status = observed.current.cloned().unwrap_or_default();
-    status.observed_generation = observed.generation;
-    let phase = status.phase;
-    let mut plan = Plan {
-        status,
-        access: Access::Remove,
-        wake_at: None,
-        reminder: None,
-    };
-
-    if phase.is_some_and(AccessPhase::is_terminal) {
-        return plan;
-    }
-    if let Err(problem) = recorded_window(&plan.status, observed) {
-        tampered(&mut plan, &problem, observed);
-        return plan;
-    }
-    let revoked_by = observed
-        .annotations
-        .get(REVOKE_ANNOTATION)
-        .map(|u| u.trim())
-        .filter(|u| !u.is_empty());
-    let accepted = match &observed.accepted {
-        Ok(accepted) => accepted,
-        Err(refusal) => {
-            if phase == Some(AccessPhase::Active) {
-                let message = format!(
-                    "access removed: the policy no longer allows this grant: {}",
-                    refusal.message
-                );
-                end(
-                    &mut plan,
-                    AccessPhase::Revoked,
-                    reason::POLICY_WITHDRAWN,
-                    &message,
-                    observed,
-                );
-            } else {
-                plan.status.phase = Some(AccessPhase::Failed);
-                plan.status.policy = None;
-                set(
-                    &mut plan,
-                    &[ACCEPTED, READY],
-                    false,
-                    refusal.reason,
-                    &refusal.message,
-                    observed,
-                );
-            }
-            return plan;
-        }
-    };
-    plan.status.policy = Some(accepted.request.policy.clone());
-    plan.status.subjects_summary = Some(super::subjects_summary(accepted.request));
-    plan.status.grant_scope = Some(super::grant_scope(accepted.request));
-    let accepted_message = format!(
-        "AccessPolicy {} governs this request",
-        accepted.request.policy
-    );
-    set(
-        &mut plan,
-        &[ACCEPTED],
-        true,
-        reason::VALID,
-        &accepted_message,
-        observed,
-    );
-
-    if let Some(user) = revoked_by {
-        let message = if phase == Some(AccessPhase::Active) {
-            format!("access revoked by {user}")
-        } else {
-            format!("withdrawn by {user} before access was granted")
-        };
-        end(
-            &mut plan,
-            AccessPhase::Revoked,
-            reason::REVOKED,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    let active_now = phase == Some(AccessPhase::Active);
-    if !active_now {
-        plan.status.findings = accepted.findings.clone();
-        plan.status.findings_summary = summary(&accepted.findings);
-    }
-    let required = approvals::required_roles(accepted.stages, accepted.high_risk);
-    let previous = plan.status.approvals.clone();
-    let state = approvals::counted(
-        required,
-        &approvals::Decisions {
-            annotations: observed.annotations,
-            unauthorized: observed.unauthorized_decisions,
-            unverified: observed.approvals_unverified.is_some(),
+    let facts = match &observed.accepted {
+        Ok(accepted) => Facts {
+            subjects_summary: Some(super::subjects_summary(accepted.request)),
+            grant_scope: Some(super::grant_scope(accepted.request)),
+            findings: Some(accepted.findings.clone()),
+            bindings: accepted.bindings.clone(),
         },
-        &approvals::Parties {
+        Err(_) => Facts::default(),
+    };
+    let subjects = observed
+        .accepted
+        .as_ref()
+        .map(|a| a.request.subjects.as_slice())
+        .unwrap_or_default();
+    decide::decide::<AccessKind>(&decide::Observation {
+        sealer: observed.sealer,
+        annotations: observed.annotations,
+        parties: Parties {
             requester: observed.requester,
             filed_by: observed.filed_by,
-            subjects: &accepted.request.subjects,
+            subjects,
         },
-        &mut plan.status.untrusted_approvals,
-        &previous,
-        &now_time,
-    );
-    // Access that exists is re-derived from the admitted annotations and the current policy on
-    // every reconcile: the recorded phase alone never keeps (or creates) a binding.
-    if active_now {
-        return active(plan, &state, accepted, observed);
-    }
-    record_approvals(&mut plan, &state, observed);
-    if state.required.is_empty() {
-        let message = format!(
-            "no approval stage of AccessPolicy {} applies to this request (every stage is `when: HighRisk` and it is not high-risk); nothing is granted without an approval, so the policy needs a stage that always applies",
-            accepted.request.policy
-        );
-        plan.status.phase = Some(AccessPhase::Failed);
-        set(
-            &mut plan,
-            &[ACCEPTED, READY],
-            false,
-            reason::POLICY_VIOLATION,
-            &message,
-            observed,
-        );
-        plan.access = Access::Remove;
-        return plan;
-    }
-
-    if let Some(message) = &accepted.sod_denial {
-        end(
-            &mut plan,
-            AccessPhase::Denied,
-            reason::SEPARATION_OF_DUTIES,
-            message,
-            observed,
-        );
-        return plan;
-    }
-    if let Some(denial) = &state.denial {
-        let why = denial
-            .reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        let message = format!("denied by {} as {}{why}", denial.user, denial.role);
-        end(
-            &mut plan,
-            AccessPhase::Denied,
-            reason::DENIED,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    let timeout = accepted
-        .pending_timeout
-        .and_then(|t| duration::parse(t).ok())
-        .unwrap_or(DEFAULT_PENDING_TIMEOUT);
-    let created = observed.created.unwrap_or(observed.now);
-    let deadline = after(created, timeout);
-    match observed.approvals_unverified {
-        None => set(
-            &mut plan,
-            &[APPROVAL_INTEGRITY],
-            true,
-            reason::VERIFIED,
-            "the approval admission policies are installed as shipped",
-            observed,
-        ),
-        Some(problem) => {
-            let message = format!(
-                "approvals cannot be trusted, so nothing will be provisioned: {problem}; a cluster admin must run `kubectl apply -k deploy/admission/`"
-            );
-            set(
-                &mut plan,
-                &[APPROVAL_INTEGRITY],
-                false,
-                reason::APPROVAL_INTEGRITY_UNVERIFIED,
-                &message,
-                observed,
-            );
-        }
-    }
-    // The deadline comes first: approvals that arrive (or are first seen) after it do not count.
-    // A request whose window opened already (its provisioning is being retried) ends by expiry.
-    if observed.now >= deadline && plan.status.grant.is_none() {
-        let message = format!(
-            "not fully approved within {}; still waiting for {}",
-            duration::format(timeout),
-            state.waiting_for().join(", ")
-        );
-        end(
-            &mut plan,
-            AccessPhase::TimedOut,
-            reason::TIMED_OUT,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    if state.complete() && observed.approvals_unverified.is_none() {
-        return activate(plan, accepted, observed);
-    }
-
-    plan.status.phase = Some(AccessPhase::Pending);
-    if state.complete() {
-        let message = "every stage approved, but approvals cannot be trusted until the admission policies are restored";
-        set(
-            &mut plan,
-            &[GRANTED, READY],
-            false,
-            reason::APPROVAL_INTEGRITY_UNVERIFIED,
-            message,
-            observed,
-        );
-        plan.wake_at = Some(deadline);
-        return plan;
-    }
-    let waiting = state.waiting_for().join(", ");
-    set(
-        &mut plan,
-        &[GRANTED],
-        false,
-        reason::NOT_GRANTED,
-        &format!("waiting for approval by {waiting}"),
-        observed,
-    );
-    set(
-        &mut plan,
-        &[READY],
-        false,
-        reason::WAITING,
-        &format!("waiting for approval by {waiting}"),
-        observed,
-    );
-    let remind_at = after(created, timeout / 2);
-    if plan.status.reminded_at.is_none() && observed.now >= remind_at {
-        plan.status.reminded_at = Some(now_time);
-        plan.reminder = Some(format!(
-            "still waiting for approval by {waiting}; the request times out at {}",
-            Time(deadline).0
-        ));
-    }
-    plan.wake_at = Some(if plan.status.reminded_at.is_none() {
-        remind_at
-    } else {
-        deadline
-    });
-    plan
-}
-
-/// Activates: opens the sealed window, or keeps the one opened before (a provisioning retry), so
-/// that the expiry never moves once recorded. The controller records it before any binding exists.
-fn activate(mut plan: Plan, accepted: &Accepted, observed: &Observation) -> Plan {
-    let window = match plan.status.grant.take() {
-        Some(grant) => activation::Window {
-            activated_at: grant.activated_at,
-            expires_at: grant.expires_at,
-            seal: grant.seal.unwrap_or_default(),
-        },
-        None => observed
-            .sealer
-            .open(observed.now, accepted.request.duration),
-    };
-    let expires_at = window.expires_at.0;
-    plan.status.phase = Some(AccessPhase::Active);
-    plan.status.waiting_for = None;
-    plan.status.grant = Some(Grant {
-        bindings: accepted.bindings.clone(),
-        activated_at: window.activated_at,
-        expires_at: window.expires_at,
-        seal: Some(window.seal),
-    });
-    if observed.now >= expires_at {
-        expire(&mut plan, expires_at, observed);
-        return plan;
-    }
-    let message = format!("granted until {expires_at}");
-    set(
-        &mut plan,
-        &[GRANTED, READY],
-        true,
-        reason::PROVISIONED,
-        &message,
-        observed,
-    );
-    plan.access = Access::Provide;
-    plan.wake_at = Some(expires_at);
-    plan
-}
-
-/// An active grant: expired, no longer backed by every approval the current policy requires, or
-/// still provided.
-fn active(
-    mut plan: Plan,
-    state: &ApprovalState,
-    accepted: &Accepted,
-    observed: &Observation,
-) -> Plan {
-    let expires_at = plan.status.grant.as_ref().map(|g| g.expires_at.0);
-    match expires_at {
-        Some(expires_at) if observed.now < expires_at && !state.complete() => {
-            let message = format!(
-                "access removed: the approvals that count no longer cover what AccessPolicy {} requires (missing: {})",
-                accepted.request.policy,
-                state.waiting_for().join(", ")
-            );
-            end(
-                &mut plan,
-                AccessPhase::Revoked,
-                reason::POLICY_WITHDRAWN,
-                &message,
-                observed,
-            );
-        }
-        Some(expires_at) if observed.now < expires_at => {
-            plan.access = Access::Provide;
-            plan.wake_at = Some(expires_at);
-        }
-        Some(expires_at) => expire(&mut plan, expires_at, observed),
-        // recorded_window refused an Active phase without a grant before this point.
-        None => {}
-    }
-    plan
-}
-
-/// Ends a grant whose window is over.
-fn expire(plan: &mut Plan, expires_at: Timestamp, observed: &Observation) {
-    let message = format!("access expired at {expires_at}");
-    end(
-        plan,
-        AccessPhase::Expired,
-        reason::EXPIRED,
-        &message,
-        observed,
-    );
-}
-
-/// The recorded activation window, checked against its seal: `Err` when the status claims a grant
-/// (or an active phase) the operator never opened.
-fn recorded_window(status: &AccessRequestStatus, observed: &Observation) -> Result<(), String> {
-    observed.sealer.check_status(
-        status
-            .grant
+        unauthorized_decisions: observed.unauthorized_decisions,
+        approvals_unverified: observed.approvals_unverified,
+        created: observed.created,
+        generation: observed.generation,
+        current: observed.current,
+        governed: observed
+            .accepted
             .as_ref()
-            .map(|g| (&g.activated_at, &g.expires_at, g.seal.as_deref())),
-        (status.phase == Some(AccessPhase::Active)).then_some("Active"),
-        observed.now,
-    )
+            .map(governed)
+            .map_err(Clone::clone),
+        suspension: None,
+        facts: &facts,
+        now: observed.now,
+    })
 }
 
-/// Ends a request whose status the operator did not write: its access is removed at once, and it
-/// never grants again (a new request goes through approval again).
-fn tampered(plan: &mut Plan, problem: &str, observed: &Observation) {
-    let message = format!(
-        "access removed and the request ended: {problem}. Only the operator writes status (admission policy gatehouse-status); file a new request"
-    );
-    end(
-        plan,
-        AccessPhase::Revoked,
-        reason::STATUS_TAMPERED,
-        &message,
-        observed,
-    );
-    set(
-        plan,
-        &[STATUS_TAMPERED],
-        true,
-        reason::STATUS_TAMPERED,
-        &message,
-        observed,
-    );
-}
-
-fn record_approvals(plan: &mut Plan, state: &ApprovalState, observed: &Observation) {
-    plan.status.required_approvals = state.required.clone();
-    plan.status.approvals = state.records.clone();
-    plan.status.ignored_annotations = state.ignored.clone();
-    let waiting = state.waiting_for();
-    plan.status.waiting_for = (!waiting.is_empty()).then(|| waiting.join(","));
-    for update in approvals::stage_conditions(state) {
-        conditions::set_condition(
-            &mut plan.status.conditions,
-            update,
-            observed.generation,
-            Time(observed.now),
-        );
+/// What the governing AccessPolicy requires of an accepted request.
+fn governed(accepted: &Accepted) -> Governed {
+    let policy = &accepted.request.policy;
+    Governed {
+        policy: policy.clone(),
+        accepted: format!("AccessPolicy {policy} governs this request"),
+        required: approvals::required_roles(accepted.stages, accepted.high_risk),
+        no_stage: format!(
+            "no approval stage of AccessPolicy {policy} applies to this request (every stage is `when: HighRisk` and it is not high-risk); nothing is granted without an approval, so the policy needs a stage that always applies"
+        ),
+        duration: accepted.request.duration,
+        pending_timeout: accepted
+            .pending_timeout
+            .and_then(|t| duration::parse(t).ok())
+            .unwrap_or(DEFAULT_PENDING_TIMEOUT),
+        remind: true,
+        denial: accepted
+            .sod_denial
+            .as_ref()
+            .map(|message| Refusal::new(reason::SEPARATION_OF_DUTIES, message.clone())),
+        hold: None,
     }
-}
-
-/// Ends the request in a terminal phase: no access, and conditions that say why.
-fn end(
-    plan: &mut Plan,
-    phase: AccessPhase,
-    why: &'static str,
-    message: &str,
-    observed: &Observation,
-) {
-    plan.status.phase = Some(phase);
-    plan.status.waiting_for = None;
-    plan.access = Access::Remove;
-    plan.wake_at = None;
-    set(plan, &[GRANTED, READY], false, why, message, observed);
-}
-
-fn set(
-    plan: &mut Plan,
-    types: &[&str],
-    ok: bool,
-    why: &'static str,
-    message: &str,
-    observed: &Observation,
-) {
-    conditions::set_conditions(
-        &mut plan.status.conditions,
-        types,
-        ok,
-        why,
-        message,
-        observed.generation,
-        Time(observed.now),
-    );
 }
 
 fn summary(findings: &[Finding]) -> Option<String> {
@@ -520,7 +297,11 @@ mod tests {
     use super::*;
     use crate::access::accept;
     use crate::api::FindingType;
+    use crate::api::REVOKE_ANNOTATION;
+    use crate::api::conditions::{self, ACCEPTED, APPROVAL_INTEGRITY, READY, STATUS_TAMPERED};
     use crate::api::fixtures::{access_policy, access_request, namespaces};
+    use crate::lifecycle::decide::Provision;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     const HOUR: i64 = 3600;
 
@@ -620,7 +401,7 @@ mod tests {
             .annotate("approve.gatehouse.dev/manager", "bob")
             .at(10);
         assert_eq!(pending.status.phase, Some(AccessPhase::Pending));
-        assert_eq!(pending.access, Access::Remove);
+        assert_eq!(pending.provision, Provision::Remove);
         assert_eq!(pending.status.waiting_for.as_deref(), Some("data-owner"));
         assert_eq!(
             condition(&pending, "ManagerApproved"),
@@ -633,7 +414,7 @@ mod tests {
 
         let active = Case::new().approved().at(10);
         assert_eq!(active.status.phase, Some(AccessPhase::Active));
-        assert_eq!(active.access, Access::Provide);
+        assert_eq!(active.provision, Provision::Provide);
         let grant = active.status.grant.clone().expect("grant");
         assert_eq!(grant.activated_at.0.as_second(), 1010);
         assert_eq!(
@@ -675,7 +456,7 @@ mod tests {
             .annotate("reason.gatehouse.dev/data-owner", "no ticket");
         let denied = case.at(10);
         assert_eq!(denied.status.phase, Some(AccessPhase::Denied));
-        assert_eq!(denied.access, Access::Remove);
+        assert_eq!(denied.provision, Provision::Remove);
         let ready = conditions::find(&denied.status.conditions, READY).expect("Ready");
         assert_eq!(ready.message, "denied by carol as data-owner: no ticket");
         let later = case.then(&denied).approved().at(20);
@@ -737,13 +518,13 @@ mod tests {
         let case = case.then(&active);
         let just_before = case.at(10 + HOUR - 1);
         assert_eq!(
-            (just_before.status.phase, just_before.access),
-            (Some(AccessPhase::Active), Access::Provide)
+            (just_before.status.phase, just_before.provision),
+            (Some(AccessPhase::Active), Provision::Provide)
         );
         let at_expiry = case.at(10 + HOUR);
         assert_eq!(
-            (at_expiry.status.phase, at_expiry.access),
-            (Some(AccessPhase::Expired), Access::Remove)
+            (at_expiry.status.phase, at_expiry.provision),
+            (Some(AccessPhase::Expired), Provision::Remove)
         );
         assert_eq!(
             at_expiry.status.grant, active.status.grant,
@@ -760,8 +541,8 @@ mod tests {
             .annotate(REVOKE_ANNOTATION, "dave")
             .at(20);
         assert_eq!(
-            (revoked.status.phase, revoked.access),
-            (Some(AccessPhase::Revoked), Access::Remove)
+            (revoked.status.phase, revoked.provision),
+            (Some(AccessPhase::Revoked), Provision::Remove)
         );
         assert_eq!(
             conditions::find(&revoked.status.conditions, READY).map(|c| c.message.as_str()),
@@ -777,8 +558,8 @@ mod tests {
         case.accepted = false;
         let plan = case.at(20);
         assert_eq!(
-            (plan.status.phase, plan.access),
-            (Some(AccessPhase::Revoked), Access::Remove)
+            (plan.status.phase, plan.provision),
+            (Some(AccessPhase::Revoked), Provision::Remove)
         );
         let mut pending = Case::new();
         pending.accepted = false;
@@ -802,8 +583,8 @@ mod tests {
         case.unverified = Some("ValidatingAdmissionPolicy gatehouse-approvals is missing");
         let held = case.at(10);
         assert_eq!(
-            (held.status.phase, held.access),
-            (Some(AccessPhase::Pending), Access::Remove)
+            (held.status.phase, held.provision),
+            (Some(AccessPhase::Pending), Provision::Remove)
         );
         assert_eq!(
             condition(&held, APPROVAL_INTEGRITY),
@@ -818,14 +599,14 @@ mod tests {
             ("True", reason::VERIFIED)
         );
         assert_eq!(
-            (restored.status.phase, restored.access),
-            (Some(AccessPhase::Pending), Access::Remove),
+            (restored.status.phase, restored.provision),
+            (Some(AccessPhase::Pending), Provision::Remove),
             "approvals written while nothing verified them never count"
         );
         let fresh = Case::new().approved().at(30);
         assert_eq!(
-            (fresh.status.phase, fresh.access),
-            (Some(AccessPhase::Active), Access::Provide)
+            (fresh.status.phase, fresh.provision),
+            (Some(AccessPhase::Active), Provision::Provide)
         );
     }
 
@@ -838,8 +619,8 @@ mod tests {
         }]);
         let plan = case.at(10);
         assert_eq!(
-            (plan.status.phase, plan.access),
-            (Some(AccessPhase::Failed), Access::Remove)
+            (plan.status.phase, plan.provision),
+            (Some(AccessPhase::Failed), Provision::Remove)
         );
         assert_eq!(
             condition(&plan, ACCEPTED),
@@ -851,8 +632,8 @@ mod tests {
     fn approvals_first_seen_after_the_deadline_do_not_count() {
         let late = Case::new().approved().at(72 * HOUR + 1);
         assert_eq!(
-            (late.status.phase, late.access),
-            (Some(AccessPhase::TimedOut), Access::Remove)
+            (late.status.phase, late.provision),
+            (Some(AccessPhase::TimedOut), Provision::Remove)
         );
     }
 
@@ -865,8 +646,8 @@ mod tests {
         )];
         let plan = case.at(10);
         assert_eq!(
-            (plan.status.phase, plan.access),
-            (Some(AccessPhase::Pending), Access::Remove)
+            (plan.status.phase, plan.provision),
+            (Some(AccessPhase::Pending), Provision::Remove)
         );
         assert_eq!(plan.status.waiting_for.as_deref(), Some("data-owner"));
         assert!(
@@ -940,7 +721,7 @@ mod tests {
             ..Case::new()
         };
         let plan = case.at(10);
-        assert_eq!(plan.access, Access::Remove);
+        assert_eq!(plan.provision, Provision::Remove);
         assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
         assert_eq!(tamper_reason(&plan), ("True", reason::STATUS_TAMPERED));
 
@@ -961,7 +742,7 @@ mod tests {
                 ..case
             }
             .at(10);
-            assert_eq!(plan.access, Access::Remove);
+            assert_eq!(plan.provision, Provision::Remove);
             assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
             assert_eq!(tamper_reason(&plan), ("True", reason::STATUS_TAMPERED));
         }
@@ -990,12 +771,12 @@ mod tests {
                 ..Case::new().approved()
             }
             .at(600);
-            assert_eq!(plan.access, Access::Remove, "{activated} - {expires}");
+            assert_eq!(plan.provision, Provision::Remove, "{activated} - {expires}");
             assert_eq!(tamper_reason(&plan), ("True", reason::STATUS_TAMPERED));
         }
         // The genuine window keeps granting.
         let plan = Case::new().approved().then(&active).at(600);
-        assert_eq!(plan.access, Access::Provide);
+        assert_eq!(plan.provision, Provision::Provide);
         assert_eq!(plan.status, {
             let mut same = active.status.clone();
             same.observed_generation = plan.status.observed_generation;
@@ -1018,7 +799,7 @@ mod tests {
             retried.status.grant, active.status.grant,
             "the expiry never moves"
         );
-        assert_eq!(retried.access, Access::Provide);
+        assert_eq!(retried.provision, Provision::Provide);
     }
 
     #[test]
@@ -1043,7 +824,7 @@ mod tests {
             ..Case::new().approved().then(&active)
         }
         .at(60);
-        assert_eq!(plan.access, Access::Remove);
+        assert_eq!(plan.provision, Provision::Remove);
         assert_eq!(plan.status.phase, Some(AccessPhase::Revoked));
         assert_eq!(
             condition(&plan, GRANTED),

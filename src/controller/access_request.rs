@@ -18,7 +18,7 @@ use tracing::instrument;
 use super::status::Written;
 use super::{Context, Error, access_verification, approvers, status};
 use crate::access::findings::{self, Checks, ExistingBinding};
-use crate::access::kind::{self, Access, Plan};
+use crate::access::kind::{self, Plan};
 use crate::access::{self, AcceptedRequest};
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{self, GRANTED, READY, reason};
@@ -26,6 +26,7 @@ use crate::api::{
     AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION,
     OWNER_ANNOTATION, OWNER_LABEL,
 };
+use crate::lifecycle::decide::Provision;
 use crate::provision::rbac::{self, Binding};
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
@@ -277,7 +278,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     let mut desired = plan.status.clone();
     let decided_from = request.status.clone();
     let recorded;
-    let request = if plan.access == Access::Provide
+    let request = if plan.provision == Provision::Provide
         && request.status.as_ref().and_then(|s| s.grant.as_ref()) != desired.grant.as_ref()
     {
         // Recorded as Approved: Active (and Granted) only once the bindings exist.
@@ -303,7 +304,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     } else {
         request
     };
-    let wanted = if plan.access == Access::Provide {
+    let wanted = if plan.provision == Provision::Provide {
         bindings.as_slice()
     } else {
         &[]
@@ -313,7 +314,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
     // removed by name too.
     let may_exist = !phase.is_some_and(AccessPhase::is_terminal);
     match converge(ctx, request, wanted, may_exist).await {
-        Ok(repaired) if repaired && was_active && plan.access == Access::Provide => {
+        Ok(repaired) if repaired && was_active && plan.provision == Provision::Provide => {
             status::publish(
                 ctx,
                 request,
@@ -327,7 +328,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             .metrics
             .bindings_changed(decided_from.as_ref(), &desired, Timestamp::now()),
         Ok(false) => {}
-        Err(err) if plan.access == Access::Remove => {
+        Err(err) if plan.provision == Provision::Remove => {
             status::record_removal(
                 &mut desired.conditions,
                 Some(&err),
@@ -354,7 +355,7 @@ async fn apply(request: &AccessRequest, ctx: &Context) -> Result<Action, Error> 
             return Err(err);
         }
     }
-    if plan.access == Access::Remove {
+    if plan.provision == Provision::Remove {
         status::record_removal(
             &mut desired.conditions,
             None,

@@ -28,10 +28,11 @@ use crate::api::{
     FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
 };
 use crate::lifecycle::Refusal;
+use crate::lifecycle::decide::Provision;
 use crate::provision::sharing::{self as shares, Source, Target};
 use crate::sharing;
 use crate::sharing::classification::{self, ObservedSource, SourceKind};
-use crate::sharing::kind::{self, Checked, Share};
+use crate::sharing::kind::{self, Checked};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/remove-share";
@@ -306,6 +307,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             .get(FILED_BY_ANNOTATION)
             .map(String::as_str),
         sealer: ctx.sealer("DataSharingAgreement", agreement),
+        recipient_description: Some(sharing::describe_recipient(&spec.recipient)),
         recipient: kind::recipient_subject(
             spec.recipient.namespace.as_deref(),
             spec.recipient.service_account.as_deref(),
@@ -333,12 +335,11 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         spec,
         egress_namespace: policy.and_then(|p| p.spec.egress_namespace.as_deref()),
     };
-    let wanted = match plan.share {
-        Share::Execute => shares::desired(&target, &sources),
-        Share::Remove => Vec::new(),
+    let wanted = match plan.provision {
+        Provision::Provide => shares::desired(&target, &sources),
+        Provision::Remove => Vec::new(),
     };
     let mut desired = plan.status.clone();
-    desired.recipient = Some(sharing::describe_recipient(&spec.recipient));
     // A window the decision opens is recorded before anything is shared, so that no share exists
     // without its retention end on record; a lost write race decides again from a fresh read.
     let window = |status: Option<&DataSharingAgreementStatus>| {
@@ -347,7 +348,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             .map(|s| (s.activated_at.clone(), s.expires_at.clone()))
     };
     let recorded;
-    let agreement = if plan.share == Share::Execute
+    let agreement = if plan.provision == Provision::Provide
         && window(agreement.status.as_ref()) != window(Some(&desired))
     {
         // Recorded as Approved: Active (and Shared) only once the shared objects exist.
@@ -385,7 +386,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     } else {
         match shares::converge(&ctx.client, &target.owner(), &wanted).await {
             Ok(converged) => converged,
-            Err(err) if plan.share == Share::Execute => {
+            Err(err) if plan.provision == Provision::Provide => {
                 // A share that could not be executed whole must not exist in part; an active one
                 // keeps what it had (approved scope, possibly stale) while the sync is retried.
                 if !was_active {
@@ -415,7 +416,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             }
         }
     };
-    if plan.share == Share::Remove {
+    if plan.provision == Provision::Remove {
         status::record_removal(
             &mut desired.conditions,
             None,
@@ -427,7 +428,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     // written) new versions of the sources it reads.
     let mut synced = false;
     let reference = spec.transfer.method == crate::api::TransferMethod::Reference;
-    if plan.share == Share::Execute
+    if plan.provision == Provision::Provide
         && (reference || !converged.written.is_empty())
         && let Some(share) = desired.share.as_mut()
     {
@@ -452,7 +453,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         );
         status::publish(ctx, agreement, EventType::Normal, "Synced", &note).await;
         audit_sync(agreement, &desired);
-    } else if was_active && !converged.written.is_empty() && plan.share == Share::Execute {
+    } else if was_active && !converged.written.is_empty() && plan.provision == Provision::Provide {
         let note = format!(
             "a shared object was edited or deleted; restored to the approved state: {}",
             converged.written.join(", ")

@@ -3,8 +3,10 @@
 //! decide.
 
 pub mod activation;
+pub mod decide;
 pub mod duration;
 pub mod integrity;
+pub mod kind;
 pub mod protocol;
 pub mod selector;
 

@@ -12,7 +12,16 @@ use crate::api::common::{
     ApprovalRecord, ApprovalStage, Decision, StageCondition, Subject, SubjectKind,
 };
 use crate::api::conditions::{ConditionUpdate, reason, stage_condition};
-use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX};
+use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
+
+/// Who revoked the object (`gatehouse.dev/revoke=<username>`), if anyone: admission verified the
+/// author, so any value ends it.
+pub fn revoked_by(annotations: &BTreeMap<String, String>) -> Option<&str> {
+    annotations
+        .get(REVOKE_ANNOTATION)
+        .map(|user| user.trim())
+        .filter(|user| !user.is_empty())
+}
 
 /// The state of the approvals of one request.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,10 +1,11 @@
-//! The DataSharingAgreement lifecycle as one pure function, the counterpart of
-//! [`crate::access::kind`] for access: from what was observed to the status the agreement should
-//! have, whether its share should exist, and when to look again.
+//! The DataSharingAgreement as a kind of the lifecycle core ([`crate::lifecycle::decide`]): how
+//! its status holds the lifecycle and the sharing record, how it words it, and what its checks
+//! add (reviews from the data's classification, the signed-agreement hold, suspension while the
+//! sources no longer hold what was reviewed).
 //!
-//! Pending | AwaitingAgreement → (every review approved, agreement filed) → Active ⇄ Suspended →
-//! Expired | Revoked; or Denied | TimedOut before; or Failed while the agreement does not fit a
-//! policy or its sources. Terminal phases never change again and always mean "nothing shared".
+//! Pending | AwaitingAgreement → (every review approved, agreement filed) → Approved → Active ⇄
+//! Suspended → Expired | Revoked; or Denied | TimedOut before; or Failed while the agreement does
+//! not fit a policy or its sources.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,17 +15,17 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::classification::{AgreementGate, level_name};
 use crate::api::common::{Subject, SubjectKind};
-use crate::api::conditions::{
-    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, STATUS_TAMPERED, reason,
-};
+use crate::api::conditions::{SHARED, reason};
 use crate::api::{
-    ClassificationResult, DataSharingAgreementStatus, REVOKE_ANNOTATION, ShareRecord, SharingPhase,
+    ClassificationResult, DataSharingAgreementStatus, ShareRecord, SharedObject, SharingPhase,
     SyncRecord,
 };
 use crate::lifecycle::Refusal;
-use crate::lifecycle::activation::{Sealer, Window};
-use crate::lifecycle::duration::{self, after, second_floor};
-use crate::lifecycle::protocol::{self as approvals, ApprovalState};
+use crate::lifecycle::activation::Sealer;
+use crate::lifecycle::decide::{self, Decision, Governed, Hold};
+use crate::lifecycle::duration::{self, second_floor};
+use crate::lifecycle::kind::{Kind, Phase, Record, RecordedWindow, Wording};
+use crate::lifecycle::protocol::Parties;
 
 /// Default `pendingTimeout` of a SharingPolicy that names none: a week, as reviews by privacy and
 /// legal take longer than an access approval.
@@ -54,6 +55,8 @@ pub struct Observation<'a> {
     pub sealer: Sealer<'a>,
     /// The recipient ServiceAccount: it receives the data, so it may not review the share.
     pub recipient: Option<Subject>,
+    /// The recipient as the status names it.
+    pub recipient_description: Option<String>,
     pub annotations: &'a BTreeMap<String, String>,
     /// Decision annotations whose author lacks the right where the policy requires it (roles in
     /// `clusterWideApprovers` count only from cluster-wide holders), with why: they do not count.
@@ -73,432 +76,269 @@ pub struct Observation<'a> {
     pub now: Timestamp,
 }
 
-/// Whether the share's objects should exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Share {
-    /// The shared objects must exist exactly as approved, in sync with the sources.
-    Execute,
-    /// Nothing of this agreement may exist.
-    Remove,
+/// What the decision of an agreement is.
+pub type Plan = Decision<DataSharingAgreementStatus>;
+
+/// The DataSharingAgreement kind of the lifecycle core.
+pub struct SharingKind;
+
+/// What an agreement's own status fields come from.
+pub struct Facts {
+    pub recipient: Option<String>,
+    pub classification: Option<ClassificationResult>,
+    pub agreement_reference: Option<String>,
 }
 
-/// What the controller should do.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
-    pub status: DataSharingAgreementStatus,
-    pub share: Share,
-    /// When to reconcile again at the latest (retention end, pending timeout).
-    pub wake_at: Option<Timestamp>,
+/// The status fields of an agreement beside the lifecycle's: the sharing record.
+pub struct Details {
+    recipient: Option<String>,
+    classification: Option<ClassificationResult>,
+    objects: Vec<SharedObject>,
+    agreement: Option<String>,
+    syncs: Vec<SyncRecord>,
+    removed_at: Option<Time>,
+}
+
+impl Kind for SharingKind {
+    type Status = DataSharingAgreementStatus;
+    type Details = Details;
+    type Facts = Facts;
+
+    const WORDING: Wording = Wording {
+        kind: "DataSharingAgreement",
+        noun: "agreement",
+        policy_kind: "SharingPolicy",
+        provided_condition: SHARED,
+        waiting_reason: reason::WAITING,
+        decision: "review",
+        decided: "reviewed",
+        stage: "review",
+        provisioned: "shared",
+        provided: "shared",
+        removed: "share removed",
+        withdrawn: "share removed: the policy no longer allows it",
+        revoked: |user, executed| {
+            if executed {
+                format!("share revoked by {user}; everything shared was removed")
+            } else {
+                format!("withdrawn by {user} before anything was shared")
+            }
+        },
+        expired: |at| format!("retention ended at {at}; everything shared was removed"),
+    };
+
+    fn split(status: DataSharingAgreementStatus) -> (Record, Details) {
+        let (window, share) = match status.share {
+            Some(share) => (
+                Some(RecordedWindow {
+                    activated_at: share.activated_at,
+                    expires_at: share.expires_at,
+                    seal: share.seal,
+                }),
+                Some((
+                    share.objects,
+                    share.agreement,
+                    share.syncs,
+                    share.removed_at,
+                )),
+            ),
+            None => (None, None),
+        };
+        let (objects, agreement, syncs, removed_at) = share.unwrap_or_default();
+        let record = Record {
+            phase: status.phase.map(SharingPhase::into),
+            observed_generation: status.observed_generation,
+            policy: status.policy,
+            required_approvals: status.required_approvals,
+            waiting_for: status.waiting_for,
+            approvals: status.approvals,
+            untrusted_approvals: status.untrusted_approvals,
+            ignored_annotations: status.ignored_annotations,
+            reminded_at: None,
+            window,
+            conditions: status.conditions,
+        };
+        let details = Details {
+            recipient: status.recipient,
+            classification: status.classification,
+            objects,
+            agreement,
+            syncs,
+            removed_at,
+        };
+        (record, details)
+    }
+
+    fn join(record: Record, details: Details) -> DataSharingAgreementStatus {
+        DataSharingAgreementStatus {
+            phase: record.phase.map(SharingPhase::from),
+            policy: record.policy,
+            recipient: details.recipient,
+            classification: details.classification,
+            required_approvals: record.required_approvals,
+            waiting_for: record.waiting_for,
+            approvals: record.approvals,
+            ignored_annotations: record.ignored_annotations,
+            untrusted_approvals: record.untrusted_approvals,
+            share: record.window.map(|window| ShareRecord {
+                objects: details.objects,
+                activated_at: window.activated_at,
+                expires_at: window.expires_at,
+                seal: window.seal,
+                agreement: details.agreement,
+                syncs: details.syncs,
+                removed_at: details.removed_at,
+            }),
+            conditions: record.conditions,
+            observed_generation: record.observed_generation,
+        }
+    }
+
+    fn describe(details: &mut Details, facts: &Facts, executed: bool) {
+        if facts.recipient.is_some() {
+            details.recipient = facts.recipient.clone();
+        }
+        // An executed share keeps the classification it was reviewed as: what the sources are now
+        // is compared with it.
+        if let (false, Some(classification)) = (executed, &facts.classification) {
+            details.classification = Some(classification.clone());
+        }
+    }
+
+    fn activated(details: &mut Details, facts: &Facts) {
+        details.agreement = facts.agreement_reference.clone();
+    }
+
+    fn ended(details: &mut Details, now: Timestamp) {
+        if details.removed_at.is_none() {
+            details.removed_at = Some(Time(second_floor(now)));
+        }
+    }
+}
+
+impl From<Phase> for SharingPhase {
+    fn from(phase: Phase) -> Self {
+        match phase {
+            Phase::Pending => SharingPhase::Pending,
+            Phase::Held => SharingPhase::AwaitingAgreement,
+            Phase::Approved => SharingPhase::Approved,
+            Phase::Active => SharingPhase::Active,
+            Phase::Suspended => SharingPhase::Suspended,
+            Phase::Expired => SharingPhase::Expired,
+            Phase::Revoked => SharingPhase::Revoked,
+            Phase::Denied => SharingPhase::Denied,
+            Phase::TimedOut => SharingPhase::TimedOut,
+            Phase::Failed => SharingPhase::Failed,
+        }
+    }
+}
+
+impl From<SharingPhase> for Phase {
+    fn from(phase: SharingPhase) -> Self {
+        match phase {
+            SharingPhase::Pending => Phase::Pending,
+            SharingPhase::AwaitingAgreement => Phase::Held,
+            SharingPhase::Approved => Phase::Approved,
+            SharingPhase::Active => Phase::Active,
+            SharingPhase::Suspended => Phase::Suspended,
+            SharingPhase::Expired => Phase::Expired,
+            SharingPhase::Revoked => Phase::Revoked,
+            SharingPhase::Denied => Phase::Denied,
+            SharingPhase::TimedOut => Phase::TimedOut,
+            SharingPhase::Failed => Phase::Failed,
+        }
+    }
 }
 
 /// Decides the next state of an agreement.
 pub fn plan(observed: &Observation) -> Plan {
-    let mut status = observed.current.cloned().unwrap_or_default();
-    status.observed_generation = observed.generation;
-    let phase = status.phase;
-    let mut plan = Plan {
-        status,
-        share: Share::Remove,
-        wake_at: None,
+    let facts = Facts {
+        recipient: observed.recipient_description.clone(),
+        classification: observed.classification.as_ref().ok().cloned(),
+        agreement_reference: observed.agreement_reference.map(str::to_string),
     };
-    if phase.is_some_and(SharingPhase::is_terminal) {
-        return plan;
-    }
-    if let Err(problem) = recorded_window(&plan.status, observed) {
-        tampered(&mut plan, &problem, observed);
-        return plan;
-    }
-    let executed = matches!(phase, Some(SharingPhase::Active | SharingPhase::Suspended));
-    let revoked_by = observed
-        .annotations
-        .get(REVOKE_ANNOTATION)
-        .map(|u| u.trim())
-        .filter(|u| !u.is_empty());
-    if let Some(user) = revoked_by {
-        let message = if executed {
-            format!("share revoked by {user}; everything shared was removed")
-        } else {
-            format!("withdrawn by {user} before anything was shared")
-        };
-        end(
-            &mut plan,
-            SharingPhase::Revoked,
-            reason::REVOKED,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    if executed {
-        return executing(plan, observed);
-    }
-
-    if let Ok(classification) = &observed.classification {
-        plan.status.classification = Some(classification.clone());
-    }
-    let checked = match &observed.checked {
-        Ok(checked) => checked,
-        Err(refusal) => {
-            plan.status.phase = Some(SharingPhase::Failed);
-            plan.status.waiting_for = None;
-            set(
-                &mut plan,
-                &[ACCEPTED, READY],
-                false,
-                refusal.reason,
-                &refusal.message,
-                observed,
-            );
-            return plan;
-        }
+    // A policy that no longer accepts the spec withdraws the share; otherwise sources that no
+    // longer hold what was reviewed suspend it until they do.
+    let governed = match (&observed.accepted, &observed.checked) {
+        (Err(refusal), _) | (Ok(()), Err(refusal)) => Err(refusal.clone()),
+        (Ok(()), Ok(checked)) => Ok(governed(checked, observed)),
     };
-    plan.status.policy = Some(checked.policy.clone());
-    let level = plan
-        .status
-        .classification
-        .as_ref()
-        .map(|c| level_name(c.level))
-        .unwrap_or_default();
-    let accepted = format!(
-        "SharingPolicy {} governs this agreement; the data is {level}; reviews required: {}",
-        checked.policy,
-        if checked.required.is_empty() {
-            "none".to_string()
-        } else {
-            checked.required.join(", ")
-        }
-    );
-    set(
-        &mut plan,
-        &[ACCEPTED],
-        true,
-        reason::VALID,
-        &accepted,
-        observed,
-    );
-
-    let state = review_state(&mut plan, checked, observed);
-    plan.status.required_approvals = state.required.clone();
-    plan.status.approvals = state.records.clone();
-    plan.status.ignored_annotations = state.ignored.clone();
-    let waiting = state.waiting_for();
-    plan.status.waiting_for = (!waiting.is_empty()).then(|| waiting.join(","));
-    for update in approvals::stage_conditions(&state) {
-        apply(&mut plan, update, observed);
-    }
-
-    if state.required.is_empty() {
-        let message = format!(
-            "SharingPolicy {} requires no review for this share; nothing is shared unreviewed, so the policy needs `reviews.always` (e.g. [data-owner])",
-            checked.policy
-        );
-        plan.status.phase = Some(SharingPhase::Failed);
-        set(
-            &mut plan,
-            &[ACCEPTED, READY],
-            false,
-            reason::POLICY_VIOLATION,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    if let Some(denial) = &state.denial {
-        let why = denial
-            .reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        let message = format!("denied by {} as {}{why}", denial.user, denial.role);
-        end(
-            &mut plan,
-            SharingPhase::Denied,
-            reason::DENIED,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    let timeout = checked
-        .pending_timeout
-        .as_deref()
-        .and_then(|t| duration::parse(t).ok())
-        .unwrap_or(DEFAULT_SHARING_PENDING_TIMEOUT);
-    let deadline = after(observed.created.unwrap_or(observed.now), timeout);
-    // An agreement fully reviewed in time whose execution failed (`Approved`) is retried, not
-    // timed out.
-    if observed.now >= deadline
-        && phase != Some(SharingPhase::Approved)
-        && plan.status.share.is_none()
-    {
-        let mut missing: Vec<&str> = state.waiting_for();
-        if checked.gate.blocks_execution() {
-            missing.push("a signed agreement (spec.agreement.reference)");
-        }
-        let message = format!(
-            "not fully reviewed within {}; still waiting for {}",
-            duration::format(timeout),
-            missing.join(", ")
-        );
-        end(
-            &mut plan,
-            SharingPhase::TimedOut,
-            reason::TIMED_OUT,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    match observed.approvals_unverified {
-        None => set(
-            &mut plan,
-            &[APPROVAL_INTEGRITY],
-            true,
-            reason::VERIFIED,
-            "the approval admission policies are installed as shipped",
-            observed,
-        ),
-        Some(problem) => {
-            let message = format!(
-                "approvals cannot be trusted, so nothing will be shared: {problem}; a cluster admin must run `kubectl apply -k deploy/admission/`"
-            );
-            set(
-                &mut plan,
-                &[APPROVAL_INTEGRITY],
-                false,
-                reason::APPROVAL_INTEGRITY_UNVERIFIED,
-                &message,
-                observed,
-            );
-        }
-    }
-    plan.wake_at = Some(deadline);
-
-    let waiting_message = format!("waiting for review by {}", waiting.join(", "));
-    if let AgreementGate::AwaitingAgreement { message } = &checked.gate {
-        plan.status.phase = Some(SharingPhase::AwaitingAgreement);
-        let message = if state.complete() {
-            format!("every review approved; {message}")
-        } else {
-            format!("{message}; meanwhile {waiting_message}")
-        };
-        set(
-            &mut plan,
-            &[SHARED, READY],
-            false,
-            reason::AWAITING_AGREEMENT,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    if !state.complete() {
-        plan.status.phase = Some(SharingPhase::Pending);
-        set(
-            &mut plan,
-            &[SHARED, READY],
-            false,
-            reason::WAITING,
-            &waiting_message,
-            observed,
-        );
-        return plan;
-    }
-    if observed.approvals_unverified.is_some() {
-        plan.status.phase = Some(SharingPhase::Pending);
-        let message = "every review approved, but approvals cannot be trusted until the admission policies are restored";
-        set(
-            &mut plan,
-            &[SHARED, READY],
-            false,
-            reason::APPROVAL_INTEGRITY_UNVERIFIED,
-            message,
-            observed,
-        );
-        return plan;
-    }
-    activate(plan, checked, observed)
-}
-
-/// The reviews of an agreement as the admitted annotations say now; approvals first seen while the
-/// admission policies were not enforced are marked and never count.
-fn review_state(plan: &mut Plan, checked: &Checked, observed: &Observation) -> ApprovalState {
+    let approved = observed.current.and_then(|s| s.classification.as_ref());
+    let problem = match (&observed.accepted, &observed.classification, approved) {
+        (Err(_), _, _) => None,
+        (Ok(()), Err(refusal), _) => Some(refusal.message.clone()),
+        (Ok(()), Ok(now), Some(approved)) => raised(approved, now),
+        (Ok(()), Ok(_), None) => None,
+    };
+    let suspension = problem.map(|problem| {
+        Refusal::new(
+            reason::SOURCE_CHANGED,
+            format!(
+                "suspended, nothing is shared until the sources hold what was approved again: {problem}"
+            ),
+        )
+    });
     let recipients: Vec<Subject> = observed.recipient.iter().cloned().collect();
-    let previous = plan.status.approvals.clone();
-    approvals::counted(
-        checked.required.clone(),
-        &approvals::Decisions {
-            annotations: observed.annotations,
-            unauthorized: observed.unauthorized_decisions,
-            unverified: observed.approvals_unverified.is_some(),
-        },
-        &approvals::Parties {
+    decide::decide::<SharingKind>(&decide::Observation {
+        sealer: observed.sealer,
+        annotations: observed.annotations,
+        parties: Parties {
             requester: observed.requester,
             filed_by: observed.filed_by,
             subjects: &recipients,
         },
-        &mut plan.status.untrusted_approvals,
-        &previous,
-        &Time(observed.now),
-    )
+        unauthorized_decisions: observed.unauthorized_decisions,
+        approvals_unverified: observed.approvals_unverified,
+        created: observed.created,
+        generation: observed.generation,
+        current: observed.current,
+        governed,
+        suspension,
+        facts: &facts,
+        now: observed.now,
+    })
 }
 
-/// Activates: opens the sealed window, or keeps the one opened before (an execution retry), so that
-/// the retention end never moves once recorded. The controller records it before anything is shared.
-fn activate(mut plan: Plan, checked: &Checked, observed: &Observation) -> Plan {
-    let previous = plan.status.share.take();
-    let window = match &previous {
-        Some(share) => Window {
-            activated_at: share.activated_at.clone(),
-            expires_at: share.expires_at.clone(),
-            seal: share.seal.clone().unwrap_or_default(),
-        },
-        None => observed.sealer.open(observed.now, checked.retention),
-    };
-    let expires_at = window.expires_at.0;
-    plan.status.phase = Some(SharingPhase::Active);
-    plan.status.waiting_for = None;
-    let (objects, syncs) = previous.map(|p| (p.objects, p.syncs)).unwrap_or_default();
-    plan.status.share = Some(ShareRecord {
-        objects,
-        activated_at: window.activated_at,
-        expires_at: window.expires_at,
-        seal: Some(window.seal),
-        agreement: observed.agreement_reference.map(str::to_string),
-        syncs,
-        removed_at: None,
-    });
-    if observed.now >= expires_at {
-        return executing(plan, observed);
-    }
-    let message = format!("shared until {expires_at}");
-    set(
-        &mut plan,
-        &[SHARED, READY],
-        true,
-        reason::PROVISIONED,
-        &message,
-        observed,
-    );
-    plan.share = Share::Execute;
-    plan.wake_at = Some(expires_at);
-    plan
-}
-
-/// An executed share: expired, withdrawn by its policy, suspended because its sources no longer
-/// hold what was approved, or active.
-fn executing(mut plan: Plan, observed: &Observation) -> Plan {
-    let expires_at = plan.status.share.as_ref().map(|s| s.expires_at.0);
-    let Some(expires_at) = expires_at.filter(|at| observed.now < *at) else {
-        let message = format!(
-            "retention ended at {}; everything shared was removed",
-            expires_at.map(|t| t.to_string()).unwrap_or_default()
-        );
-        end(
-            &mut plan,
-            SharingPhase::Expired,
-            reason::EXPIRED,
-            &message,
-            observed,
-        );
-        return plan;
-    };
-    if let Err(refusal) = &observed.accepted {
-        let message = format!(
-            "share removed: the policy no longer allows it: {}",
-            refusal.message
-        );
-        end(
-            &mut plan,
-            SharingPhase::Revoked,
-            reason::POLICY_WITHDRAWN,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    plan.wake_at = Some(expires_at);
-    let approved = plan.status.classification.clone();
-    let problem = match (&observed.classification, approved) {
-        (Err(refusal), _) => Some(refusal.message.clone()),
-        (Ok(now), Some(approved)) => raised(&approved, now),
-        (Ok(_), None) => None,
-    };
-    // The sources as approved, but a policy that now forbids this combination (method, external
-    // classification): withdrawn, as when the policy no longer accepts the recipient.
-    if problem.is_none()
-        && let Err(refusal) = &observed.checked
-        && refusal.reason == reason::POLICY_VIOLATION
-    {
-        let message = format!(
-            "share removed: the policy no longer allows it: {}",
-            refusal.message
-        );
-        end(
-            &mut plan,
-            SharingPhase::Revoked,
-            reason::POLICY_WITHDRAWN,
-            &message,
-            observed,
-        );
-        return plan;
-    }
-    match problem {
-        Some(problem) => {
-            plan.status.phase = Some(SharingPhase::Suspended);
-            let message = format!(
-                "suspended, nothing is shared until the sources hold what was approved again: {problem}"
-            );
-            set(
-                &mut plan,
-                &[SHARED, READY],
-                false,
-                reason::SOURCE_CHANGED,
-                &message,
-                observed,
-            );
-        }
-        None => {
-            // What is shared is re-derived from the admitted reviews and the current policy on
-            // every reconcile: the recorded phase alone never keeps (or creates) a share.
-            let missing = match &observed.checked {
-                Ok(checked) => {
-                    let state = review_state(&mut plan, checked, observed);
-                    (!state.complete()).then(|| {
-                        format!(
-                            "SharingPolicy {} now requires review by {}, which this share does not have",
-                            checked.policy,
-                            state.waiting_for().join(", ")
-                        )
-                    })
-                }
-                Err(refusal) => Some(refusal.message.clone()),
-            };
-            if let Some(missing) = missing {
-                let message = format!("share removed: {missing}");
-                end(
-                    &mut plan,
-                    SharingPhase::Revoked,
-                    reason::POLICY_WITHDRAWN,
-                    &message,
-                    observed,
-                );
-                return plan;
+/// What the governing SharingPolicy requires of an agreement whose spec and sources it accepts.
+fn governed(checked: &Checked, observed: &Observation) -> Governed {
+    let level = observed
+        .classification
+        .as_ref()
+        .map(|c| level_name(c.level))
+        .unwrap_or_default();
+    let policy = &checked.policy;
+    Governed {
+        policy: policy.clone(),
+        accepted: format!(
+            "SharingPolicy {policy} governs this agreement; the data is {level}; reviews required: {}",
+            if checked.required.is_empty() {
+                "none".to_string()
+            } else {
+                checked.required.join(", ")
             }
-            plan.status.phase = Some(SharingPhase::Active);
-            let message = format!("shared until {expires_at}");
-            set(
-                &mut plan,
-                &[SHARED, READY],
-                true,
-                reason::PROVISIONED,
-                &message,
-                observed,
-            );
-            plan.share = Share::Execute;
-        }
+        ),
+        required: checked.required.clone(),
+        no_stage: format!(
+            "SharingPolicy {policy} requires no review for this share; nothing is shared unreviewed, so the policy needs `reviews.always` (e.g. [data-owner])"
+        ),
+        duration: checked.retention,
+        pending_timeout: checked
+            .pending_timeout
+            .as_deref()
+            .and_then(|t| duration::parse(t).ok())
+            .unwrap_or(DEFAULT_SHARING_PENDING_TIMEOUT),
+        // Sharing status has no reminder record yet; reviews wait for the timeout alone.
+        remind: false,
+        denial: None,
+        hold: match &checked.gate {
+            AgreementGate::Open => None,
+            AgreementGate::AwaitingAgreement { message } => Some(Hold {
+                reason: reason::AWAITING_AGREEMENT,
+                message: message.clone(),
+                missing: "a signed agreement (spec.agreement.reference)".to_string(),
+            }),
+        },
     }
-    plan
 }
 
 /// How the sources became more sensitive than when the share was reviewed, if they did: the
@@ -551,50 +391,6 @@ pub fn record_sync(share: &mut ShareRecord, sources: Vec<String>, now: Timestamp
     true
 }
 
-/// The recorded activation window, checked against its seal: `Err` when the status claims a share
-/// (or an executed phase) the operator never opened.
-fn recorded_window(
-    status: &DataSharingAgreementStatus,
-    observed: &Observation,
-) -> Result<(), String> {
-    let executed = match status.phase {
-        Some(SharingPhase::Active) => Some("Active"),
-        Some(SharingPhase::Suspended) => Some("Suspended"),
-        _ => None,
-    };
-    observed.sealer.check_status(
-        status
-            .share
-            .as_ref()
-            .map(|s| (&s.activated_at, &s.expires_at, s.seal.as_deref())),
-        executed,
-        observed.now,
-    )
-}
-
-/// Ends an agreement whose status the operator did not write: everything shared is removed at
-/// once, and it never shares again (a new agreement goes through review again).
-fn tampered(plan: &mut Plan, problem: &str, observed: &Observation) {
-    let message = format!(
-        "share removed and the agreement ended: {problem}. Only the operator writes status (admission policy gatehouse-status); file a new agreement"
-    );
-    end(
-        plan,
-        SharingPhase::Revoked,
-        reason::STATUS_TAMPERED,
-        &message,
-        observed,
-    );
-    set(
-        plan,
-        &[STATUS_TAMPERED],
-        true,
-        reason::STATUS_TAMPERED,
-        &message,
-        observed,
-    );
-}
-
 /// The recipient ServiceAccount as an approvals subject: it may not review its own share.
 pub fn recipient_subject(
     namespace: Option<&str>,
@@ -607,59 +403,13 @@ pub fn recipient_subject(
     })
 }
 
-/// Ends the agreement in a terminal phase: nothing shared, and conditions that say why.
-fn end(
-    plan: &mut Plan,
-    phase: SharingPhase,
-    why: &'static str,
-    message: &str,
-    observed: &Observation,
-) {
-    plan.status.phase = Some(phase);
-    plan.status.waiting_for = None;
-    plan.share = Share::Remove;
-    plan.wake_at = None;
-    if let Some(share) = &mut plan.status.share
-        && share.removed_at.is_none()
-    {
-        share.removed_at = Some(Time(second_floor(observed.now)));
-    }
-    set(plan, &[SHARED, READY], false, why, message, observed);
-}
-
-fn set(
-    plan: &mut Plan,
-    types: &[&str],
-    ok: bool,
-    why: &'static str,
-    message: &str,
-    observed: &Observation,
-) {
-    conditions::set_conditions(
-        &mut plan.status.conditions,
-        types,
-        ok,
-        why,
-        message,
-        observed.generation,
-        Time(observed.now),
-    );
-}
-
-fn apply(plan: &mut Plan, update: ConditionUpdate, observed: &Observation) {
-    conditions::set_condition(
-        &mut plan.status.conditions,
-        update,
-        observed.generation,
-        Time(observed.now),
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::Classification;
     use crate::api::conditions::find;
+    use crate::api::conditions::{ACCEPTED, READY, STATUS_TAMPERED};
+    use crate::lifecycle::decide::Provision;
 
     const HOUR: i64 = 3600;
 
@@ -730,6 +480,7 @@ mod tests {
                     kind: "DataSharingAgreement",
                     uid: "uid-1",
                 },
+                recipient_description: None,
                 recipient: recipient_subject(Some("analytics"), Some("reporting")),
                 annotations: &self.annotations,
                 unauthorized_decisions: &self.unauthorized,
@@ -774,7 +525,7 @@ mod tests {
             .annotate("approve.gatehouse.dev/data-owner", "carol")
             .run();
         assert_eq!(pending.status.phase, Some(SharingPhase::Pending));
-        assert_eq!(pending.share, Share::Remove);
+        assert_eq!(pending.provision, Provision::Remove);
         assert_eq!(pending.status.waiting_for.as_deref(), Some("security"));
         assert_eq!(reason_of(&pending, "DataOwnerApproved"), reason::APPROVED);
         assert_eq!(
@@ -788,7 +539,7 @@ mod tests {
             .annotate("approve.gatehouse.dev/security", "dave");
         let active = case.run();
         assert_eq!(active.status.phase, Some(SharingPhase::Active));
-        assert_eq!(active.share, Share::Execute);
+        assert_eq!(active.provision, Provision::Provide);
         let share = active.status.share.clone().expect("share record");
         assert_eq!(share.expires_at.0, at(60 + 2 * HOUR));
         assert_eq!(share.agreement.as_deref(), Some("DPA-1"));
@@ -799,7 +550,7 @@ mod tests {
             .then(&active, 60 + 2 * HOUR)
             .run();
         assert_eq!(expired.status.phase, Some(SharingPhase::Expired));
-        assert_eq!(expired.share, Share::Remove);
+        assert_eq!(expired.provision, Provision::Remove);
         assert_eq!(
             expired.status.share.and_then(|s| s.removed_at).map(|t| t.0),
             Some(at(60 + 2 * HOUR))
@@ -846,7 +597,7 @@ mod tests {
         ));
         let plan = case.run();
         assert_eq!(plan.status.phase, Some(SharingPhase::AwaitingAgreement));
-        assert_eq!(plan.share, Share::Remove);
+        assert_eq!(plan.provision, Provision::Remove);
         assert_eq!(reason_of(&plan, SHARED), reason::AWAITING_AGREEMENT);
         assert_eq!(reason_of(&plan, "DataOwnerApproved"), reason::APPROVED);
 
@@ -901,7 +652,7 @@ mod tests {
     fn a_policy_without_reviews_shares_nothing() {
         let plan = Case::new(&[]).run();
         assert_eq!(plan.status.phase, Some(SharingPhase::Failed));
-        assert_eq!(plan.share, Share::Remove);
+        assert_eq!(plan.provision, Provision::Remove);
     }
 
     #[test]
@@ -918,12 +669,12 @@ mod tests {
         ));
         let suspended = gone.run();
         assert_eq!(suspended.status.phase, Some(SharingPhase::Suspended));
-        assert_eq!(suspended.share, Share::Remove);
+        assert_eq!(suspended.provision, Provision::Remove);
         assert_eq!(reason_of(&suspended, SHARED), reason::SOURCE_CHANGED);
 
         let restored = case().then(&suspended, 180).run();
         assert_eq!(restored.status.phase, Some(SharingPhase::Active));
-        assert_eq!(restored.share, Share::Execute);
+        assert_eq!(restored.provision, Provision::Provide);
         assert_eq!(
             restored.status.share.as_ref().map(|s| s.expires_at.clone()),
             active.status.share.as_ref().map(|s| s.expires_at.clone()),
@@ -962,7 +713,7 @@ mod tests {
             .annotate("revoke.gatehouse.dev/by", "erin")
             .run();
         assert_eq!(revoked.status.phase, Some(SharingPhase::Revoked));
-        assert_eq!(revoked.share, Share::Remove);
+        assert_eq!(revoked.provision, Provision::Remove);
         assert!(revoked.status.share.and_then(|s| s.removed_at).is_some());
 
         let mut withdrawn = Case::new(&["data-owner"]).then(&active, 120);
@@ -987,7 +738,7 @@ mod tests {
         ));
         let plan = tightened.run();
         assert_eq!(plan.status.phase, Some(SharingPhase::Revoked));
-        assert_eq!(plan.share, Share::Remove);
+        assert_eq!(plan.provision, Provision::Remove);
         assert_eq!(reason_of(&plan, READY), reason::POLICY_WITHDRAWN);
     }
 
@@ -1014,7 +765,7 @@ mod tests {
         case.unverified = Some("policy gatehouse-approvals is missing");
         let held = case.run();
         assert_eq!(held.status.phase, Some(SharingPhase::Pending));
-        assert_eq!(held.share, Share::Remove);
+        assert_eq!(held.provision, Provision::Remove);
         let mut restored = Case::new(&["data-owner"])
             .annotate("approve.gatehouse.dev/data-owner", "carol")
             .then(&held, 120);
@@ -1078,14 +829,14 @@ mod tests {
                     120,
                 )
                 .run();
-            assert_eq!(plan.share, Share::Remove);
+            assert_eq!(plan.provision, Provision::Remove);
             assert_eq!(plan.status.phase, Some(SharingPhase::Revoked));
             assert_eq!(reason_of(&plan, STATUS_TAMPERED), reason::STATUS_TAMPERED);
         }
         let kept = approved().then(&active, 120).run();
         assert_eq!(
-            kept.share,
-            Share::Execute,
+            kept.provision,
+            Provision::Provide,
             "the genuine window keeps sharing"
         );
     }
@@ -1105,7 +856,7 @@ mod tests {
         )];
         let plan = case.run();
         assert_eq!(plan.status.phase, Some(SharingPhase::Pending));
-        assert_eq!(plan.share, Share::Remove);
+        assert_eq!(plan.provision, Provision::Remove);
         assert_eq!(plan.status.waiting_for.as_deref(), Some("security"));
         assert!(
             plan.status

@@ -1,0 +1,476 @@
+//! The lifecycle of every approvable, time-bound, provisioned thing as one pure function: from what
+//! was observed to the status it should have, whether what it grants should be provided, and when
+//! to look again.
+//!
+//! Pending | Held → (every required stage approved, nothing holding it) → Approved (window
+//! recorded) → Active ⇄ Suspended → Expired | Revoked; or Denied | TimedOut before; or Failed while
+//! it does not fit a policy. Terminal phases never change again and always mean "nothing
+//! provided". A feature written here (a deadline, a reminder, a way to end) serves every kind.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::Refusal;
+use super::activation::Sealer;
+use super::duration::{self, after};
+use super::kind::{Kind, Phase, Record, RecordedWindow};
+use super::protocol::{self, ApprovalState, Parties};
+use crate::api::conditions::{
+    self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, STATUS_TAMPERED, reason,
+};
+
+/// Everything the decision needs, gathered by the controller and the kind.
+pub struct Observation<'a, K: Kind> {
+    /// Seals and checks the activation window of this object.
+    pub sealer: Sealer<'a>,
+    pub annotations: &'a BTreeMap<String, String>,
+    /// Who may not decide on it: the requester, the filer, who receives what it grants.
+    pub parties: Parties<'a>,
+    /// Decision annotations whose author lacks the right where it counts, with why.
+    pub unauthorized_decisions: &'a [(String, String)],
+    /// Why approvals cannot be trusted right now (the admission policies are missing or
+    /// changed); `None` when they are verified.
+    pub approvals_unverified: Option<&'a str>,
+    pub created: Option<Timestamp>,
+    pub generation: Option<i64>,
+    pub current: Option<&'a K::Status>,
+    /// The governing policy's verdict, with what it requires when it accepts.
+    pub governed: Result<Governed, Refusal>,
+    /// Why what was approved does not hold right now although the policy still allows it (a
+    /// share's sources changed): an executed object is suspended, not ended.
+    pub suspension: Option<Refusal>,
+    /// What the kind derives its own status fields from.
+    pub facts: &'a K::Facts,
+    pub now: Timestamp,
+}
+
+/// What the governing policy requires of an accepted object.
+pub struct Governed {
+    pub policy: String,
+    /// The message of `Accepted=True`.
+    pub accepted: String,
+    /// The roles that must approve, in stage order.
+    pub required: Vec<String>,
+    /// Why nothing can ever be provided when `required` is empty.
+    pub no_stage: String,
+    /// How long the window lasts once it opens.
+    pub duration: Duration,
+    pub pending_timeout: Duration,
+    /// Whether a reminder Event goes out when half the pending timeout has passed.
+    pub remind: bool,
+    /// A denial the automated checks decided (e.g. separation of duties): ends it as Denied.
+    pub denial: Option<Refusal>,
+    /// What must exist besides the approvals before anything is provided.
+    pub hold: Option<Hold>,
+}
+
+/// Something besides approvals that keeps an object from being provided.
+pub struct Hold {
+    pub reason: &'static str,
+    pub message: String,
+    /// How the timeout message names what is missing.
+    pub missing: String,
+}
+
+/// Whether what the object grants should exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provision {
+    /// It must exist exactly as approved.
+    Provide,
+    /// Nothing of it may exist.
+    Remove,
+}
+
+/// What the controller should do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision<S> {
+    pub status: S,
+    pub provision: Provision,
+    /// When to reconcile again at the latest (expiry, timeout, reminder).
+    pub wake_at: Option<Timestamp>,
+    /// A reminder to publish now: the roles still to approve.
+    pub reminder: Option<String>,
+}
+
+/// The decision being built: the record, the kind's own fields, and what to do.
+struct Draft<'a, 'o, K: Kind> {
+    record: Record,
+    details: K::Details,
+    provision: Provision,
+    wake_at: Option<Timestamp>,
+    reminder: Option<String>,
+    observed: &'o Observation<'a, K>,
+}
+
+/// Decides the next state of an object.
+pub fn decide<K: Kind>(observed: &Observation<K>) -> Decision<K::Status> {
+    let (mut record, details) = K::split(observed.current.cloned().unwrap_or_default());
+    record.observed_generation = observed.generation;
+    let phase = record.phase;
+    let mut draft = Draft {
+        record,
+        details,
+        provision: Provision::Remove,
+        wake_at: None,
+        reminder: None,
+        observed,
+    };
+    if phase.is_some_and(Phase::is_terminal) {
+        return draft.finish();
+    }
+    if let Err(problem) = recorded_window(&draft.record, observed) {
+        draft.tampered(&problem);
+        return draft.finish();
+    }
+    let executed = phase.is_some_and(Phase::is_executed);
+    K::describe(&mut draft.details, observed.facts, executed);
+    if let Ok(governed) = &observed.governed {
+        draft.record.policy = Some(governed.policy.clone());
+        draft.set(&[ACCEPTED], true, reason::VALID, &governed.accepted);
+    }
+    if let Some(user) = protocol::revoked_by(observed.annotations) {
+        let message = (K::WORDING.revoked)(user, executed);
+        draft.end(Phase::Revoked, reason::REVOKED, &message);
+        return draft.finish();
+    }
+    if executed {
+        draft.executing();
+        return draft.finish();
+    }
+    match &observed.governed {
+        Ok(governed) => draft.pending(governed),
+        Err(refusal) => {
+            draft.record.phase = Some(Phase::Failed);
+            draft.record.policy = None;
+            draft.record.waiting_for = None;
+            draft.set(&[ACCEPTED, READY], false, refusal.reason, &refusal.message);
+        }
+    }
+    draft.finish()
+}
+
+/// The recorded activation window, checked against its seal: `Err` when the status claims a window
+/// (or an executed phase) the operator never opened.
+fn recorded_window<K: Kind>(record: &Record, observed: &Observation<K>) -> Result<(), String> {
+    let executed = match record.phase {
+        Some(Phase::Active) => Some("Active"),
+        Some(Phase::Suspended) => Some("Suspended"),
+        _ => None,
+    };
+    observed.sealer.check_status(
+        record
+            .window
+            .as_ref()
+            .map(|w| (&w.activated_at, &w.expires_at, w.seal.as_deref())),
+        executed,
+        observed.now,
+    )
+}
+
+impl<K: Kind> Draft<'_, '_, K> {
+    fn finish(self) -> Decision<K::Status> {
+        Decision {
+            status: K::join(self.record, self.details),
+            provision: self.provision,
+            wake_at: self.wake_at,
+            reminder: self.reminder,
+        }
+    }
+
+    /// The approvals as the admitted annotations say now; approvals first seen while the admission
+    /// policies were not enforced are marked and never count.
+    fn count(&mut self, required: Vec<String>) -> ApprovalState {
+        let previous = self.record.approvals.clone();
+        protocol::counted(
+            required,
+            &protocol::Decisions {
+                annotations: self.observed.annotations,
+                unauthorized: self.observed.unauthorized_decisions,
+                unverified: self.observed.approvals_unverified.is_some(),
+            },
+            &self.observed.parties,
+            &mut self.record.untrusted_approvals,
+            &previous,
+            &Time(self.observed.now),
+        )
+    }
+
+    fn record_approvals(&mut self, state: &ApprovalState) {
+        self.record.required_approvals = state.required.clone();
+        self.record.approvals = state.records.clone();
+        self.record.ignored_annotations = state.ignored.clone();
+        let waiting = state.waiting_for();
+        self.record.waiting_for = (!waiting.is_empty()).then(|| waiting.join(","));
+        for update in protocol::stage_conditions(state) {
+            self.apply(update);
+        }
+    }
+
+    /// Not provided yet: waits for approvals and holds, ends by denial or timeout, or activates.
+    fn pending(&mut self, governed: &Governed) {
+        let wording = &K::WORDING;
+        let observed = self.observed;
+        let state = self.count(governed.required.clone());
+        self.record_approvals(&state);
+        if state.required.is_empty() {
+            self.record.phase = Some(Phase::Failed);
+            self.set(
+                &[ACCEPTED, READY],
+                false,
+                reason::POLICY_VIOLATION,
+                &governed.no_stage,
+            );
+            return;
+        }
+        if let Some(denial) = &governed.denial {
+            self.end(Phase::Denied, denial.reason, &denial.message);
+            return;
+        }
+        if let Some(denial) = &state.denial {
+            let why = denial
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let message = format!("denied by {} as {}{why}", denial.user, denial.role);
+            self.end(Phase::Denied, reason::DENIED, &message);
+            return;
+        }
+        let created = observed.created.unwrap_or(observed.now);
+        let deadline = after(created, governed.pending_timeout);
+        match observed.approvals_unverified {
+            None => self.set(
+                &[APPROVAL_INTEGRITY],
+                true,
+                reason::VERIFIED,
+                "the approval admission policies are installed as shipped",
+            ),
+            Some(problem) => {
+                let message = format!(
+                    "approvals cannot be trusted, so nothing will be {}: {problem}; a cluster admin must run `kubectl apply -k deploy/admission/`",
+                    wording.provisioned
+                );
+                self.set(
+                    &[APPROVAL_INTEGRITY],
+                    false,
+                    reason::APPROVAL_INTEGRITY_UNVERIFIED,
+                    &message,
+                );
+            }
+        }
+        // The deadline comes first: approvals that arrive (or are first seen) after it do not
+        // count. One approved in time (its provisioning is being retried, within the window
+        // recorded then) ends by expiry instead.
+        let approved_in_time =
+            self.record.window.is_some() || self.record.phase == Some(Phase::Approved);
+        if observed.now >= deadline && !approved_in_time {
+            let mut missing = state.waiting_for();
+            if let Some(hold) = &governed.hold {
+                missing.push(&hold.missing);
+            }
+            let message = format!(
+                "not fully {} within {}; still waiting for {}",
+                wording.decided,
+                duration::format(governed.pending_timeout),
+                missing.join(", ")
+            );
+            self.end(Phase::TimedOut, reason::TIMED_OUT, &message);
+            return;
+        }
+        let waiting = state.waiting_for().join(", ");
+        let waiting_message = format!("waiting for {} by {waiting}", wording.decision);
+        let provided = wording.provided_condition;
+        if let Some(hold) = &governed.hold {
+            self.record.phase = Some(Phase::Held);
+            let message = if state.complete() {
+                format!("every {} approved; {}", wording.stage, hold.message)
+            } else {
+                format!("{}; meanwhile {waiting_message}", hold.message)
+            };
+            self.set(&[provided, READY], false, hold.reason, &message);
+            self.wake_at = Some(deadline);
+            return;
+        }
+        if state.complete() && observed.approvals_unverified.is_none() {
+            self.activate(governed);
+            return;
+        }
+        self.record.phase = Some(Phase::Pending);
+        if state.complete() {
+            let message = format!(
+                "every {} approved, but approvals cannot be trusted until the admission policies are restored",
+                wording.stage
+            );
+            self.set(
+                &[provided, READY],
+                false,
+                reason::APPROVAL_INTEGRITY_UNVERIFIED,
+                &message,
+            );
+            self.wake_at = Some(deadline);
+            return;
+        }
+        self.set(&[provided], false, wording.waiting_reason, &waiting_message);
+        self.set(&[READY], false, reason::WAITING, &waiting_message);
+        self.wake_at = Some(deadline);
+        if governed.remind {
+            let remind_at = after(created, governed.pending_timeout / 2);
+            if self.record.reminded_at.is_none() && observed.now >= remind_at {
+                self.record.reminded_at = Some(Time(observed.now));
+                self.reminder = Some(format!(
+                    "still waiting for {} by {waiting}; the {} times out at {}",
+                    wording.decision,
+                    wording.noun,
+                    Time(deadline).0
+                ));
+            }
+            if self.record.reminded_at.is_none() {
+                self.wake_at = Some(remind_at);
+            }
+        }
+    }
+
+    /// Activates: opens the sealed window, or keeps the one opened before (a provisioning retry),
+    /// so that the expiry never moves once recorded. The controller records it before anything is
+    /// provided.
+    fn activate(&mut self, governed: &Governed) {
+        let window = match self.record.window.take() {
+            Some(recorded) => recorded,
+            None => {
+                let opened = self
+                    .observed
+                    .sealer
+                    .open(self.observed.now, governed.duration);
+                RecordedWindow {
+                    activated_at: opened.activated_at,
+                    expires_at: opened.expires_at,
+                    seal: Some(opened.seal),
+                }
+            }
+        };
+        let expires_at = window.expires_at.0;
+        self.record.window = Some(window);
+        self.record.phase = Some(Phase::Active);
+        self.record.waiting_for = None;
+        K::activated(&mut self.details, self.observed.facts);
+        if self.observed.now >= expires_at {
+            self.expire(expires_at);
+            return;
+        }
+        self.provide(expires_at);
+    }
+
+    fn provide(&mut self, expires_at: Timestamp) {
+        let message = format!("{} until {expires_at}", K::WORDING.provided);
+        self.record.phase = Some(Phase::Active);
+        self.set(
+            &[K::WORDING.provided_condition, READY],
+            true,
+            reason::PROVISIONED,
+            &message,
+        );
+        self.provision = Provision::Provide;
+        self.wake_at = Some(expires_at);
+    }
+
+    /// Something is provided: it expires, ends because the current policy or the approvals that
+    /// count no longer back it, is suspended while what was approved does not hold, or goes on.
+    /// What is provided is re-derived on every reconcile: the recorded phase alone never keeps
+    /// (or creates) anything.
+    fn executing(&mut self) {
+        let wording = &K::WORDING;
+        let observed = self.observed;
+        // An executed phase without a window was refused as tampering before this point.
+        let Some(expires_at) = self.record.window.as_ref().map(|w| w.expires_at.0) else {
+            return;
+        };
+        if observed.now >= expires_at {
+            self.expire(expires_at);
+            return;
+        }
+        if let Some(suspension) = &observed.suspension {
+            self.record.phase = Some(Phase::Suspended);
+            self.set(
+                &[wording.provided_condition, READY],
+                false,
+                suspension.reason,
+                &suspension.message,
+            );
+            self.wake_at = Some(expires_at);
+            return;
+        }
+        let governed = match &observed.governed {
+            Ok(governed) => governed,
+            Err(refusal) => {
+                let message = format!("{}: {}", wording.withdrawn, refusal.message);
+                self.end(Phase::Revoked, reason::POLICY_WITHDRAWN, &message);
+                return;
+            }
+        };
+        let state = self.count(governed.required.clone());
+        if !state.complete() {
+            let message = format!(
+                "{}: the approvals that count no longer cover what {} {} requires (missing: {})",
+                wording.removed,
+                wording.policy_kind,
+                governed.policy,
+                state.waiting_for().join(", ")
+            );
+            self.end(Phase::Revoked, reason::POLICY_WITHDRAWN, &message);
+            return;
+        }
+        self.provide(expires_at);
+    }
+
+    fn expire(&mut self, expires_at: Timestamp) {
+        let message = (K::WORDING.expired)(expires_at);
+        self.end(Phase::Expired, reason::EXPIRED, &message);
+    }
+
+    /// Ends an object whose status the operator did not write: what it provided is removed at
+    /// once, and it never provides again (a new one goes through approval again).
+    fn tampered(&mut self, problem: &str) {
+        let wording = &K::WORDING;
+        let message = format!(
+            "{} and the {noun} ended: {problem}. Only the operator writes status (admission policy gatehouse-status); file a new {noun}",
+            wording.removed,
+            noun = wording.noun
+        );
+        self.end(Phase::Revoked, reason::STATUS_TAMPERED, &message);
+        self.set(&[STATUS_TAMPERED], true, reason::STATUS_TAMPERED, &message);
+    }
+
+    /// Ends in a terminal phase: nothing provided, and conditions that say why.
+    fn end(&mut self, phase: Phase, why: &'static str, message: &str) {
+        self.record.phase = Some(phase);
+        self.record.waiting_for = None;
+        self.provision = Provision::Remove;
+        self.wake_at = None;
+        K::ended(&mut self.details, self.observed.now);
+        self.set(&[K::WORDING.provided_condition, READY], false, why, message);
+    }
+
+    fn set(&mut self, types: &[&str], ok: bool, why: &'static str, message: &str) {
+        conditions::set_conditions(
+            &mut self.record.conditions,
+            types,
+            ok,
+            why,
+            message,
+            self.observed.generation,
+            Time(self.observed.now),
+        );
+    }
+
+    fn apply(&mut self, update: ConditionUpdate) {
+        conditions::set_condition(
+            &mut self.record.conditions,
+            update,
+            self.observed.generation,
+            Time(self.observed.now),
+        );
+    }
+}

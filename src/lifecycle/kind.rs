@@ -1,0 +1,127 @@
+//! What the lifecycle core needs to know about a kind: how its status holds the lifecycle's fields
+//! ([`Record`]), how it words its messages, and the few fields of its own it derives from what was
+//! observed. `AccessRequest` ([`crate::access::kind`]) and `DataSharingAgreement`
+//! ([`crate::sharing::kind`]) implement it; everything else is decided once, in
+//! [`super::decide`].
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::common::ApprovalRecord;
+
+/// The phases every approvable, time-bound thing goes through. Each kind maps them onto the phase
+/// enum of its CRD; a kind without holds or suspensions never sees those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for approvals.
+    Pending,
+    /// Waiting for something besides approvals that the kind requires before anything is
+    /// provided (a share's signed agreement).
+    Held,
+    /// Fully approved and its window recorded; what it grants is being provided.
+    Approved,
+    /// Provided, within its window.
+    Active,
+    /// Within its window, but nothing is provided until what was approved holds again.
+    Suspended,
+    Expired,
+    Revoked,
+    Denied,
+    TimedOut,
+    /// Does not fit a policy (yet): retried on every change, nothing is provided.
+    Failed,
+}
+
+impl Phase {
+    /// Whether the phase never changes again: nothing is provided, ever.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Phase::Expired | Phase::Revoked | Phase::Denied | Phase::TimedOut
+        )
+    }
+
+    /// Whether what was approved is (or is meant to be) provided: the window is open and the
+    /// grant is re-derived on every reconcile.
+    pub fn is_executed(self) -> bool {
+        matches!(self, Phase::Active | Phase::Suspended)
+    }
+}
+
+/// The activation window as a status records it; the seal may be missing (a forged status).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedWindow {
+    pub activated_at: Time,
+    pub expires_at: Time,
+    pub seal: Option<String>,
+}
+
+/// The lifecycle's part of a status: the same fields for every kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    pub phase: Option<Phase>,
+    pub observed_generation: Option<i64>,
+    pub policy: Option<String>,
+    pub required_approvals: Vec<String>,
+    pub waiting_for: Option<String>,
+    pub approvals: Vec<ApprovalRecord>,
+    pub untrusted_approvals: Vec<String>,
+    pub ignored_annotations: Vec<String>,
+    pub reminded_at: Option<Time>,
+    pub window: Option<RecordedWindow>,
+    pub conditions: Vec<Condition>,
+}
+
+/// How a kind words what the core decides, so that messages read naturally for each kind.
+pub struct Wording {
+    /// The CRD kind, e.g. `AccessRequest`.
+    pub kind: &'static str,
+    /// What a person calls the object: `request`, `agreement`.
+    pub noun: &'static str,
+    pub policy_kind: &'static str,
+    /// The condition that says whether what was approved is provided (`Granted`, `Shared`).
+    pub provided_condition: &'static str,
+    /// Its reason while waiting for approvals.
+    pub waiting_reason: &'static str,
+    /// One decision (`approval`, `review`) and its participle (`approved`, `reviewed`).
+    pub decision: &'static str,
+    pub decided: &'static str,
+    /// What each required decision is called in "every … approved".
+    pub stage: &'static str,
+    /// The verb of provision in "so nothing will be …" (`provisioned`, `shared`).
+    pub provisioned: &'static str,
+    /// "<provided> until <expiry>" (`granted`, `shared`).
+    pub provided: &'static str,
+    /// What removal is called in messages: `access removed`, `share removed`.
+    pub removed: &'static str,
+    /// Why an executed object ends when its policy no longer allows it.
+    pub withdrawn: &'static str,
+    /// The message of a revocation by `user`; `executed` when something was provided.
+    pub revoked: fn(user: &str, executed: bool) -> String,
+    /// The message of a window that ended at `at`.
+    pub expired: fn(at: Timestamp) -> String,
+}
+
+/// One approvable, time-bound, provisioned kind.
+pub trait Kind {
+    /// The status of the CRD.
+    type Status: Clone + Default + PartialEq + std::fmt::Debug;
+    /// The status fields that are the kind's own, beside the [`Record`].
+    type Details;
+    /// What those fields are derived from.
+    type Facts;
+
+    const WORDING: Wording;
+
+    /// Separates a status into the lifecycle's part and the kind's own.
+    fn split(status: Self::Status) -> (Record, Self::Details);
+    /// Puts them together again.
+    fn join(record: Record, details: Self::Details) -> Self::Status;
+    /// Fills the kind's own fields from what was observed; `executed` once something is provided
+    /// (what was approved is then kept as it was approved).
+    fn describe(details: &mut Self::Details, facts: &Self::Facts, executed: bool);
+    /// Records, as the window opens, what is provided under it.
+    fn activated(details: &mut Self::Details, facts: &Self::Facts);
+    /// Records the end: nothing is provided from `now` on.
+    fn ended(details: &mut Self::Details, now: Timestamp);
+}
