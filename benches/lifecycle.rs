@@ -29,10 +29,8 @@ const ROLE: &str = "gatehouse-bench-reader";
 
 #[tokio::main]
 async fn main() {
-    let Some(kubeconfig) = support::kubeconfig() else {
-        eprintln!("benchmark not run: the control plane could not start");
-        std::process::exit(1);
-    };
+    // Panics with the reason, so a benchmark that could not run never prints a table or exits 0.
+    let kubeconfig = support::kubeconfig();
     let count: usize = std::env::var("GATEHOUSE_BENCH_REQUESTS")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::decisions::{accepted, annotations_of, as_user, refused};
-use crate::{cluster, support};
+use crate::support;
 
 const APPROVE_MANAGER: &str = "approve.gatehouse.dev/manager";
 
@@ -303,8 +303,9 @@ async fn filed_by_alice(
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn approvers_holding_the_role_approve_a_request_and_an_agreement() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "approve").await;
     bind(&admin, &ns, "bob", "gatehouse-approver-manager").await;
@@ -403,8 +404,9 @@ async fn approvers_holding_the_role_approve_a_request_and_an_agreement() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn a_denial_with_its_reason_is_accepted_and_final() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "deny").await;
     bind(&admin, &ns, "carol", "gatehouse-approver-data-owner").await;
@@ -487,8 +489,9 @@ async fn a_denial_with_its_reason_is_accepted_and_final() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn nobody_approves_their_own_request_even_holding_the_role() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "self").await;
     bind(&admin, &ns, "alice", "gatehouse-approver-manager").await;
@@ -539,8 +542,9 @@ async fn nobody_approves_their_own_request_even_holding_the_role() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn an_approval_needs_the_approver_right() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "noright").await;
     // Mallory may edit requests here, but holds no approver role.
@@ -596,8 +600,9 @@ async fn an_approval_needs_the_approver_right() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn an_approval_carries_the_approvers_own_username() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "value").await;
     bind(&admin, &ns, "bob", "gatehouse-approver-manager").await;
@@ -621,8 +626,9 @@ async fn an_approval_carries_the_approvers_own_username() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn a_data_owner_of_another_namespace_cannot_approve() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let owned = setup(&admin, "owned").await;
     let ns = setup(&admin, "other").await;
@@ -651,8 +657,9 @@ async fn a_data_owner_of_another_namespace_cannot_approve() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn approvals_can_never_be_changed_or_removed_not_even_by_admin() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "final").await;
     bind(&admin, &ns, "bob", "gatehouse-approver-manager").await;
@@ -725,8 +732,9 @@ async fn approvals_can_never_be_changed_or_removed_not_even_by_admin() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn approval_annotations_are_refused_at_creation() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "precreate").await;
     let alice = as_user::<AccessRequest>(kubeconfig, "alice", &ns).await;
@@ -776,8 +784,9 @@ async fn approval_annotations_are_refused_at_creation() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn the_requester_is_the_creating_user_unless_filing_on_behalf() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "requester").await;
     allow_requests(&admin, &ns, "bob").await;
@@ -839,8 +848,9 @@ async fn the_requester_is_the_creating_user_unless_filing_on_behalf() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn only_the_requester_or_a_revoker_revokes() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = setup(&admin, "revoke").await;
     allow_requests(&admin, &ns, "mallory").await;

@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::{cluster, support};
+use crate::support;
 
 /// Names its policy (`ns`) so that other SharingPolicies on the cluster never make it ambiguous.
 fn agreement(ns: &str, recipient: Value) -> DataSharingAgreement {
@@ -35,8 +35,9 @@ fn agreement(ns: &str, recipient: Value) -> DataSharingAgreement {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn an_agreement_is_accepted_under_its_sharing_policy() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let (ns, recipient) = support::sharing_namespaces(
         &admin,
@@ -86,8 +87,9 @@ async fn an_agreement_is_accepted_under_its_sharing_policy() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn the_api_server_refuses_a_recipient_that_is_both_namespace_and_external() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let admin = support::client(kubeconfig, "admin").await;
     let ns = support::unique("recipient");
     support::namespace(&admin, &ns, &[]).await;
@@ -242,8 +244,9 @@ fn b64(value: &str) -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn an_internal_copy_holds_exactly_the_approved_keys_follows_rotation_and_reverts_tampering() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let share = Sharing::new(
         kubeconfig,
         "copy",
@@ -433,9 +436,10 @@ async fn an_internal_copy_holds_exactly_the_approved_keys_follows_rotation_and_r
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn a_confidential_external_share_waits_for_its_agreement_then_needs_security_privacy_and_legal()
  {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let egress = support::unique("egress");
     let share = Sharing::new(
         kubeconfig,
@@ -615,8 +619,9 @@ async fn a_confidential_external_share_waits_for_its_agreement_then_needs_securi
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn a_reference_grants_get_on_exactly_the_named_objects_until_retention_ends() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let share = Sharing::new(
         kubeconfig,
         "reference",
@@ -697,8 +702,9 @@ async fn a_reference_grants_get_on_exactly_the_named_objects_until_retention_end
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn forbidden_combinations_and_missing_keys_are_refused_with_the_field_and_fix() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let share = Sharing::new(
         kubeconfig,
         "forbidden",
@@ -807,8 +813,9 @@ async fn forbidden_combinations_and_missing_keys_are_refused_with_the_field_and_
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn a_share_whose_agreement_vanished_without_its_finalizer_is_swept() {
-    let kubeconfig = cluster!();
+    let kubeconfig = support::kubeconfig();
     let share = Sharing::new(
         kubeconfig,
         "orphan",
