@@ -474,3 +474,299 @@ impl<K: Kind> Draft<'_, '_, K> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The core's table: every phase an object can be in × every event that can happen to it,
+    //! with the phase it ends up in and whether anything is provided. The kinds' own tests
+    //! ([`crate::access::kind`], [`crate::sharing::kind`]) check their wording and fields.
+
+    use super::*;
+    use crate::lifecycle::activation::SealKey;
+    use crate::lifecycle::kind::Wording;
+
+    /// A kind with nothing of its own: its status is the record.
+    struct Bare;
+
+    impl Kind for Bare {
+        type Status = Record;
+        type Details = ();
+        type Facts = ();
+        const WORDING: Wording = Wording {
+            kind: "Bare",
+            noun: "bare",
+            policy_kind: "BarePolicy",
+            provided_condition: "Provided",
+            waiting_reason: reason::WAITING,
+            decision: "approval",
+            decided: "approved",
+            stage: "stage",
+            provisioned: "provided",
+            provided: "provided",
+            removed: "removed",
+            withdrawn: "withdrawn",
+            revoked: |user, _| format!("revoked by {user}"),
+            expired: |at| format!("expired at {at}"),
+        };
+        fn split(status: Record) -> (Record, ()) {
+            (status, ())
+        }
+        fn join(record: Record, (): ()) -> Record {
+            record
+        }
+        fn describe((): &mut (), (): &(), _: bool) {}
+        fn activated((): &mut (), (): &()) {}
+        fn ended((): &mut (), _: Timestamp) {}
+    }
+
+    const HOUR: i64 = 3600;
+    const CREATED: i64 = 1_800_000_000;
+
+    fn at(offset: i64) -> Timestamp {
+        Timestamp::from_second(CREATED + offset).expect("valid time")
+    }
+
+    fn key() -> SealKey {
+        SealKey::from_bytes(&[7; 32]).expect("32 bytes")
+    }
+
+    /// What happens to the object in one row.
+    #[derive(Clone, Copy, Debug)]
+    enum Event {
+        Nothing,
+        Approved,
+        DeniedByStage,
+        Revoked,
+        PolicyRefuses,
+        Suspended,
+        Held,
+        PastDeadline,
+        PastExpiry,
+        Unverified,
+        SealBroken,
+    }
+
+    fn governed(hold: bool) -> Governed {
+        Governed {
+            policy: "p".into(),
+            accepted: "p governs".into(),
+            required: vec!["manager".into()],
+            no_stage: "no stage".into(),
+            duration: std::time::Duration::from_secs(HOUR as u64),
+            pending_timeout: std::time::Duration::from_secs(24 * HOUR as u64),
+            remind: false,
+            denial: None,
+            hold: hold.then(|| Hold {
+                reason: reason::AWAITING_AGREEMENT,
+                message: "needs a signed agreement".into(),
+                missing: "an agreement".into(),
+            }),
+        }
+    }
+
+    /// An object in `phase`, as the operator would have recorded it (a sealed window once
+    /// approved), observed at `offset` seconds after creation with `event`.
+    fn run(phase: Option<Phase>, event: Event) -> Decision<Record> {
+        let key = key();
+        let sealer = Sealer {
+            key: &key,
+            kind: "Bare",
+            uid: "uid",
+        };
+        let mut current = Record {
+            phase,
+            ..Record::default()
+        };
+        let opened = sealer.open(at(60), std::time::Duration::from_secs(HOUR as u64));
+        if phase.is_some_and(|p| p == Phase::Approved || p.is_executed() || p.is_terminal()) {
+            current.window = Some(RecordedWindow {
+                activated_at: opened.activated_at,
+                expires_at: opened.expires_at,
+                seal: Some(match event {
+                    Event::SealBroken => "hmac-sha256:00".into(),
+                    _ => opened.seal,
+                }),
+            });
+        }
+        let mut annotations = BTreeMap::new();
+        let approved = !matches!(event, Event::Nothing | Event::Held | Event::PastDeadline);
+        if approved || phase.is_some_and(Phase::is_executed) {
+            annotations.insert("approve.gatehouse.dev/manager".into(), "bob".into());
+        }
+        if let Event::DeniedByStage = event {
+            annotations.clear();
+            annotations.insert("deny.gatehouse.dev/manager".into(), "bob".into());
+        }
+        if let Event::Revoked = event {
+            annotations.insert(crate::api::REVOKE_ANNOTATION.into(), "dave".into());
+        }
+        let now = match event {
+            Event::PastDeadline => at(25 * HOUR),
+            Event::PastExpiry => at(2 * HOUR),
+            _ => at(120),
+        };
+        decide::<Bare>(&Observation {
+            sealer,
+            annotations: &annotations,
+            parties: Parties {
+                requester: "alice",
+                filed_by: None,
+                subjects: &[],
+            },
+            unauthorized_decisions: &[],
+            approvals_unverified: matches!(event, Event::Unverified).then_some("missing"),
+            created: Some(at(0)),
+            generation: Some(1),
+            current: Some(&current),
+            governed: match event {
+                Event::PolicyRefuses => Err(Refusal::new(reason::NO_MATCHING_POLICY, "no policy")),
+                _ => Ok(governed(matches!(event, Event::Held))),
+            },
+            suspension: matches!(event, Event::Suspended)
+                .then(|| Refusal::new(reason::SOURCE_CHANGED, "sources changed")),
+            facts: &(),
+            now,
+        })
+    }
+
+    #[test]
+    fn every_phase_under_every_event() {
+        use Event as E;
+        use Phase::*;
+        use Provision::{Provide, Remove};
+        let new = None;
+        #[rustfmt::skip]
+        let table: &[(Option<Phase>, Event, Phase, Provision)] = &[
+            (new, E::Nothing, Pending, Remove),
+            (new, E::Approved, Active, Provide),
+            (new, E::DeniedByStage, Denied, Remove),
+            (new, E::Revoked, Revoked, Remove),
+            (new, E::PolicyRefuses, Failed, Remove),
+            (new, E::Held, Held, Remove),
+            (new, E::PastDeadline, TimedOut, Remove),
+            (new, E::Unverified, Pending, Remove),
+            (Some(Pending), E::Approved, Active, Provide),
+            (Some(Pending), E::PastDeadline, TimedOut, Remove),
+            (Some(Failed), E::Approved, Active, Provide),
+            (Some(Failed), E::PolicyRefuses, Failed, Remove),
+            // Approved: the window is recorded, provisioning is retried within it.
+            (Some(Approved), E::Approved, Active, Provide),
+            (Some(Approved), E::PastExpiry, Expired, Remove),
+            (Some(Approved), E::Revoked, Revoked, Remove),
+            (Some(Approved), E::SealBroken, Revoked, Remove),
+            // Executed: re-derived on every reconcile.
+            (Some(Active), E::Nothing, Active, Provide),
+            (Some(Active), E::PastExpiry, Expired, Remove),
+            (Some(Active), E::Revoked, Revoked, Remove),
+            (Some(Active), E::PolicyRefuses, Revoked, Remove),
+            (Some(Active), E::DeniedByStage, Revoked, Remove),
+            (Some(Active), E::Suspended, Suspended, Remove),
+            (Some(Active), E::SealBroken, Revoked, Remove),
+            (Some(Suspended), E::Nothing, Active, Provide),
+            (Some(Suspended), E::Suspended, Suspended, Remove),
+            (Some(Suspended), E::PastExpiry, Expired, Remove),
+            // Terminal phases never change.
+            (Some(Expired), E::Approved, Expired, Remove),
+            (Some(Revoked), E::Approved, Revoked, Remove),
+            (Some(Denied), E::Approved, Denied, Remove),
+            (Some(TimedOut), E::Approved, TimedOut, Remove),
+            (Some(Expired), E::SealBroken, Expired, Remove),
+        ];
+        for (phase, event, expected, provision) in table {
+            let decision = run(*phase, *event);
+            assert_eq!(
+                (decision.status.phase, decision.provision),
+                (Some(*expected), *provision),
+                "{phase:?} × {event:?}"
+            );
+            if *provision == Provide {
+                let expires = decision.status.window.as_ref().map(|w| w.expires_at.0);
+                assert_eq!(
+                    decision.wake_at, expires,
+                    "{phase:?} × {event:?} wakes at expiry"
+                );
+            }
+            if expected.is_terminal() && phase != &Some(*expected) {
+                assert_eq!(
+                    decision.wake_at, None,
+                    "{phase:?} × {event:?}: nothing to wait for"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_converged_decision_is_identical_on_the_next_pass() {
+        for event in [
+            Event::Nothing,
+            Event::Approved,
+            Event::Held,
+            Event::Unverified,
+        ] {
+            let first = run(None, event);
+            let key = key();
+            let again = decide::<Bare>(&Observation {
+                sealer: Sealer {
+                    key: &key,
+                    kind: "Bare",
+                    uid: "uid",
+                },
+                annotations: &BTreeMap::from([(
+                    "approve.gatehouse.dev/manager".to_string(),
+                    "bob".to_string(),
+                )])
+                .into_iter()
+                .filter(|_| !matches!(event, Event::Nothing | Event::Held))
+                .collect(),
+                parties: Parties {
+                    requester: "alice",
+                    filed_by: None,
+                    subjects: &[],
+                },
+                unauthorized_decisions: &[],
+                approvals_unverified: matches!(event, Event::Unverified).then_some("missing"),
+                created: Some(at(0)),
+                generation: Some(1),
+                current: Some(&first.status),
+                governed: Ok(governed(matches!(event, Event::Held))),
+                suspension: None,
+                facts: &(),
+                now: at(180),
+            });
+            assert_eq!(again.status, first.status, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn the_requester_never_approves_their_own() {
+        let key = key();
+        let annotations = BTreeMap::from([(
+            "approve.gatehouse.dev/manager".to_string(),
+            "alice".to_string(),
+        )]);
+        let decision = decide::<Bare>(&Observation {
+            sealer: Sealer {
+                key: &key,
+                kind: "Bare",
+                uid: "uid",
+            },
+            annotations: &annotations,
+            parties: Parties {
+                requester: "alice",
+                filed_by: None,
+                subjects: &[],
+            },
+            unauthorized_decisions: &[],
+            approvals_unverified: None,
+            created: Some(at(0)),
+            generation: Some(1),
+            current: None,
+            governed: Ok(governed(false)),
+            suspension: None,
+            facts: &(),
+            now: at(10),
+        });
+        assert_eq!(decision.status.phase, Some(Phase::Pending));
+        assert_eq!(decision.provision, Provision::Remove);
+    }
+}
