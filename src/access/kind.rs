@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
 use super::AcceptedRequest;
@@ -101,6 +102,7 @@ impl Kind for AccessKind {
         provided: "granted",
         removed: "access removed",
         withdrawn: "access removed: the policy no longer allows this grant",
+        failed: "approved, but provisioning failed",
         revoked: |user, executed| {
             if executed {
                 format!("access revoked by {user}")
@@ -171,6 +173,10 @@ impl Kind for AccessKind {
         }
     }
 
+    fn conditions(status: &mut AccessRequestStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+
     fn describe(details: &mut Details, facts: &Facts, executed: bool) {
         if facts.subjects_summary.is_some() {
             details.subjects_summary = facts.subjects_summary.clone();
@@ -186,6 +192,8 @@ impl Kind for AccessKind {
     fn activated(details: &mut Details, facts: &Facts) {
         details.bindings = facts.bindings.clone();
     }
+
+    fn provided(_: &mut Details, _: &Facts, _: Timestamp) {}
 
     fn ended(_: &mut Details, _: Timestamp) {}
 }

@@ -5,6 +5,7 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
 use crate::api::common::{Subject, SubjectKind};
+use crate::api::conditions::{ACCESS_REMOVED, ACCESS_VERIFIED, ConditionUpdate, reason};
 
 /// One concrete permission of a role: no wildcards, so a yes means this grant (or another one)
 /// allows exactly this.
@@ -74,6 +75,77 @@ pub fn review(
         }),
         ..Default::default()
     }
+}
+
+/// What the access is being proven for: it started (the subject must be able to use it) or it
+/// ended (the subject must no longer be able to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proving {
+    Started,
+    Ended,
+}
+
+impl Proving {
+    fn condition(self) -> &'static str {
+        match self {
+            Proving::Started => ACCESS_VERIFIED,
+            Proving::Ended => ACCESS_REMOVED,
+        }
+    }
+}
+
+/// What the API server's answer to the review of `permission` means, as the condition recorded:
+/// `subject` can (`Ok(true)`) or cannot use it `where_` (e.g. `in payments`), or the review could
+/// not be made (`Err`, with why). `other_grants` names what else grants it, asked only when access
+/// that should be gone is still there.
+pub fn proof(
+    proving: Proving,
+    answer: Result<bool, String>,
+    subject: &str,
+    permission: &Permission,
+    where_: &str,
+    other_grants: impl FnOnce() -> String,
+) -> ConditionUpdate {
+    let type_ = proving.condition();
+    let (ok, why, message) = match (answer, proving) {
+        (Ok(true), Proving::Started) => (
+            true,
+            reason::CONFIRMED,
+            format!("{subject} can {permission} {where_}"),
+        ),
+        (Ok(false), Proving::Started) => (
+            false,
+            reason::CONTRADICTED,
+            format!(
+                "the API server says {subject} cannot {permission} {where_} although the binding exists"
+            ),
+        ),
+        (Ok(false), Proving::Ended) => (
+            true,
+            reason::CONFIRMED,
+            format!("{subject} can no longer {permission} {where_}"),
+        ),
+        (Ok(true), Proving::Ended) => (
+            false,
+            reason::CONTRADICTED,
+            format!(
+                "{subject} can still {permission} {where_}, through {}",
+                other_grants()
+            ),
+        ),
+        (Err(err), _) => (
+            false,
+            reason::UNVERIFIABLE,
+            format!("the SubjectAccessReview failed: {err}"),
+        ),
+    };
+    ConditionUpdate::new(type_, ok, why, message)
+}
+
+/// The condition when nothing can be asked: the role's rules are unreadable, or it has no
+/// permission without wildcards (`why`).
+pub fn unprovable(proving: Proving, why: String) -> ConditionUpdate {
+    ConditionUpdate::new(proving.condition(), false, reason::UNVERIFIABLE, why)
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! The controllers: one module per kind, each a fixed sequence of observe (read caches into plain
 //! inputs) → decide (pure functions from [`crate::lifecycle`]) → act (server-side apply) → report.
 
-mod access_request;
-mod access_verification;
+mod access;
 mod approvers;
-mod data_sharing_agreement;
 mod integrity;
 mod readiness;
+mod reconciler;
 mod seal_key;
+mod sharing;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
@@ -323,12 +323,12 @@ pub async fn run(options: Options) -> Result<(), Error> {
     readiness.leading();
     tracing::info!("gatehouse operator started");
     let controllers = future::join(
-        access_request::run(
+        access::run(
             ctx.clone(),
             stream::select(access_policy_changes, access_integrity_changes),
             stop.clone(),
         ),
-        data_sharing_agreement::run(
+        sharing::run(
             ctx,
             stream::select(sharing_policy_changes, sharing_integrity_changes),
             stop,

@@ -374,6 +374,7 @@ impl<K: Kind> Draft<'_, '_, K> {
         );
         self.provision = Provision::Provide;
         self.wake_at = Some(expires_at);
+        K::provided(&mut self.details, self.observed.facts, self.observed.now);
     }
 
     /// Something is provided: it expires, ends because the current policy or the approvals that
@@ -505,6 +506,7 @@ mod tests {
             provided: "provided",
             removed: "removed",
             withdrawn: "withdrawn",
+            failed: "failed",
             revoked: |user, _| format!("revoked by {user}"),
             expired: |at| format!("expired at {at}"),
         };
@@ -514,8 +516,14 @@ mod tests {
         fn join(record: Record, (): ()) -> Record {
             record
         }
+        fn conditions(
+            status: &mut Record,
+        ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+            &mut status.conditions
+        }
         fn describe((): &mut (), (): &(), _: bool) {}
         fn activated((): &mut (), (): &()) {}
+        fn provided((): &mut (), (): &(), _: Timestamp) {}
         fn ended((): &mut (), _: Timestamp) {}
     }
 

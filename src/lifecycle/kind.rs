@@ -96,6 +96,8 @@ pub struct Wording {
     pub removed: &'static str,
     /// Why an executed object ends when its policy no longer allows it.
     pub withdrawn: &'static str,
+    /// What an approved object whose provisioning failed says before the error.
+    pub failed: &'static str,
     /// The message of a revocation by `user`; `executed` when something was provided.
     pub revoked: fn(user: &str, executed: bool) -> String,
     /// The message of a window that ended at `at`.
@@ -117,11 +119,15 @@ pub trait Kind {
     fn split(status: Self::Status) -> (Record, Self::Details);
     /// Puts them together again.
     fn join(record: Record, details: Self::Details) -> Self::Status;
+    /// The status conditions, for what acting adds (proofs, removal failures).
+    fn conditions(status: &mut Self::Status) -> &mut Vec<Condition>;
     /// Fills the kind's own fields from what was observed; `executed` once something is provided
     /// (what was approved is then kept as it was approved).
     fn describe(details: &mut Self::Details, facts: &Self::Facts, executed: bool);
     /// Records, as the window opens, what is provided under it.
     fn activated(details: &mut Self::Details, facts: &Self::Facts);
+    /// Records what is provided while the window is open, on every reconcile that provides it.
+    fn provided(details: &mut Self::Details, facts: &Self::Facts, now: Timestamp);
     /// Records the end: nothing is provided from `now` on.
     fn ended(details: &mut Self::Details, now: Timestamp);
 }

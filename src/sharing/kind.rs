@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
@@ -73,6 +74,10 @@ pub struct Observation<'a> {
     pub classification: Result<ClassificationResult, Refusal>,
     /// Reviews and the agreement gate, when both the policy and the sources passed.
     pub checked: Result<Checked, Refusal>,
+    /// The objects that carry the share as it would be provided now, and the source versions
+    /// (`<kind>/<name>@<resourceVersion>`) they carry: the sharing record.
+    pub provided: Vec<SharedObject>,
+    pub source_versions: Vec<String>,
     pub now: Timestamp,
 }
 
@@ -87,6 +92,9 @@ pub struct Facts {
     pub recipient: Option<String>,
     pub classification: Option<ClassificationResult>,
     pub agreement_reference: Option<String>,
+    /// What the share consists of as decided now, and the source versions it carries.
+    pub objects: Vec<SharedObject>,
+    pub sources: Vec<String>,
 }
 
 /// The status fields of an agreement beside the lifecycle's: the sharing record.
@@ -117,6 +125,7 @@ impl Kind for SharingKind {
         provided: "shared",
         removed: "share removed",
         withdrawn: "share removed: the policy no longer allows it",
+        failed: "approved, but the share could not be executed",
         revoked: |user, executed| {
             if executed {
                 format!("share revoked by {user}; everything shared was removed")
@@ -194,6 +203,10 @@ impl Kind for SharingKind {
         }
     }
 
+    fn conditions(status: &mut DataSharingAgreementStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+
     fn describe(details: &mut Details, facts: &Facts, executed: bool) {
         if facts.recipient.is_some() {
             details.recipient = facts.recipient.clone();
@@ -207,6 +220,11 @@ impl Kind for SharingKind {
 
     fn activated(details: &mut Details, facts: &Facts) {
         details.agreement = facts.agreement_reference.clone();
+    }
+
+    fn provided(details: &mut Details, facts: &Facts, now: Timestamp) {
+        details.objects = facts.objects.clone();
+        record_sync(&mut details.syncs, facts.sources.clone(), now);
     }
 
     fn ended(details: &mut Details, now: Timestamp) {
@@ -256,6 +274,8 @@ pub fn plan(observed: &Observation) -> Plan {
         recipient: observed.recipient_description.clone(),
         classification: observed.classification.as_ref().ok().cloned(),
         agreement_reference: observed.agreement_reference.map(str::to_string),
+        objects: observed.provided.clone(),
+        sources: observed.source_versions.clone(),
     };
     // A policy that no longer accepts the spec withdraws the share; otherwise sources that no
     // longer hold what was reviewed suspend it until they do.
@@ -374,20 +394,16 @@ fn raised(approved: &ClassificationResult, now: &ClassificationResult) -> Option
 
 /// Records a sync in `share` when the shared source versions differ from the last one recorded:
 /// the sharing record lists what was shared when, never the values.
-pub fn record_sync(share: &mut ShareRecord, sources: Vec<String>, now: Timestamp) -> bool {
-    if share
-        .syncs
-        .last()
-        .is_some_and(|last| last.sources == sources)
-    {
+pub fn record_sync(syncs: &mut Vec<SyncRecord>, sources: Vec<String>, now: Timestamp) -> bool {
+    if syncs.last().is_some_and(|last| last.sources == sources) {
         return false;
     }
-    share.syncs.push(SyncRecord {
+    syncs.push(SyncRecord {
         time: Time(second_floor(now)),
         sources,
     });
-    let excess = share.syncs.len().saturating_sub(SYNC_HISTORY);
-    share.syncs.drain(..excess);
+    let excess = syncs.len().saturating_sub(SYNC_HISTORY);
+    syncs.drain(..excess);
     true
 }
 
@@ -501,6 +517,8 @@ mod tests {
                     }),
                     Err(r) => Err(r.clone()),
                 },
+                provided: vec![],
+                source_versions: vec![],
                 now: at(self.now),
             })
         }
@@ -785,11 +803,19 @@ mod tests {
             syncs: vec![],
             removed_at: None,
         };
-        assert!(record_sync(&mut share, vec!["Secret/db@1".into()], at(1)));
-        assert!(!record_sync(&mut share, vec!["Secret/db@1".into()], at(2)));
+        assert!(record_sync(
+            &mut share.syncs,
+            vec!["Secret/db@1".into()],
+            at(1)
+        ));
+        assert!(!record_sync(
+            &mut share.syncs,
+            vec!["Secret/db@1".into()],
+            at(2)
+        ));
         for version in 2..20 {
             assert!(record_sync(
-                &mut share,
+                &mut share.syncs,
                 vec![format!("Secret/db@{version}")],
                 at(version)
             ));

@@ -1,0 +1,563 @@
+//! The AccessRequest in the one reconciler ([`super::reconciler`]): observe its policy, the RBAC
+//! around it, the requested role's rules and its approvers' rights; decide with
+//! [`crate::access::kind::plan`]; provide its RoleBindings; prove the grant with the API server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+
+use super::reconciler::{self, Converged, Note, Planned, Reconciled};
+use super::{Context, Error, approvers};
+use crate::access::findings::{self, Checks, ExistingBinding};
+use crate::access::kind::{self, AccessKind};
+use crate::access::verification::{self, Proving};
+use crate::access::{self as policy_check, AcceptedRequest};
+use crate::api::common::{RoleKind, SubjectKind};
+use crate::api::conditions::{ConditionUpdate, reason};
+use crate::api::{
+    AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION, OWNER_ANNOTATION,
+    OWNER_LABEL,
+};
+use crate::lifecycle::Refusal;
+use crate::lifecycle::kind::Phase;
+use crate::provision::rbac::{self, Binding};
+
+/// Finalizer that makes deleting a request revoke its access before the object goes.
+pub const FINALIZER: &str = "gatehouse.dev/revoke-access";
+
+/// Reconciles every AccessRequest until `stop`; `policy_changes` re-checks them all whenever an
+/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request.
+pub async fn run(
+    ctx: Arc<Context>,
+    policy_changes: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let owned = watcher::Config::default().labels(OWNER_LABEL);
+    let sweeper = ctx.clone();
+    reconciler::run::<AccessRequest>(ctx.clone(), policy_changes, stop, |controller, store| {
+        tokio::spawn(sweep_orphans(sweeper, store.clone()));
+        ctx.metrics.count_requests(store);
+        controller
+            .watches(
+                Api::<RoleBinding>::all(client.clone()),
+                owned.clone(),
+                |rb| owner_of(&rb),
+            )
+            .watches(Api::<ClusterRoleBinding>::all(client), owned, |crb| {
+                owner_of(&crb)
+            })
+    })
+    .await;
+}
+
+/// Deletes bindings the operator made whose request no longer exists (its finalizer was removed by
+/// hand, or it was deleted while the operator was down): access never outlives its request. The
+/// cache proposes candidates; a GET confirms the request is really gone before anything is deleted.
+async fn sweep_orphans(
+    ctx: Arc<Context>,
+    requests: kube::runtime::reflector::Store<AccessRequest>,
+) {
+    loop {
+        tokio::time::sleep(ctx.sweep_interval).await;
+        let live = requests
+            .state()
+            .iter()
+            .filter(|r| !super::abandoned(Some(r.as_ref()), FINALIZER))
+            .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
+            .collect();
+        let candidates = rbac::orphan_candidates(
+            &ctx.role_bindings.state(),
+            &ctx.cluster_role_bindings.state(),
+            &live,
+        );
+        for (binding, owner) in candidates {
+            if let Some((namespace, name)) = &owner {
+                let api = Api::<AccessRequest>::namespaced(ctx.client.clone(), namespace);
+                match api.get_opt(name).await {
+                    Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
+                    _ => continue,
+                }
+            }
+            match rbac::delete(&ctx.client, &binding).await {
+                Ok(()) => tracing::info!(
+                    target: "audit",
+                    binding = rbac::describe(&binding),
+                    request = owner.map(|(ns, name)| format!("{ns}/{name}")).unwrap_or_default(),
+                    decision = "OrphanRemoved",
+                    "removed a binding whose access request no longer exists"
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned binding"),
+            }
+        }
+    }
+}
+
+/// The request a binding belongs to, from the annotation the operator puts on it.
+fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<AccessRequest>> {
+    let (namespace, name) = object
+        .meta()
+        .annotations
+        .as_ref()?
+        .get(OWNER_ANNOTATION)?
+        .split_once('/')?;
+    Some(ObjectRef::new(name).within(namespace))
+}
+
+/// What the decision of a request needs, read once per reconcile.
+pub struct Observed {
+    accepted: Result<AcceptedRequest, Refusal>,
+    policy: Option<Arc<AccessPolicy>>,
+    checks: Checks,
+    /// The requested role's rules, when they were read (for the checks); `Some(None)` when the
+    /// role does not exist.
+    rules: Option<Option<Vec<PolicyRule>>>,
+    unauthorized: Vec<(String, String)>,
+    integrity_problem: Option<String>,
+}
+
+impl Reconciled for AccessRequest {
+    type Core = AccessKind;
+    type Observed = Observed;
+    type Object = Binding;
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn observe(&self, ctx: &Context) -> Result<Observed, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let filed_by = self
+            .annotations()
+            .get(FILED_BY_ANNOTATION)
+            .map(String::as_str);
+        let policies = ctx.access_policies.state();
+        let policy_refs: Vec<&AccessPolicy> = policies.iter().map(Arc::as_ref).collect();
+        let accepted = policy_check::check_on_behalf(&self.spec, filed_by).and_then(|()| {
+            policy_check::accept(
+                &self.spec,
+                &namespace,
+                &policy_refs,
+                &ctx.namespace_labels(),
+            )
+        });
+        let policy = accepted.as_ref().ok().and_then(|a| {
+            policies
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(a.policy.as_str()))
+                .cloned()
+        });
+        let phase = self.status.as_ref().and_then(|s| s.phase);
+        let awaiting_decision =
+            phase.is_none_or(|p| !p.is_terminal() && p != crate::api::AccessPhase::Active);
+        let mut rules = None;
+        let mut checks = Checks::default();
+        if let (Ok(accepted), Some(policy), true) = (&accepted, &policy, awaiting_decision) {
+            let read = role_rules(ctx, accepted).await?;
+            checks = findings::check(
+                accepted,
+                &policy.spec,
+                &existing_bindings(ctx),
+                read.as_deref(),
+            );
+            rules = Some(read);
+        }
+        // Also while active: the approvals that keep a grant are re-derived on every reconcile.
+        let unauthorized = match (&accepted, &policy) {
+            (Ok(accepted), Some(policy)) if !phase.is_some_and(|p| p.is_terminal()) => {
+                unauthorized_decisions(ctx, self, accepted, policy).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Observed {
+            accepted,
+            policy,
+            checks,
+            rules,
+            unauthorized,
+            integrity_problem: ctx.integrity.problem(),
+        })
+    }
+
+    fn decide(
+        &self,
+        ctx: &Context,
+        observed: &Observed,
+        now: Timestamp,
+    ) -> Planned<AccessRequestStatus, Binding> {
+        let namespace = self.namespace().unwrap_or_default();
+        let bindings = observed
+            .accepted
+            .as_ref()
+            .map(|a| rbac::desired(&namespace, &self.name_any(), a))
+            .unwrap_or_default();
+        let no_annotations = BTreeMap::new();
+        let checks = &observed.checks;
+        let decision = kind::plan(&kind::Observation {
+            approvals_unverified: observed.integrity_problem.as_deref(),
+            unauthorized_decisions: &observed.unauthorized,
+            requester: &self.spec.requester,
+            filed_by: self
+                .annotations()
+                .get(FILED_BY_ANNOTATION)
+                .map(String::as_str),
+            sealer: ctx.sealer("AccessRequest", self),
+            annotations: self
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&no_annotations),
+            created: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            generation: self.metadata.generation,
+            current: self.status.as_ref(),
+            accepted: match (&observed.accepted, &observed.policy) {
+                (Ok(accepted), Some(policy)) => Ok(kind::Accepted {
+                    request: accepted,
+                    stages: &policy.spec.approvals,
+                    pending_timeout: policy.spec.pending_timeout.as_deref(),
+                    findings: checks.findings.clone(),
+                    high_risk: checks.high_risk,
+                    sod_denial: checks.denied_by_sod.clone(),
+                    bindings: bindings.iter().map(Binding::reference).collect(),
+                }),
+                (Err(refusal), _) => Err(refusal.clone()),
+                (Ok(_), None) => Err(Refusal::new(
+                    reason::POLICY_NOT_FOUND,
+                    "the governing AccessPolicy disappeared",
+                )),
+            },
+            now,
+        });
+        Planned {
+            decision,
+            provided: bindings,
+        }
+    }
+
+    async fn converge(
+        &self,
+        ctx: &Context,
+        wanted: &[Binding],
+        by_name: bool,
+    ) -> Result<Converged, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let existing = rbac::owned(
+            &namespace,
+            &self.name_any(),
+            &ctx.role_bindings.state(),
+            &ctx.cluster_role_bindings.state(),
+        );
+        let mut repair = rbac::repair(wanted, &existing);
+        // Removal also goes by name: a binding whose owner label someone stripped, or that the
+        // cache has not seen yet, is still named in the recorded grant. Only this request's own
+        // name is taken from there, so that a status can never make the operator delete another
+        // binding.
+        if wanted.is_empty() && by_name {
+            let own_name = rbac::binding_name(&namespace, &self.name_any());
+            let recorded = self
+                .status
+                .as_ref()
+                .and_then(|s| s.grant.as_ref())
+                .map(|g| g.bindings.as_slice())
+                .unwrap_or_default();
+            for reference in recorded {
+                if reference.name == own_name && !repair.delete.contains(reference) {
+                    repair.delete.push(reference.clone());
+                }
+            }
+        }
+        let mut converged = Converged::default();
+        for reference in &repair.delete {
+            rbac::delete(&ctx.client, reference).await?;
+            converged.deleted.push(rbac::describe(reference));
+        }
+        for binding in &repair.create {
+            rbac::apply(&ctx.client, binding).await?;
+            converged.written.push(rbac::describe(&binding.reference()));
+        }
+        for binding in &repair.restore {
+            rbac::restore(&ctx.client, binding, &existing).await?;
+            converged.written.push(rbac::describe(&binding.reference()));
+        }
+        Ok(converged)
+    }
+
+    async fn prove(
+        &self,
+        ctx: &Context,
+        observed: &Observed,
+        before: Option<Phase>,
+        after: Option<Phase>,
+    ) -> Option<ConditionUpdate> {
+        let proving = match (before, after) {
+            (_, Some(Phase::Active)) => Proving::Started,
+            (Some(Phase::Active), Some(Phase::Expired | Phase::Revoked)) => Proving::Ended,
+            _ => return None,
+        };
+        let request = observed.accepted.as_ref().ok()?;
+        let rules = match &observed.rules {
+            Some(rules) => Ok(rules.clone()),
+            None => role_rules(ctx, request).await,
+        };
+        let permission = match rules {
+            Ok(rules) => rules.as_deref().and_then(verification::probe),
+            Err(err) => return Some(verification::unprovable(proving, err.to_string())),
+        };
+        let (Some(permission), Some(subject)) = (permission, request.subjects.first()) else {
+            return Some(verification::unprovable(
+                proving,
+                "the role has no permission without wildcards to ask the API server about".into(),
+            ));
+        };
+        let namespace = request.namespaces.first().map(String::as_str);
+        let review = SubjectAccessReview {
+            spec: verification::review(subject, &permission, namespace),
+            ..Default::default()
+        };
+        let where_ = namespace
+            .map(|ns| format!("in {ns}"))
+            .unwrap_or_else(|| "cluster-wide".into());
+        let answer = review_until(ctx, &review, proving == Proving::Started)
+            .await
+            .map_err(|err| err.to_string());
+        Some(verification::proof(
+            proving,
+            answer,
+            &subject.name,
+            &permission,
+            &where_,
+            || other_grants(ctx, request, subject),
+        ))
+    }
+
+    fn notes(
+        &self,
+        before: Option<&AccessRequestStatus>,
+        after: &AccessRequestStatus,
+        converged: &Converged,
+        executed_before: bool,
+    ) -> Vec<Note> {
+        let mut notes = Vec::new();
+        let new_findings: Vec<&str> = after
+            .findings
+            .iter()
+            .filter(|f| !before.is_some_and(|b| b.findings.contains(f)))
+            .map(|f| f.message.as_str())
+            .collect();
+        if !new_findings.is_empty() {
+            notes.push(Note {
+                type_: EventType::Warning,
+                reason: "Findings",
+                message: new_findings.join("; "),
+            });
+        }
+        let still_active = after.phase == Some(crate::api::AccessPhase::Active);
+        if executed_before && still_active && !converged.written.is_empty() {
+            notes.push(Note {
+                type_: EventType::Warning,
+                reason: "DriftRepaired",
+                message: "a managed binding was edited or deleted; restored to the approved state"
+                    .into(),
+            });
+        }
+        notes
+    }
+
+    fn measure(
+        ctx: &Context,
+        before: Option<&AccessRequestStatus>,
+        after: &AccessRequestStatus,
+        now: Timestamp,
+    ) {
+        ctx.metrics.bindings_changed(before, after, now);
+    }
+
+    fn audit(&self, status: &AccessRequestStatus) {
+        let ready = crate::api::conditions::find(&status.conditions, crate::api::conditions::READY);
+        let approvers: Vec<String> = status
+            .approvals
+            .iter()
+            .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+            .collect();
+        tracing::info!(
+            target: "audit",
+            kind = "AccessRequest",
+            namespace = self.namespace().unwrap_or_default(),
+            name = self.name_any(),
+            requester = self.spec.requester,
+            role = self.spec.role.name,
+            phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+            policy = status.policy.as_deref().unwrap_or_default(),
+            approvals = approvers.join(","),
+            expires_at = status.grant.as_ref().map(|g| g.expires_at.0.to_string()).unwrap_or_default(),
+            reason = ready.map(|c| c.reason.as_str()).unwrap_or_default(),
+            message = ready.map(|c| c.message.as_str()).unwrap_or_default(),
+            "access request decision"
+        );
+    }
+
+    fn audit_deleted(&self, removed: &[String]) {
+        tracing::info!(
+            target: "audit",
+            kind = "AccessRequest",
+            namespace = self.namespace().unwrap_or_default(),
+            name = self.name_any(),
+            requester = self.spec.requester,
+            removed = removed.join(","),
+            decision = "Deleted",
+            "access request deleted; any access it granted was removed"
+        );
+    }
+}
+
+/// The decision annotations that do not count, with why. Admission checks an approver's right in
+/// the request's namespace; the grant may reach others (or the whole cluster), and some roles
+/// count only cluster-wide. Only the policy's stages are checked: other roles' annotations never
+/// count anyway. Whoever can act as a ServiceAccount subject decides nothing on its access.
+async fn unauthorized_decisions(
+    ctx: &Context,
+    request: &AccessRequest,
+    accepted: &AcceptedRequest,
+    policy: &AccessPolicy,
+) -> Result<Vec<(String, String)>, Error> {
+    let cluster_wide = &policy.spec.cluster_wide_approvers;
+    let stages: Vec<&str> = policy
+        .spec
+        .approvals
+        .iter()
+        .map(|s| s.role.as_str())
+        .collect();
+    let scopes: Vec<Option<String>> = if accepted.cluster_wide {
+        vec![None]
+    } else {
+        accepted.namespaces.iter().cloned().map(Some).collect()
+    };
+    let controls: Vec<approvers::Control> = accepted
+        .subjects
+        .iter()
+        .filter(|s| s.kind == SubjectKind::ServiceAccount)
+        .map(|s| {
+            approvers::service_account_tokens(s.namespace.as_deref().unwrap_or_default(), &s.name)
+        })
+        .collect();
+    approvers::unauthorized(
+        ctx,
+        request.annotations(),
+        |role| {
+            if !stages.contains(&role) {
+                None
+            } else if cluster_wide.iter().any(|r| r == role) {
+                Some(vec![None])
+            } else {
+                Some(scopes.clone())
+            }
+        },
+        &controls,
+    )
+    .await
+}
+
+/// The rules of the requested role, or None when it does not exist (the checks then fail closed).
+async fn role_rules(
+    ctx: &Context,
+    request: &AcceptedRequest,
+) -> Result<Option<Vec<PolicyRule>>, Error> {
+    let observe = |source| Error::Observe {
+        what: "the requested role",
+        source,
+    };
+    match request.role.kind {
+        RoleKind::ClusterRole => Ok(Api::<ClusterRole>::all(ctx.client.clone())
+            .get_opt(&request.role.name)
+            .await
+            .map_err(observe)?
+            .map(|r| r.rules.unwrap_or_default())),
+        // A Role of that name in each target namespace: all of their rules count, and one that
+        // is missing makes the whole grant unreadable (fail closed).
+        RoleKind::Role => {
+            let mut rules = Vec::new();
+            for namespace in &request.namespaces {
+                let role = Api::<Role>::namespaced(ctx.client.clone(), namespace)
+                    .get_opt(&request.role.name)
+                    .await
+                    .map_err(observe)?;
+                match role {
+                    Some(role) => rules.extend(role.rules.unwrap_or_default()),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(rules))
+        }
+    }
+}
+
+/// Every RoleBinding and ClusterRoleBinding in the cluster, for the existing-access and
+/// separation-of-duties checks.
+fn existing_bindings(ctx: &Context) -> Vec<ExistingBinding> {
+    let role_bindings = ctx.role_bindings.state();
+    let cluster_bindings = ctx.cluster_role_bindings.state();
+    role_bindings
+        .iter()
+        .filter_map(|rb| ExistingBinding::from_role_binding(rb))
+        .chain(
+            cluster_bindings
+                .iter()
+                .filter_map(|crb| ExistingBinding::from_cluster_role_binding(crb)),
+        )
+        .collect()
+}
+
+/// Asks the review until the API server answers `expected`, for up to about 3 s: its RBAC
+/// authorizer learns of new and deleted bindings from a cache, a moment after they change.
+async fn review_until(
+    ctx: &Context,
+    review: &SubjectAccessReview,
+    expected: bool,
+) -> Result<bool, kube::Error> {
+    let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
+    let mut answer = false;
+    for attempt in 0..15 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        answer = api
+            .create(&PostParams::default(), review)
+            .await?
+            .status
+            .is_some_and(|s| s.allowed);
+        if answer == expected {
+            break;
+        }
+    }
+    Ok(answer)
+}
+
+/// The bindings other than this request's that grant its role to `subject` where it asked for.
+fn other_grants(
+    ctx: &Context,
+    request: &AcceptedRequest,
+    subject: &crate::api::common::Subject,
+) -> String {
+    let sources: Vec<String> = existing_bindings(ctx)
+        .into_iter()
+        .filter(|b| b.role == request.role && b.subjects.contains(subject))
+        .filter(|b| {
+            b.namespace
+                .as_ref()
+                .is_none_or(|ns| request.namespaces.contains(ns))
+        })
+        .map(|b| b.source)
+        .collect();
+    if sources.is_empty() {
+        "another role, group or binding".into()
+    } else {
+        sources.join(", ")
+    }
+}

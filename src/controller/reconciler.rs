@@ -1,0 +1,337 @@
+//! The one reconciler both kinds run, as named steps:
+//!
+//! 1. **observe** ([`Reconciled::observe`]): read the caches, the sources, the role rules and the
+//!    SubjectAccessReview answers the decision needs, once; decide nothing.
+//! 2. **decide** ([`Reconciled::decide`]): a pure function of what was observed (the lifecycle
+//!    core, [`crate::lifecycle::decide`]): the status, what must be provided, when to look again.
+//! 3. **act**: record a window the decision opens before anything is provided; make what is
+//!    provided exactly the decided set ([`Reconciled::converge`]); prove the result with the API
+//!    server ([`Reconciled::prove`]). A failure is folded into the status by
+//!    [`crate::lifecycle::outcome`], purely.
+//! 4. **report**: one status write (none when nothing changed), an Event per condition transition,
+//!    the kind's own Events and one audit line per phase change.
+//!
+//! Deleting an object runs [`Reconciled::converge`] with nothing wanted before its finalizer goes.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, future};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::jiff::Timestamp;
+use kube::core::object::HasStatus;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::status::{self, Written};
+use super::{Context, Error};
+use crate::api::conditions::{self, ConditionUpdate};
+use crate::lifecycle::decide::{Decision, Provision};
+use crate::lifecycle::kind::{Kind, Phase};
+use crate::lifecycle::outcome;
+
+/// What a reconcile changed among the objects it provides, for Events and metrics.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Converged {
+    /// Objects created or rewritten (a sync, a restored edit or a recreated deletion).
+    pub written: Vec<String>,
+    /// Objects removed.
+    pub deleted: Vec<String>,
+}
+
+/// An Event beyond the condition transitions.
+pub struct Note {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What decide returns: the lifecycle's decision and the objects that provide it.
+pub struct Planned<S, O> {
+    pub decision: Decision<S>,
+    /// What must exist while [`Provision::Provide`]; nothing exists otherwise.
+    pub provided: Vec<O>,
+}
+
+/// The status of a reconciled kind.
+type StatusOf<K> = <<K as Reconciled>::Core as Kind>::Status;
+
+/// A kind the one reconciler drives: an `AccessRequest` ([`super::access`]) or a
+/// `DataSharingAgreement` ([`super::sharing`]).
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + HasStatus<Status = <Self::Core as Kind>::Status>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Its part of the lifecycle core.
+    type Core: Kind<Status: Serialize + Send + Sync>;
+    /// What observe gathered.
+    type Observed: Send + Sync;
+    /// One object that provides what it grants.
+    type Object: Send + Sync;
+
+    /// Makes deleting it remove what it provided before the object goes.
+    const FINALIZER: &'static str;
+
+    /// Observe: everything the decision needs, read once.
+    fn observe(&self, ctx: &Context) -> impl Future<Output = Result<Self::Observed, Error>> + Send;
+
+    /// Decide: pure.
+    fn decide(
+        &self,
+        ctx: &Context,
+        observed: &Self::Observed,
+        now: Timestamp,
+    ) -> Planned<StatusOf<Self>, Self::Object>;
+
+    /// Makes what it provides exactly `wanted`; `by_name` also removes what its recorded status
+    /// names (an object whose owner label someone stripped is still removed).
+    fn converge(
+        &self,
+        ctx: &Context,
+        wanted: &[Self::Object],
+        by_name: bool,
+    ) -> impl Future<Output = Result<Converged, Error>> + Send;
+
+    /// Proof from the API server after what is provided started or ended, as a condition.
+    fn prove(
+        &self,
+        ctx: &Context,
+        observed: &Self::Observed,
+        before: Option<Phase>,
+        after: Option<Phase>,
+    ) -> impl Future<Output = Option<ConditionUpdate>> + Send;
+
+    /// The kind's own Events for a status written as `after` (e.g. new findings, a sync), and
+    /// for what converging changed while it was provided (`executed_before`).
+    fn notes(
+        &self,
+        before: Option<&StatusOf<Self>>,
+        after: &StatusOf<Self>,
+        converged: &Converged,
+        executed_before: bool,
+    ) -> Vec<Note>;
+
+    /// Counts what a written status records (latencies, syncs).
+    fn measure(
+        ctx: &Context,
+        before: Option<&StatusOf<Self>>,
+        after: &StatusOf<Self>,
+        now: Timestamp,
+    );
+
+    /// One structured line per phase change, for a SIEM.
+    fn audit(&self, status: &StatusOf<Self>);
+
+    /// The audit line of a deletion that removed `removed`.
+    fn audit_deleted(&self, removed: &[String]);
+}
+
+/// The phase of `status` as the core sees it.
+fn phase_of<K: Kind>(status: Option<&K::Status>) -> Option<Phase> {
+    status.and_then(|s| K::split(s.clone()).0.phase)
+}
+
+/// Runs the controller of `K` until `stop`: every object of `K`, re-checked all at once when
+/// `rechecks` yields (policy or integrity changes), and whatever `configure` adds (watches of
+/// the objects it provides and reads).
+pub async fn run<K: Reconciled>(
+    ctx: Arc<Context>,
+    rechecks: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    configure: impl FnOnce(Controller<K>, Store<K>) -> Controller<K>,
+) {
+    let controller = Controller::new(
+        Api::<K>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    );
+    let store = controller.store();
+    configure(controller, store)
+        .with_config(controller::Config::default().concurrency(8))
+        .reconcile_all_on(rechecks)
+        .graceful_shutdown_on(stop)
+        .run(
+            super::measured(reconcile::<K>),
+            |object, error, ctx| ctx.retry_after(object.as_ref(), error),
+            ctx,
+        )
+        .for_each(|result| {
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "controller error");
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = %K::kind(&()),
+        namespace = object.namespace(),
+        name = object.name_any()
+    );
+    finalizer(&api, K::FINALIZER, object, |event| async {
+        match event {
+            finalizer::Event::Apply(object) => steps(object.as_ref(), &ctx).await,
+            finalizer::Event::Cleanup(object) => cleanup(object.as_ref(), &ctx).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)))
+}
+
+/// observe → decide → act → report.
+async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let observed = object.observe(ctx).await?;
+    let planned = object.decide(ctx, &observed, now);
+    let Planned { decision, provided } = planned;
+    let before = object.status();
+    let phase_before = phase_of::<K::Core>(before);
+    let provide = decision.provision == Provision::Provide;
+    let generation = object.meta().generation;
+
+    // Act. A window the decision opens is recorded before anything is provided, so that nothing
+    // is ever provided without its end on record; a lost write race decides again from a fresh
+    // read.
+    let recorded;
+    let object = match outcome::opening::<K::Core>(&decision.status, before).filter(|_| provide) {
+        Some(opening) => match report(ctx, object, &opening, &[]).await? {
+            Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
+            Written::Unchanged => object,
+            Written::Yes(version) => {
+                recorded = status::recorded(object, &opening, version);
+                &recorded
+            }
+        },
+        None => object,
+    };
+    let wanted: &[K::Object] = if provide { &provided } else { &[] };
+    let executed_before = phase_before.is_some_and(Phase::is_executed);
+    // What may exist (its window is recorded and it has not ended yet) is removed by name too.
+    let may_exist = !phase_before.is_some_and(Phase::is_terminal);
+    let mut status = decision.status.clone();
+    let converged = match object.converge(ctx, wanted, may_exist).await {
+        Ok(converged) => converged,
+        Err(err) if !provide => {
+            let conditions = K::Core::conditions(&mut status);
+            status::record_removal(conditions, Some(&err), generation, now);
+            report(ctx, object, &status, &[]).await?;
+            return Err(err);
+        }
+        Err(err) => {
+            // What could not be provided whole must not exist in part: the retry provides it
+            // whole within the recorded window. What was provided before stays while retried.
+            if !executed_before {
+                object.converge(ctx, &[], true).await?;
+            }
+            let failed = outcome::provisioning_failed::<K::Core>(
+                status,
+                object.status(),
+                &err.to_string(),
+                generation,
+                now,
+            );
+            report(ctx, object, &failed, &[]).await?;
+            return Err(err);
+        }
+    };
+    if !provide {
+        status::record_removal(K::Core::conditions(&mut status), None, generation, now);
+    }
+    let phase_after = phase_of::<K::Core>(Some(&status));
+    if phase_after != phase_before
+        && let Some(proof) = object
+            .prove(ctx, &observed, phase_before, phase_after)
+            .await
+    {
+        conditions::set_condition(
+            K::Core::conditions(&mut status),
+            proof,
+            generation,
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+        );
+    }
+
+    // Report.
+    let mut notes = object.notes(before, &status, &converged, executed_before);
+    if let Some(reminder) = &decision.reminder {
+        notes.push(Note {
+            type_: EventType::Normal,
+            reason: "ApprovalReminder",
+            message: reminder.clone(),
+        });
+    }
+    match report(ctx, object, &status, &notes).await? {
+        Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
+        Written::Yes(_) => K::measure(ctx, before, &status, Timestamp::now()),
+        Written::Unchanged => {}
+    }
+    ctx.reset_backoff(object);
+    Ok(super::next_check(decision.wake_at, now, ctx.resync_period))
+}
+
+/// Deleting an object ends what it provides at once: everything goes before the finalizer is
+/// removed.
+async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    let converged = object.converge(ctx, &[], true).await?;
+    if !converged.deleted.is_empty() {
+        let note = format!(
+            "{} deleted; removed {}",
+            K::Core::WORDING.noun,
+            converged.deleted.join(", ")
+        );
+        status::publish(
+            ctx,
+            object,
+            EventType::Normal,
+            crate::api::conditions::reason::REVOKED,
+            &note,
+        )
+        .await;
+    }
+    object.audit_deleted(&converged.deleted);
+    Ok(Action::await_change())
+}
+
+/// Writes the status when it changed, with an Event per condition transition, the kind's notes,
+/// and one audit line per phase change.
+async fn report<K: Reconciled>(
+    ctx: &Context,
+    object: &K,
+    desired: &StatusOf<K>,
+    notes: &[Note],
+) -> Result<Written, Error> {
+    let current = object.status();
+    let written = status::apply(ctx, object, current, desired).await?;
+    if matches!(written, Written::Yes(_)) {
+        let conditions_of = |status: &StatusOf<K>| K::Core::split(status.clone()).0.conditions;
+        let before = current.map(conditions_of).unwrap_or_default();
+        status::publish_transitions(ctx, object, &before, &conditions_of(desired)).await;
+        if phase_of::<K::Core>(current) != phase_of::<K::Core>(Some(desired)) {
+            object.audit(desired);
+        }
+    }
+    if written != Written::Stale {
+        for note in notes {
+            status::publish(ctx, object, note.type_, note.reason, &note.message).await;
+        }
+    }
+    Ok(written)
+}

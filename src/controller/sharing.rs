@@ -1,0 +1,568 @@
+//! The DataSharingAgreement in the one reconciler ([`super::reconciler`]): observe its policy,
+//! its sources (values of the listed keys only) and its reviewers' rights; decide with
+//! [`crate::sharing::kind::plan`]; provide the copies or the Role that carry the share.
+//!
+//! A change to a source Secret or ConfigMap (only its metadata is watched: values are read when
+//! needed, never cached) reconciles the agreements naming it, so rotations propagate at once; a
+//! change to a shared object reconciles its agreement, so edits are reverted at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::Stream;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PartialObjectMeta;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+
+use super::reconciler::{self, Converged, Note, Planned, Reconciled};
+use super::{Context, Error, approvers};
+use crate::api::conditions::{ConditionUpdate, READY, reason};
+use crate::api::{
+    DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
+    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
+};
+use crate::lifecycle::Refusal;
+use crate::lifecycle::kind::Phase;
+use crate::provision::sharing::{self as shares, Shared, Source, Target};
+use crate::sharing::classification::{self, ObservedSource, SourceKind};
+use crate::sharing::kind::{self, Checked, SharingKind};
+use crate::sharing::{self as policy_check, AcceptedShare};
+
+/// Finalizer that makes deleting an agreement remove what it shared before the object goes.
+pub const FINALIZER: &str = "gatehouse.dev/remove-share";
+
+/// Reconciles every DataSharingAgreement until `stop`; `policy_changes` re-checks them all
+/// whenever a SharingPolicy changes.
+pub async fn run(
+    ctx: Arc<Context>,
+    policy_changes: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let sweeper = ctx.clone();
+    reconciler::run::<DataSharingAgreement>(
+        ctx.clone(),
+        policy_changes,
+        stop,
+        |controller, agreements| {
+            tokio::spawn(sweep_orphans(sweeper, agreements.clone()));
+            ctx.metrics.count_agreements(agreements.clone());
+            let owned = watcher::Config::default().labels(OWNER_LABEL);
+            let secrets = watcher(
+                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects();
+            let config_maps = watcher(
+                Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects();
+            let by_secret = {
+                let agreements = agreements.clone();
+                move |meta: PartialObjectMeta<Secret>| {
+                    affected(&agreements, SourceKind::Secret, &meta)
+                }
+            };
+            let by_config_map = move |meta: PartialObjectMeta<ConfigMap>| {
+                affected(&agreements, SourceKind::ConfigMap, &meta)
+            };
+            controller
+                .watches_stream(secrets, by_secret)
+                .watches_stream(config_maps, by_config_map)
+                .watches(Api::<Role>::all(client.clone()), owned.clone(), |r| {
+                    owner_of(&r)
+                })
+                .watches(Api::<RoleBinding>::all(client), owned, |rb| owner_of(&rb))
+        },
+    )
+    .await;
+}
+
+/// The agreements a changed Secret or ConfigMap concerns: the one it was made for, and every
+/// agreement in its namespace that names it as a source.
+fn affected<K: Resource<DynamicType = ()>>(
+    agreements: &Store<DataSharingAgreement>,
+    kind: SourceKind,
+    object: &PartialObjectMeta<K>,
+) -> Vec<ObjectRef<DataSharingAgreement>> {
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let names_it = |spec: &DataSharingAgreementSpec| {
+        spec.data.iter().any(|item| {
+            let source = match kind {
+                SourceKind::Secret => &item.secret,
+                SourceKind::ConfigMap => &item.config_map,
+            };
+            source.as_deref() == Some(name.as_str())
+        })
+    };
+    let made_for =
+        shares::agreement_of(&object.metadata).map(|(ns, name)| ObjectRef::new(&name).within(&ns));
+    agreements
+        .state()
+        .iter()
+        .filter(|a| a.namespace().as_deref() == Some(namespace.as_str()) && names_it(&a.spec))
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .chain(made_for)
+        .collect()
+}
+
+fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<DataSharingAgreement>> {
+    let (namespace, name) = shares::agreement_of(object.meta())?;
+    Some(ObjectRef::new(&name).within(&namespace))
+}
+
+/// Deletes objects made for agreements that no longer exist (a finalizer removed by hand, or a
+/// deletion while the operator was down): nothing shared outlives its agreement. A GET confirms
+/// the agreement is really gone before anything is deleted.
+async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement>) {
+    loop {
+        tokio::time::sleep(ctx.sweep_interval).await;
+        let objects = match shares::all_owned(&ctx.client).await {
+            Ok(objects) => objects,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot look for orphaned shares");
+                continue;
+            }
+        };
+        let live: BTreeSet<(String, String)> = agreements
+            .state()
+            .iter()
+            .filter(|a| !super::abandoned(Some(a.as_ref()), FINALIZER))
+            .map(|a| (a.namespace().unwrap_or_default(), a.name_any()))
+            .collect();
+        for object in objects {
+            let Some((namespace, name)) = object.agreement() else {
+                continue;
+            };
+            if live.contains(&(namespace.clone(), name.clone())) {
+                continue;
+            }
+            let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &namespace);
+            match api.get_opt(&name).await {
+                Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
+                _ => continue,
+            }
+            match shares::delete(&ctx.client, &object).await {
+                Ok(()) => tracing::info!(
+                    target: "audit",
+                    object = format!("{} {}", object.kind(), object.describe()),
+                    agreement = format!("{namespace}/{name}"),
+                    decision = "OrphanRemoved",
+                    "removed a shared object whose data sharing agreement no longer exists"
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned share"),
+            }
+        }
+    }
+}
+
+/// What the decision of an agreement needs, read once per reconcile.
+pub struct Observed {
+    accepted: Result<AcceptedShare, Refusal>,
+    policy: Option<Arc<SharingPolicy>>,
+    /// What classification needs of each source (labels, which keys exist).
+    observed: Vec<ObservedSource>,
+    /// The sources with the values of their listed keys only.
+    sources: Vec<Source>,
+    unauthorized: Vec<(String, String)>,
+    integrity_problem: Option<String>,
+}
+
+impl Observed {
+    /// What the sources are now, or why they cannot be shared as listed.
+    fn classification(
+        &self,
+        spec: &DataSharingAgreementSpec,
+    ) -> Result<crate::api::ClassificationResult, Refusal> {
+        classification::classify(&self.observed).and_then(|found| {
+            classification::check_whole_objects(spec.transfer.method, &self.observed)
+                .map(|()| found)
+        })
+    }
+
+    /// Reviews and the agreement gate, when both the policy and the sources pass.
+    fn checked(&self, spec: &DataSharingAgreementSpec) -> Result<Checked, Refusal> {
+        let classification = self.classification(spec);
+        match (&self.accepted, &classification, &self.policy) {
+            (Ok(accepted), Ok(found), Some(policy)) => {
+                classification::check_combination(&accepted.policy, &policy.spec, spec, found).map(
+                    |gate| Checked {
+                        policy: accepted.policy.clone(),
+                        retention: accepted.retention,
+                        pending_timeout: policy.spec.pending_timeout.clone(),
+                        required: classification::required_reviews(
+                            &policy.spec.reviews,
+                            found,
+                            &spec.recipient,
+                        ),
+                        gate,
+                    },
+                )
+            }
+            (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
+            (Ok(_), Ok(_), None) => Err(Refusal::new(
+                reason::POLICY_NOT_FOUND,
+                "the governing SharingPolicy disappeared",
+            )),
+        }
+    }
+}
+
+impl Reconciled for DataSharingAgreement {
+    type Core = SharingKind;
+    type Observed = Observed;
+    type Object = Shared;
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn observe(&self, ctx: &Context) -> Result<Observed, Error> {
+        let namespace = self.namespace().unwrap_or_default();
+        let spec = &self.spec;
+        let terminal = self
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(SharingPhase::is_terminal);
+        let policies = ctx.sharing_policies.state();
+        let policy_refs: Vec<&SharingPolicy> = policies.iter().map(Arc::as_ref).collect();
+        let accepted =
+            policy_check::accept(spec, &namespace, &policy_refs, &ctx.namespace_labels());
+        let policy = accepted.as_ref().ok().and_then(|a| {
+            policies
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(a.policy.as_str()))
+                .cloned()
+        });
+        let (observed, sources) = if terminal {
+            (Vec::new(), Vec::new())
+        } else {
+            read_sources(ctx, &namespace, spec).await?
+        };
+        let mut observed = Observed {
+            accepted,
+            policy,
+            observed,
+            sources,
+            unauthorized: Vec::new(),
+            integrity_problem: ctx.integrity.problem(),
+        };
+        // Also while active: the reviews that keep a share are re-derived on every reconcile.
+        if !terminal {
+            let required = observed
+                .checked(spec)
+                .map(|c| c.required)
+                .unwrap_or_default();
+            observed.unauthorized =
+                unauthorized_reviews(ctx, self, observed.policy.as_deref(), &required).await?;
+        }
+        Ok(observed)
+    }
+
+    fn decide(
+        &self,
+        ctx: &Context,
+        observed: &Observed,
+        now: Timestamp,
+    ) -> Planned<DataSharingAgreementStatus, Shared> {
+        let namespace = self.namespace().unwrap_or_default();
+        let name = self.name_any();
+        let spec = &self.spec;
+        let target = Target {
+            agreement_namespace: &namespace,
+            agreement_name: &name,
+            spec,
+            egress_namespace: observed
+                .policy
+                .as_ref()
+                .and_then(|p| p.spec.egress_namespace.as_deref()),
+        };
+        let provided = shares::desired(&target, &observed.sources);
+        let no_annotations = BTreeMap::new();
+        let decision = kind::plan(&kind::Observation {
+            unauthorized_decisions: &observed.unauthorized,
+            requester: &spec.requester,
+            filed_by: self
+                .annotations()
+                .get(FILED_BY_ANNOTATION)
+                .map(String::as_str),
+            sealer: ctx.sealer("DataSharingAgreement", self),
+            recipient_description: Some(policy_check::describe_recipient(&spec.recipient)),
+            recipient: kind::recipient_subject(
+                spec.recipient.namespace.as_deref(),
+                spec.recipient.service_account.as_deref(),
+            ),
+            annotations: self
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&no_annotations),
+            agreement_reference: spec.agreement.as_ref().map(|a| a.reference.as_str()),
+            created: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            generation: self.metadata.generation,
+            current: self.status.as_ref(),
+            approvals_unverified: observed.integrity_problem.as_deref(),
+            accepted: observed.accepted.as_ref().map(|_| ()).map_err(Clone::clone),
+            classification: observed.classification(spec),
+            checked: observed.checked(spec),
+            provided: provided
+                .iter()
+                .map(|o| o.record(&observed.sources))
+                .collect(),
+            source_versions: observed.sources.iter().map(Source::version).collect(),
+            now,
+        });
+        Planned { decision, provided }
+    }
+
+    async fn converge(
+        &self,
+        ctx: &Context,
+        wanted: &[Shared],
+        _by_name: bool,
+    ) -> Result<Converged, Error> {
+        let owner = crate::api::owner_label_value(
+            "DataSharingAgreement",
+            &self.namespace().unwrap_or_default(),
+            &self.name_any(),
+        );
+        let converged = shares::converge(&ctx.client, &owner, wanted).await?;
+        Ok(Converged {
+            written: converged.written,
+            deleted: converged.deleted,
+        })
+    }
+
+    async fn prove(
+        &self,
+        _: &Context,
+        _: &Observed,
+        _: Option<Phase>,
+        _: Option<Phase>,
+    ) -> Option<ConditionUpdate> {
+        None
+    }
+
+    fn notes(
+        &self,
+        before: Option<&DataSharingAgreementStatus>,
+        after: &DataSharingAgreementStatus,
+        converged: &Converged,
+        executed_before: bool,
+    ) -> Vec<Note> {
+        let shared = after.phase == Some(SharingPhase::Active);
+        if !executed_before || !shared || converged.written.is_empty() {
+            return Vec::new();
+        }
+        let written = converged.written.join(", ");
+        vec![if synced(before, after) {
+            Note {
+                type_: EventType::Normal,
+                reason: "Synced",
+                message: format!("a source changed; re-shared {written}"),
+            }
+        } else {
+            Note {
+                type_: EventType::Warning,
+                reason: "DriftRepaired",
+                message: format!(
+                    "a shared object was edited or deleted; restored to the approved state: {written}"
+                ),
+            }
+        }]
+    }
+
+    fn measure(
+        ctx: &Context,
+        before: Option<&DataSharingAgreementStatus>,
+        after: &DataSharingAgreementStatus,
+        _: Timestamp,
+    ) {
+        if synced(before, after) {
+            ctx.metrics.share_synced();
+        }
+    }
+
+    fn audit(&self, status: &DataSharingAgreementStatus) {
+        let ready = crate::api::conditions::find(&status.conditions, READY);
+        let approvers: Vec<String> = status
+            .approvals
+            .iter()
+            .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+            .collect();
+        let data: Vec<String> = self
+            .spec
+            .data
+            .iter()
+            .map(|item| {
+                let object = item
+                    .secret
+                    .as_ref()
+                    .map(|s| format!("Secret/{s}"))
+                    .or_else(|| item.config_map.as_ref().map(|c| format!("ConfigMap/{c}")))
+                    .unwrap_or_default();
+                format!("{object}[{}]", item.keys.join(","))
+            })
+            .collect();
+        tracing::info!(
+            target: "audit",
+            kind = "DataSharingAgreement",
+            namespace = self.namespace().unwrap_or_default(),
+            name = self.name_any(),
+            requester = self.spec.requester,
+            recipient = status.recipient.as_deref().unwrap_or_default(),
+            method = classification::method_name(self.spec.transfer.method),
+            data = data.join(" "),
+            classification = status.classification.as_ref().map(|c| classification::level_name(c.level)).unwrap_or_default(),
+            phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+            policy = status.policy.as_deref().unwrap_or_default(),
+            approvals = approvers.join(","),
+            expires_at = status.share.as_ref().map(|s| s.expires_at.0.to_string()).unwrap_or_default(),
+            reason = ready.map(|c| c.reason.as_str()).unwrap_or_default(),
+            message = ready.map(|c| c.message.as_str()).unwrap_or_default(),
+            "data sharing decision"
+        );
+    }
+
+    fn audit_deleted(&self, removed: &[String]) {
+        tracing::info!(
+            target: "audit",
+            kind = "DataSharingAgreement",
+            namespace = self.namespace().unwrap_or_default(),
+            name = self.name_any(),
+            requester = self.spec.requester,
+            removed = removed.join(","),
+            decision = "Deleted",
+            "data sharing agreement deleted; everything it shared was removed"
+        );
+    }
+}
+
+/// Whether the status written as `after` records a sync `before` did not: new source versions
+/// shared.
+fn synced(before: Option<&DataSharingAgreementStatus>, after: &DataSharingAgreementStatus) -> bool {
+    let last = |status: Option<&DataSharingAgreementStatus>| {
+        status
+            .and_then(|s| s.share.as_ref())
+            .and_then(|s| s.syncs.last())
+            .map(|sync| sync.sources.clone())
+    };
+    last(Some(after)).is_some() && last(Some(after)) != last(before)
+}
+
+/// The review annotations that do not count, with why. Admission checks a reviewer's right in the
+/// agreement's namespace, whose admins hold every verb there; roles the policy lists in
+/// `clusterWideApprovers` count only cluster-wide. Only required reviews are checked: other roles'
+/// annotations never count anyway. Whoever can read what the share delivers, or act as the
+/// recipient, reviews nothing on it.
+async fn unauthorized_reviews(
+    ctx: &Context,
+    agreement: &DataSharingAgreement,
+    policy: Option<&SharingPolicy>,
+    required: &[String],
+) -> Result<Vec<(String, String)>, Error> {
+    let spec = &agreement.spec;
+    let cluster_wide = policy
+        .map(|p| p.spec.cluster_wide_approvers.clone())
+        .unwrap_or_default();
+    let mut controls = Vec::new();
+    match (spec.transfer.method, spec.recipient.namespace.as_deref()) {
+        (TransferMethod::Copy, Some(recipient)) => controls.push(approvers::secrets_in(recipient)),
+        (TransferMethod::Export, _) => controls.extend(
+            policy
+                .and_then(|p| p.spec.egress_namespace.as_deref())
+                .map(approvers::secrets_in),
+        ),
+        _ => {}
+    }
+    if let (Some(recipient), Some(account)) = (
+        spec.recipient.namespace.as_deref(),
+        spec.recipient.service_account.as_deref(),
+    ) {
+        controls.push(approvers::service_account_tokens(recipient, account));
+    }
+    approvers::unauthorized(
+        ctx,
+        agreement.annotations(),
+        |role| {
+            if !required.iter().any(|r| r == role) {
+                None
+            } else if cluster_wide.iter().any(|r| r == role) {
+                Some(vec![None])
+            } else {
+                // Admission checked the right in this namespace; the controls remain.
+                Some(Vec::new())
+            }
+        },
+        &controls,
+    )
+    .await
+}
+
+/// Reads every source the agreement lists: what classification needs (labels, which keys exist)
+/// and, for the share, the values of the listed keys only. Other keys are never read into the
+/// share.
+async fn read_sources(
+    ctx: &Context,
+    namespace: &str,
+    spec: &DataSharingAgreementSpec,
+) -> Result<(Vec<ObservedSource>, Vec<Source>), Error> {
+    let observe = |source| Error::Observe {
+        what: "a source of the data sharing agreement",
+        source,
+    };
+    let mut observed = Vec::new();
+    let mut sources = Vec::new();
+    for item in &spec.data {
+        let Some(listed) = ObservedSource::from_item(item) else {
+            continue;
+        };
+        let found = match listed.kind {
+            SourceKind::Secret => Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(&listed.name)
+                .await
+                .map_err(observe)?
+                .map(|secret| {
+                    let data = secret.data.unwrap_or_default();
+                    (secret.metadata, data)
+                }),
+            SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
+                .get_opt(&listed.name)
+                .await
+                .map_err(observe)?
+                .map(|config_map| {
+                    let text = config_map
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, ByteString(v.into_bytes())));
+                    let binary = config_map.binary_data.unwrap_or_default();
+                    (config_map.metadata, text.chain(binary).collect())
+                }),
+        };
+        let Some((metadata, data)) = found else {
+            observed.push(listed);
+            continue;
+        };
+        sources.push(Source {
+            kind: listed.kind,
+            name: listed.name.clone(),
+            resource_version: metadata.resource_version.clone().unwrap_or_default(),
+            values: data
+                .iter()
+                .filter(|(key, _)| listed.listed_keys.contains(key))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+        observed.push(listed.found(metadata.labels.as_ref(), data.into_keys()));
+    }
+    Ok((observed, sources))
+}
