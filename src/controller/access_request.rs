@@ -5,18 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, future};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use tracing::instrument;
 
 use super::status::Written;
-use super::{Context, Error, access_verification, approvers, status};
+use super::{Context, Error, access_verification, approvers, status, sweep};
+use crate::access::bindings as rbac;
 use crate::access::findings::{self, Checks, ExistingBinding};
 use crate::access::kind::{self, Access, Plan};
 use crate::access::{self, AcceptedRequest};
@@ -24,39 +24,29 @@ use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{self, GRANTED, READY, reason};
 use crate::api::{
     AccessPhase, AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION,
-    OWNER_ANNOTATION, OWNER_LABEL,
 };
-use crate::provision::rbac::{self, Binding};
+use crate::apply::{self, Object as Binding, OwnerKind};
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/revoke-access";
 
 /// Reconciles every AccessRequest until `stop`; `policy_changes` re-checks them all whenever an
-/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request.
+/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request
+/// (heard from the owned index once it holds the change, so the reconcile sees it).
 pub async fn run(
     ctx: Arc<Context>,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let owned = watcher::Config::default().labels(OWNER_LABEL);
     let controller = Controller::new(
         Api::<AccessRequest>::all(ctx.client.clone()),
         watcher::Config::default(),
     );
-    tokio::spawn(sweep_orphans(ctx.clone(), controller.store()));
+    tokio::spawn(sweep::sweep_orphans(ctx.clone(), controller.store()));
     ctx.metrics.count_requests(controller.store());
     controller
         .with_config(controller::Config::default().concurrency(8))
-        .watches(
-            Api::<RoleBinding>::all(ctx.client.clone()),
-            owned.clone(),
-            |rb| owner_of(&rb),
-        )
-        .watches(
-            Api::<ClusterRoleBinding>::all(ctx.client.clone()),
-            owned,
-            |crb| owner_of(&crb),
-        )
+        .reconcile_on(ctx.owned.changes(OwnerKind::AccessRequest))
         .reconcile_all_on(policy_changes)
         .graceful_shutdown_on(stop)
         .run(
@@ -71,59 +61,6 @@ pub async fn run(
             future::ready(())
         })
         .await;
-}
-
-/// Deletes bindings the operator made whose request no longer exists (its finalizer was removed by
-/// hand, or it was deleted while the operator was down): access never outlives its request. The
-/// cache proposes candidates; a GET confirms the request is really gone before anything is deleted.
-async fn sweep_orphans(
-    ctx: Arc<Context>,
-    requests: kube::runtime::reflector::Store<AccessRequest>,
-) {
-    loop {
-        tokio::time::sleep(ctx.sweep_interval).await;
-        let live = requests
-            .state()
-            .iter()
-            .filter(|r| !super::abandoned(Some(r.as_ref()), FINALIZER))
-            .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
-            .collect();
-        let candidates = rbac::orphan_candidates(
-            &ctx.role_bindings.state(),
-            &ctx.cluster_role_bindings.state(),
-            &live,
-        );
-        for (binding, owner) in candidates {
-            if let Some((namespace, name)) = &owner {
-                let api = Api::<AccessRequest>::namespaced(ctx.client.clone(), namespace);
-                match api.get_opt(name).await {
-                    Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
-                    _ => continue,
-                }
-            }
-            match rbac::delete(&ctx.client, &binding).await {
-                Ok(()) => tracing::info!(
-                    target: "audit",
-                    binding = rbac::describe(&binding),
-                    request = owner.map(|(ns, name)| format!("{ns}/{name}")).unwrap_or_default(),
-                    decision = "OrphanRemoved",
-                    "removed a binding whose access request no longer exists"
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned binding"),
-            }
-        }
-    }
-}
-
-/// The request a binding belongs to, from the annotation the operator puts on it.
-fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<AccessRequest>> {
-    let (namespace, name) = object
-        .meta()
-        .annotations
-        .as_ref()?
-        .get(OWNER_ANNOTATION)?
-        .split_once('/')?;
-    Some(ObjectRef::new(name).within(namespace))
 }
 
 #[instrument(skip_all, fields(namespace = request.namespace(), name = request.name_any()))]
@@ -385,13 +322,8 @@ async fn converge(
     by_name: bool,
 ) -> Result<bool, Error> {
     let namespace = request.namespace().unwrap_or_default();
-    let existing = rbac::owned(
-        &namespace,
-        &request.name_any(),
-        &ctx.role_bindings.state(),
-        &ctx.cluster_role_bindings.state(),
-    );
-    let mut repair = rbac::repair(wanted, &existing);
+    let owner = apply::Owner::new(OwnerKind::AccessRequest, &namespace, &request.name_any());
+    let mut changes = apply::diff(wanted, &ctx.owned.owned_by(&owner));
     // Removal also goes by name: a binding whose owner label someone stripped, or that the cache
     // has not seen yet, is still named in the recorded grant. Only this request's own name is
     // taken from there, so that a status can never make the operator delete another binding.
@@ -403,22 +335,16 @@ async fn converge(
             .and_then(|s| s.grant.as_ref())
             .map(|g| g.bindings.as_slice())
             .unwrap_or_default();
-        for reference in recorded {
-            if reference.name == own_name && !repair.delete.contains(reference) {
-                repair.delete.push(reference.clone());
-            }
+        for key in recorded
+            .iter()
+            .filter(|reference| reference.name == own_name)
+            .filter_map(apply::Key::of_binding)
+        {
+            changes.delete_also(key);
         }
     }
-    for reference in &repair.delete {
-        rbac::delete(&ctx.client, reference).await?;
-    }
-    for binding in &repair.create {
-        rbac::apply(&ctx.client, binding).await?;
-    }
-    for binding in &repair.restore {
-        rbac::restore(&ctx.client, binding, &existing).await?;
-    }
-    Ok(!repair.is_empty())
+    let applied = apply::execute(&ctx.client, &changes).await?;
+    Ok(!applied.is_empty())
 }
 
 /// Deleting a request revokes at once: every binding goes before the finalizer is removed.

@@ -2,13 +2,11 @@
 //! ([`kind::plan`]) → act (create, sync or remove the shared objects) → report (status
 //! as the sharing record, Events, audit).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PartialObjectMeta;
@@ -21,17 +19,18 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::instrument;
 
 use super::status::Written;
-use super::{Context, Error, approvers, status};
+use super::{Context, Error, approvers, status, sweep};
 use crate::api::conditions::{self, READY, SHARED, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
-    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
+    FILED_BY_ANNOTATION, SharingPhase, SharingPolicy, TransferMethod,
 };
+use crate::apply::{self, OwnerKind};
 use crate::lifecycle::Refusal;
-use crate::provision::sharing::{self as shares, Source, Target};
 use crate::sharing;
 use crate::sharing::classification::{self, ObservedSource, SourceKind};
 use crate::sharing::kind::{self, Checked, Share};
+use crate::sharing::objects::{self as shares, Source, Target};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/remove-share";
@@ -39,8 +38,9 @@ pub const FINALIZER: &str = "gatehouse.dev/remove-share";
 /// Reconciles every DataSharingAgreement until `stop`; `policy_changes` re-checks them all
 /// whenever a SharingPolicy changes. A change to a source Secret or ConfigMap (only its metadata
 /// is watched: values are read when needed, never cached) reconciles the agreements naming it, so
-/// rotations propagate at once; a change to a shared object reconciles its agreement, so edits
-/// are reverted at once.
+/// rotations propagate at once; a change to a shared object reconciles its agreement (heard from
+/// the owned index once it holds the change, so the reconcile sees it), so edits are reverted at
+/// once.
 pub async fn run(
     ctx: Arc<Context>,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
@@ -51,9 +51,8 @@ pub async fn run(
         watcher::Config::default(),
     );
     let agreements = controller.store();
-    tokio::spawn(sweep_orphans(ctx.clone(), agreements.clone()));
+    tokio::spawn(sweep::sweep_orphans(ctx.clone(), agreements.clone()));
     ctx.metrics.count_agreements(agreements.clone());
-    let owned = watcher::Config::default().labels(OWNER_LABEL);
     let secrets = watcher(
         Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
         watcher::Config::default(),
@@ -80,12 +79,7 @@ pub async fn run(
         .with_config(controller::Config::default().concurrency(8))
         .watches_stream(secrets, by_secret)
         .watches_stream(config_maps, by_config_map)
-        .watches(Api::<Role>::all(ctx.client.clone()), owned.clone(), |r| {
-            owner_of(&r)
-        })
-        .watches(Api::<RoleBinding>::all(ctx.client.clone()), owned, |rb| {
-            owner_of(&rb)
-        })
+        .reconcile_on(ctx.owned.changes(OwnerKind::DataSharingAgreement))
         .reconcile_all_on(policy_changes)
         .graceful_shutdown_on(stop)
         .run(
@@ -102,8 +96,8 @@ pub async fn run(
         .await;
 }
 
-/// The agreements a changed Secret or ConfigMap concerns: the one it was made for, and every
-/// agreement in its namespace that names it as a source.
+/// The agreements a changed Secret or ConfigMap concerns: every agreement in its namespace that
+/// names it as a source. (The one a shared Secret was made for hears of it from the owned index.)
 fn affected<K: Resource<DynamicType = ()>>(
     agreements: &Store<DataSharingAgreement>,
     kind: SourceKind,
@@ -120,65 +114,12 @@ fn affected<K: Resource<DynamicType = ()>>(
             source.as_deref() == Some(name.as_str())
         })
     };
-    let made_for =
-        shares::agreement_of(&object.metadata).map(|(ns, name)| ObjectRef::new(&name).within(&ns));
     agreements
         .state()
         .iter()
         .filter(|a| a.namespace().as_deref() == Some(namespace.as_str()) && names_it(&a.spec))
         .map(|a| ObjectRef::from_obj(a.as_ref()))
-        .chain(made_for)
         .collect()
-}
-
-fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<DataSharingAgreement>> {
-    let (namespace, name) = shares::agreement_of(object.meta())?;
-    Some(ObjectRef::new(&name).within(&namespace))
-}
-
-/// Deletes objects made for agreements that no longer exist (a finalizer removed by hand, or a
-/// deletion while the operator was down): nothing shared outlives its agreement. A GET confirms
-/// the agreement is really gone before anything is deleted.
-async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement>) {
-    loop {
-        tokio::time::sleep(ctx.sweep_interval).await;
-        let objects = match shares::all_owned(&ctx.client).await {
-            Ok(objects) => objects,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot look for orphaned shares");
-                continue;
-            }
-        };
-        let live: BTreeSet<(String, String)> = agreements
-            .state()
-            .iter()
-            .filter(|a| !super::abandoned(Some(a.as_ref()), FINALIZER))
-            .map(|a| (a.namespace().unwrap_or_default(), a.name_any()))
-            .collect();
-        for object in objects {
-            let Some((namespace, name)) = object.agreement() else {
-                continue;
-            };
-            if live.contains(&(namespace.clone(), name.clone())) {
-                continue;
-            }
-            let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &namespace);
-            match api.get_opt(&name).await {
-                Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
-                _ => continue,
-            }
-            match shares::delete(&ctx.client, &object).await {
-                Ok(()) => tracing::info!(
-                    target: "audit",
-                    object = format!("{} {}", object.kind(), object.describe()),
-                    agreement = format!("{namespace}/{name}"),
-                    decision = "OrphanRemoved",
-                    "removed a shared object whose data sharing agreement no longer exists"
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned share"),
-            }
-        }
-    }
 }
 
 #[instrument(skip_all, fields(namespace = agreement.namespace(), name = agreement.name_any()))]
@@ -380,16 +321,17 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             .as_ref()
             .is_none_or(|share| share.removed_at.is_some())
         && agreement.status.as_ref() == Some(&plan.status);
+    let owner = target.owner();
     let converged = if already_removed {
-        shares::Converged::default()
+        apply::Applied::default()
     } else {
-        match shares::converge(&ctx.client, &target.owner(), &wanted).await {
+        match apply::converge(&ctx.client, &ctx.owned, &owner, &wanted).await {
             Ok(converged) => converged,
             Err(err) if plan.share == Share::Execute => {
                 // A share that could not be executed whole must not exist in part; an active one
                 // keeps what it had (approved scope, possibly stale) while the sync is retried.
                 if !was_active {
-                    shares::converge(&ctx.client, &target.owner(), &[]).await?;
+                    apply::converge(&ctx.client, &ctx.owned, &owner, &[]).await?;
                 }
                 let err = Error::from(err);
                 sharing_failed(
@@ -431,7 +373,7 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
         && (reference || !converged.written.is_empty())
         && let Some(share) = desired.share.as_mut()
     {
-        share.objects = wanted.iter().map(|o| o.record(&sources)).collect();
+        share.objects = wanted.iter().map(|o| shares::record(o, &sources)).collect();
         synced = kind::record_sync(share, sources.iter().map(Source::version).collect(), now);
     }
 
@@ -528,12 +470,12 @@ async fn read_sources(
 /// Deleting an agreement ends the share at once: every shared object goes before the finalizer is
 /// removed.
 async fn cleanup(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action, Error> {
-    let owner = crate::api::owner_label_value(
-        "DataSharingAgreement",
+    let owner = apply::Owner::new(
+        OwnerKind::DataSharingAgreement,
         &agreement.namespace().unwrap_or_default(),
         &agreement.name_any(),
     );
-    let converged = shares::converge(&ctx.client, &owner, &[]).await?;
+    let converged = apply::converge(&ctx.client, &ctx.owned, &owner, &[]).await?;
     if !converged.deleted.is_empty() {
         let note = format!(
             "agreement deleted; removed {}",
