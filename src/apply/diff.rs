@@ -1,7 +1,7 @@
 //! What must change so that an owner's objects are exactly the desired ones: a pure comparison of
 //! the desired objects with those the owner already has.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::object::{Key, Object};
 
@@ -54,7 +54,7 @@ pub fn diff(desired: &[Object], existing: &[Object]) -> Changes {
             }
         }
     }
-    let desired_keys: Vec<Key> = desired.iter().map(Object::key).collect();
+    let desired_keys: BTreeSet<Key> = desired.iter().map(Object::key).collect();
     changes.delete = existing
         .iter()
         .map(Object::key)

@@ -185,7 +185,7 @@ impl Index {
         let touched = {
             let mut shelf = self.shelf();
             let touched = shelf.record(change);
-            if shelf.listed.len() == 4 {
+            if shelf.listed.len() == Kind::ALL.len() {
                 self.synced
                     .send_if_modified(|synced| !std::mem::replace(synced, true));
             }
@@ -294,12 +294,7 @@ mod tests {
     }
 
     fn all_listed(index: &Index) {
-        for kind in [
-            Kind::Secret,
-            Kind::Role,
-            Kind::RoleBinding,
-            Kind::ClusterRoleBinding,
-        ] {
+        for kind in Kind::ALL {
             index.record(Change::RelistStarted(kind));
             index.record(Change::RelistDone(kind));
         }

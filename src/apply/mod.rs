@@ -183,6 +183,27 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_name_is_refused_in_the_words_of_its_owner() {
+        let taken = |owner| {
+            Error::NameTaken {
+                kind: "Secret",
+                name: "analytics/orders.to-analytics.db".into(),
+                owner,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            taken("agreement"),
+            "Secret analytics/orders.to-analytics.db already exists and was not created for this agreement, so Gatehouse will not overwrite it; delete or rename it, or file the agreement under another name"
+        );
+        assert!(
+            taken("request").contains("not created for this request"),
+            "{}",
+            taken("request")
+        );
+    }
+
+    #[test]
     fn other_refusals_say_which_rights_the_operator_needs() {
         let err = Error::apply(
             "RoleBinding",

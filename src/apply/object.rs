@@ -33,6 +33,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Secret,
+        Kind::Role,
+        Kind::RoleBinding,
+        Kind::ClusterRoleBinding,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Secret => "Secret",

@@ -63,7 +63,8 @@ pub(super) async fn sweep_orphans<K: Owning>(ctx: Arc<Context>, owners: Store<K>
                 _ => continue,
             }
             match apply::remove(&ctx.client, &orphan.key).await {
-                Ok(_) => tracing::info!(
+                Ok(false) => {}
+                Ok(true) => tracing::info!(
                     target: "audit",
                     object = orphan.key.to_string(),
                     owner_kind = K::KIND.as_str(),
