@@ -14,12 +14,12 @@
 
 pub mod access;
 pub mod api;
+pub mod apply;
 pub mod controller;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plugin;
-pub mod provision;
 pub mod server;
 pub mod sharing;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Whether an AccessRequest may proceed: which AccessPolicy governs it and whether it asks for
 //! something that policy allows. Fails closed: anything unclear refuses.
 
+pub mod bindings;
 pub mod findings;
 pub mod kind;
 pub mod verification;

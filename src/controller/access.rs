@@ -8,110 +8,45 @@ use std::time::Duration;
 
 use futures::Stream;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
-use super::reconciler::{self, Converged, Note, Planned, Reconciled};
-use super::{Context, Error, approvers};
+use super::reconciler::{self, Note, Planned, Reconciled};
+use super::{Context, Error, approvers, sweep};
+use crate::access::bindings as rbac;
 use crate::access::findings::{self, Checks, ExistingBinding};
 use crate::access::kind::{self, AccessKind};
 use crate::access::verification::{self, Proving};
 use crate::access::{self as policy_check, AcceptedRequest};
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{ConditionUpdate, reason};
-use crate::api::{
-    AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION, OWNER_ANNOTATION,
-    OWNER_LABEL,
-};
+use crate::api::{AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION};
+use crate::apply::{self, Applied, Object as Binding, OwnerKind};
 use crate::lifecycle::Refusal;
 use crate::lifecycle::kind::Phase;
-use crate::provision::rbac::{self, Binding};
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/revoke-access";
 
 /// Reconciles every AccessRequest until `stop`; `policy_changes` re-checks them all whenever an
-/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request.
+/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request
+/// (heard from the owned index once it holds the change, so the reconcile sees it).
 pub async fn run(
     ctx: Arc<Context>,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let owned = watcher::Config::default().labels(OWNER_LABEL);
     let sweeper = ctx.clone();
+    let owned_changes = ctx.owned.changes(OwnerKind::AccessRequest);
     reconciler::run::<AccessRequest>(ctx.clone(), policy_changes, stop, |controller, store| {
-        tokio::spawn(sweep_orphans(sweeper, store.clone()));
+        tokio::spawn(sweep::sweep_orphans(sweeper, store.clone()));
         ctx.metrics.count_requests(store);
-        controller
-            .watches(
-                Api::<RoleBinding>::all(client.clone()),
-                owned.clone(),
-                |rb| owner_of(&rb),
-            )
-            .watches(Api::<ClusterRoleBinding>::all(client), owned, |crb| {
-                owner_of(&crb)
-            })
+        controller.reconcile_on(owned_changes)
     })
     .await;
-}
-
-/// Deletes bindings the operator made whose request no longer exists (its finalizer was removed by
-/// hand, or it was deleted while the operator was down): access never outlives its request. The
-/// cache proposes candidates; a GET confirms the request is really gone before anything is deleted.
-async fn sweep_orphans(
-    ctx: Arc<Context>,
-    requests: kube::runtime::reflector::Store<AccessRequest>,
-) {
-    loop {
-        tokio::time::sleep(ctx.sweep_interval).await;
-        let live = requests
-            .state()
-            .iter()
-            .filter(|r| !super::abandoned(Some(r.as_ref()), FINALIZER))
-            .map(|r| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any()))
-            .collect();
-        let candidates = rbac::orphan_candidates(
-            &ctx.role_bindings.state(),
-            &ctx.cluster_role_bindings.state(),
-            &live,
-        );
-        for (binding, owner) in candidates {
-            if let Some((namespace, name)) = &owner {
-                let api = Api::<AccessRequest>::namespaced(ctx.client.clone(), namespace);
-                match api.get_opt(name).await {
-                    Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
-                    _ => continue,
-                }
-            }
-            match rbac::delete(&ctx.client, &binding).await {
-                Ok(()) => tracing::info!(
-                    target: "audit",
-                    binding = rbac::describe(&binding),
-                    request = owner.map(|(ns, name)| format!("{ns}/{name}")).unwrap_or_default(),
-                    decision = "OrphanRemoved",
-                    "removed a binding whose access request no longer exists"
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned binding"),
-            }
-        }
-    }
-}
-
-/// The request a binding belongs to, from the annotation the operator puts on it.
-fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<AccessRequest>> {
-    let (namespace, name) = object
-        .meta()
-        .annotations
-        .as_ref()?
-        .get(OWNER_ANNOTATION)?
-        .split_once('/')?;
-    Some(ObjectRef::new(name).within(namespace))
 }
 
 /// What the decision of a request needs, read once per reconcile.
@@ -246,15 +181,10 @@ impl Reconciled for AccessRequest {
         ctx: &Context,
         wanted: &[Binding],
         by_name: bool,
-    ) -> Result<Converged, Error> {
+    ) -> Result<Applied, Error> {
         let namespace = self.namespace().unwrap_or_default();
-        let existing = rbac::owned(
-            &namespace,
-            &self.name_any(),
-            &ctx.role_bindings.state(),
-            &ctx.cluster_role_bindings.state(),
-        );
-        let mut repair = rbac::repair(wanted, &existing);
+        let owner = apply::Owner::new(OwnerKind::AccessRequest, &namespace, &self.name_any());
+        let mut changes = apply::diff(wanted, &ctx.owned.owned_by(&owner));
         // Removal also goes by name: a binding whose owner label someone stripped, or that the
         // cache has not seen yet, is still named in the recorded grant. Only this request's own
         // name is taken from there, so that a status can never make the operator delete another
@@ -267,26 +197,15 @@ impl Reconciled for AccessRequest {
                 .and_then(|s| s.grant.as_ref())
                 .map(|g| g.bindings.as_slice())
                 .unwrap_or_default();
-            for reference in recorded {
-                if reference.name == own_name && !repair.delete.contains(reference) {
-                    repair.delete.push(reference.clone());
-                }
+            for key in recorded
+                .iter()
+                .filter(|reference| reference.name == own_name)
+                .filter_map(apply::Key::of_binding)
+            {
+                changes.delete_also(key);
             }
         }
-        let mut converged = Converged::default();
-        for reference in &repair.delete {
-            rbac::delete(&ctx.client, reference).await?;
-            converged.deleted.push(rbac::describe(reference));
-        }
-        for binding in &repair.create {
-            rbac::apply(&ctx.client, binding).await?;
-            converged.written.push(rbac::describe(&binding.reference()));
-        }
-        for binding in &repair.restore {
-            rbac::restore(&ctx.client, binding, &existing).await?;
-            converged.written.push(rbac::describe(&binding.reference()));
-        }
-        Ok(converged)
+        Ok(apply::execute(&ctx.client, &changes).await?)
     }
 
     async fn prove(
@@ -341,7 +260,7 @@ impl Reconciled for AccessRequest {
         &self,
         before: Option<&AccessRequestStatus>,
         after: &AccessRequestStatus,
-        converged: &Converged,
+        converged: &Applied,
         executed_before: bool,
     ) -> Vec<Note> {
         let mut notes = Vec::new();

@@ -9,6 +9,7 @@ mod reconciler;
 mod seal_key;
 mod sharing;
 mod status;
+mod sweep;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 
 use crate::access::NamespaceLabels;
 use crate::api::{AccessPolicy, AccessRequest, DataSharingAgreement, SharingPolicy};
+use crate::apply;
 use crate::leader;
 use crate::lifecycle::activation::{SealKey, Sealer};
 use crate::metrics::Metrics;
@@ -56,7 +58,7 @@ pub enum Error {
         source: kube::Error,
     },
     #[error(transparent)]
-    Provision(#[from] crate::provision::Error),
+    Provision(#[from] crate::apply::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the admission policies compiled into the operator do not parse ({0}); this is a bug")]
@@ -112,9 +114,12 @@ pub struct Context {
     pub sharing_policies: Store<SharingPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// Every RoleBinding and ClusterRoleBinding: for the existing-access and separation-of-duties
-    /// checks, and to find the bindings the operator owns without listing on every reconcile.
+    /// checks.
     pub role_bindings: Store<RoleBinding>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// The objects the operator created, by owner: what a reconcile compares its desired objects
+    /// with, and where the orphan sweep looks.
+    pub owned: apply::Index,
     pub recorder: Recorder,
     /// Whether the approval admission policies are installed as shipped.
     pub integrity: Arc<integrity::Integrity>,
@@ -140,8 +145,8 @@ impl Context {
             self.namespaces.wait_until_ready(),
             self.role_bindings.wait_until_ready(),
             self.cluster_role_bindings.wait_until_ready(),
-        )
-        .await;
+        );
+        let (synced, ()) = future::join(synced, self.owned.synced()).await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
     }
 
@@ -246,9 +251,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
 
     let (access_policies, access_policy_changes) = cache::<AccessPolicy>(&client);
     let (sharing_policies, sharing_policy_changes) = cache::<SharingPolicy>(&client);
-    // Their change streams are not needed: the controller watches the bindings it owns itself.
+    // Their change streams are not needed: changes to the bindings the operator owns come from
+    // the owned index.
     let (role_bindings, _) = cache::<RoleBinding>(&client);
     let (cluster_role_bindings, _) = cache::<ClusterRoleBinding>(&client);
+    let owned = apply::Index::watch(&client);
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_events = reflect(
         namespace_writer,
@@ -288,10 +295,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
         namespaces,
         role_bindings,
         cluster_role_bindings,
+        owned,
         failures: Mutex::default(),
     });
 
-    tracing::info!("waiting for the policy and namespace caches to sync");
+    tracing::info!("waiting for the policy, namespace, binding and owned-object caches to sync");
     ctx.caches_synced().await?;
     readiness.synced(ctx.integrity.clone());
     let (stop, deadline) = shutdown_signals();

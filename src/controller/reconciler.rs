@@ -33,18 +33,10 @@ use tracing::Instrument;
 use super::status::{self, Written};
 use super::{Context, Error};
 use crate::api::conditions::{self, ConditionUpdate};
+use crate::apply::Applied;
 use crate::lifecycle::decide::{Decision, Provision};
 use crate::lifecycle::kind::{Kind, Phase};
 use crate::lifecycle::outcome;
-
-/// What a reconcile changed among the objects it provides, for Events and metrics.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Converged {
-    /// Objects created or rewritten (a sync, a restored edit or a recreated deletion).
-    pub written: Vec<String>,
-    /// Objects removed.
-    pub deleted: Vec<String>,
-}
 
 /// An Event beyond the condition transitions.
 pub struct Note {
@@ -104,7 +96,7 @@ pub trait Reconciled:
         ctx: &Context,
         wanted: &[Self::Object],
         by_name: bool,
-    ) -> impl Future<Output = Result<Converged, Error>> + Send;
+    ) -> impl Future<Output = Result<Applied, Error>> + Send;
 
     /// Proof from the API server after what is provided started or ended, as a condition.
     fn prove(
@@ -121,7 +113,7 @@ pub trait Reconciled:
         &self,
         before: Option<&StatusOf<Self>>,
         after: &StatusOf<Self>,
-        converged: &Converged,
+        converged: &Applied,
         executed_before: bool,
     ) -> Vec<Note>;
 

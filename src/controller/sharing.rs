@@ -4,15 +4,15 @@
 //!
 //! A change to a source Secret or ConfigMap (only its metadata is watched: values are read when
 //! needed, never cached) reconciles the agreements naming it, so rotations propagate at once; a
-//! change to a shared object reconciles its agreement, so edits are reverted at once.
+//! change to a shared object reconciles its agreement (heard from the owned index once it holds
+//! the change, so the reconcile sees it), so edits are reverted at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::Stream;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PartialObjectMeta;
 use kube::runtime::events::EventType;
@@ -20,18 +20,19 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
-use super::reconciler::{self, Converged, Note, Planned, Reconciled};
-use super::{Context, Error, approvers};
+use super::reconciler::{self, Note, Planned, Reconciled};
+use super::{Context, Error, approvers, sweep};
 use crate::api::conditions::{ConditionUpdate, READY, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
-    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
+    FILED_BY_ANNOTATION, SharingPhase, SharingPolicy, TransferMethod,
 };
+use crate::apply::{self, Applied, Object, OwnerKind};
 use crate::lifecycle::Refusal;
 use crate::lifecycle::kind::Phase;
-use crate::provision::sharing::{self as shares, Shared, Source, Target};
 use crate::sharing::classification::{self, ObservedSource, SourceKind};
 use crate::sharing::kind::{self, Checked, SharingKind};
+use crate::sharing::objects::{self as shares, Source, Target};
 use crate::sharing::{self as policy_check, AcceptedShare};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
@@ -46,14 +47,14 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let sweeper = ctx.clone();
+    let owned_changes = ctx.owned.changes(OwnerKind::DataSharingAgreement);
     reconciler::run::<DataSharingAgreement>(
         ctx.clone(),
         policy_changes,
         stop,
         |controller, agreements| {
-            tokio::spawn(sweep_orphans(sweeper, agreements.clone()));
+            tokio::spawn(sweep::sweep_orphans(sweeper, agreements.clone()));
             ctx.metrics.count_agreements(agreements.clone());
-            let owned = watcher::Config::default().labels(OWNER_LABEL);
             let secrets = watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
                 watcher::Config::default(),
@@ -78,17 +79,14 @@ pub async fn run(
             controller
                 .watches_stream(secrets, by_secret)
                 .watches_stream(config_maps, by_config_map)
-                .watches(Api::<Role>::all(client.clone()), owned.clone(), |r| {
-                    owner_of(&r)
-                })
-                .watches(Api::<RoleBinding>::all(client), owned, |rb| owner_of(&rb))
+                .reconcile_on(owned_changes)
         },
     )
     .await;
 }
 
-/// The agreements a changed Secret or ConfigMap concerns: the one it was made for, and every
-/// agreement in its namespace that names it as a source.
+/// The agreements a changed Secret or ConfigMap concerns: every agreement in its namespace that
+/// names it as a source. (The one a shared Secret was made for hears of it from the owned index.)
 fn affected<K: Resource<DynamicType = ()>>(
     agreements: &Store<DataSharingAgreement>,
     kind: SourceKind,
@@ -105,65 +103,12 @@ fn affected<K: Resource<DynamicType = ()>>(
             source.as_deref() == Some(name.as_str())
         })
     };
-    let made_for =
-        shares::agreement_of(&object.metadata).map(|(ns, name)| ObjectRef::new(&name).within(&ns));
     agreements
         .state()
         .iter()
         .filter(|a| a.namespace().as_deref() == Some(namespace.as_str()) && names_it(&a.spec))
         .map(|a| ObjectRef::from_obj(a.as_ref()))
-        .chain(made_for)
         .collect()
-}
-
-fn owner_of<K: Resource>(object: &K) -> Option<ObjectRef<DataSharingAgreement>> {
-    let (namespace, name) = shares::agreement_of(object.meta())?;
-    Some(ObjectRef::new(&name).within(&namespace))
-}
-
-/// Deletes objects made for agreements that no longer exist (a finalizer removed by hand, or a
-/// deletion while the operator was down): nothing shared outlives its agreement. A GET confirms
-/// the agreement is really gone before anything is deleted.
-async fn sweep_orphans(ctx: Arc<Context>, agreements: Store<DataSharingAgreement>) {
-    loop {
-        tokio::time::sleep(ctx.sweep_interval).await;
-        let objects = match shares::all_owned(&ctx.client).await {
-            Ok(objects) => objects,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot look for orphaned shares");
-                continue;
-            }
-        };
-        let live: BTreeSet<(String, String)> = agreements
-            .state()
-            .iter()
-            .filter(|a| !super::abandoned(Some(a.as_ref()), FINALIZER))
-            .map(|a| (a.namespace().unwrap_or_default(), a.name_any()))
-            .collect();
-        for object in objects {
-            let Some((namespace, name)) = object.agreement() else {
-                continue;
-            };
-            if live.contains(&(namespace.clone(), name.clone())) {
-                continue;
-            }
-            let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &namespace);
-            match api.get_opt(&name).await {
-                Ok(found) if super::abandoned(found.as_ref(), FINALIZER) => {}
-                _ => continue,
-            }
-            match shares::delete(&ctx.client, &object).await {
-                Ok(()) => tracing::info!(
-                    target: "audit",
-                    object = format!("{} {}", object.kind(), object.describe()),
-                    agreement = format!("{namespace}/{name}"),
-                    decision = "OrphanRemoved",
-                    "removed a shared object whose data sharing agreement no longer exists"
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot remove an orphaned share"),
-            }
-        }
-    }
 }
 
 /// What the decision of an agreement needs, read once per reconcile.
@@ -221,7 +166,7 @@ impl Observed {
 impl Reconciled for DataSharingAgreement {
     type Core = SharingKind;
     type Observed = Observed;
-    type Object = Shared;
+    type Object = Object;
     const FINALIZER: &'static str = FINALIZER;
 
     async fn observe(&self, ctx: &Context) -> Result<Observed, Error> {
@@ -272,7 +217,7 @@ impl Reconciled for DataSharingAgreement {
         ctx: &Context,
         observed: &Observed,
         now: Timestamp,
-    ) -> Planned<DataSharingAgreementStatus, Shared> {
+    ) -> Planned<DataSharingAgreementStatus, Object> {
         let namespace = self.namespace().unwrap_or_default();
         let name = self.name_any();
         let spec = &self.spec;
@@ -315,7 +260,7 @@ impl Reconciled for DataSharingAgreement {
             checked: observed.checked(spec),
             provided: provided
                 .iter()
-                .map(|o| o.record(&observed.sources))
+                .map(|o| shares::record(o, &observed.sources))
                 .collect(),
             source_versions: observed.sources.iter().map(Source::version).collect(),
             now,
@@ -326,19 +271,15 @@ impl Reconciled for DataSharingAgreement {
     async fn converge(
         &self,
         ctx: &Context,
-        wanted: &[Shared],
+        wanted: &[Object],
         _by_name: bool,
-    ) -> Result<Converged, Error> {
-        let owner = crate::api::owner_label_value(
-            "DataSharingAgreement",
+    ) -> Result<Applied, Error> {
+        let owner = apply::Owner::new(
+            OwnerKind::DataSharingAgreement,
             &self.namespace().unwrap_or_default(),
             &self.name_any(),
         );
-        let converged = shares::converge(&ctx.client, &owner, wanted).await?;
-        Ok(Converged {
-            written: converged.written,
-            deleted: converged.deleted,
-        })
+        Ok(apply::converge(&ctx.client, &ctx.owned, &owner, wanted).await?)
     }
 
     async fn prove(
@@ -355,7 +296,7 @@ impl Reconciled for DataSharingAgreement {
         &self,
         before: Option<&DataSharingAgreementStatus>,
         after: &DataSharingAgreementStatus,
-        converged: &Converged,
+        converged: &Applied,
         executed_before: bool,
     ) -> Vec<Note> {
         let shared = after.phase == Some(SharingPhase::Active);

@@ -3,6 +3,7 @@
 
 pub mod classification;
 pub mod kind;
+pub mod objects;
 
 use std::time::Duration;
 

@@ -1,13 +1,19 @@
-//! Side effects on the cluster: the RBAC bindings that grant access and the objects that carry a
-//! data share. Builders are pure functions;
-//! the async functions apply them with server-side apply under the `gatehouse` field manager and
-//! delete them by their owner label, never relying on garbage collection.
+//! The one way the operator changes the cluster for its owners (AccessRequests and
+//! DataSharingAgreements): builders (in `access::bindings` and `sharing::objects`) describe the
+//! desired [`Object`]s, [`diff`] compares them with what the owner already has in the [`Index`],
+//! and [`execute`] makes the changes under one ownership rule: an object is only ever created
+//! (never applied over a name someone else holds), and only objects the operator created are
+//! replaced or deleted. Nothing relies on garbage collection.
 
-pub mod rbac;
-pub mod sharing;
+mod diff;
+mod execute;
+mod index;
+mod object;
 
-/// API group of Roles, RoleBindings and their references.
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub use diff::{Changes, diff, matches};
+pub use execute::{Applied, converge, execute, remove};
+pub use index::{Index, Orphan, orphans};
+pub use object::{Key, Kind, Object, Owner, OwnerKind, RBAC_GROUP};
 
 /// The ClusterRole that lists, by name, the roles the operator may `bind` (deploy/base).
 pub const BIND_CLUSTER_ROLE: &str = "gatehouse-operator-bind";
@@ -40,9 +46,14 @@ pub enum Error {
         source: kube::Error,
     },
     #[error(
-        "{kind} {name} already exists and was not created for this agreement, so Gatehouse will not overwrite it; delete or rename it, or file the agreement under another name"
+        "{kind} {name} already exists and was not created for this {owner}, so Gatehouse will not overwrite it; delete or rename it, or file the {owner} under another name"
     )]
-    NameTaken { kind: &'static str, name: String },
+    NameTaken {
+        kind: &'static str,
+        name: String,
+        /// What the object was to be created for: `agreement` or `request`.
+        owner: &'static str,
+    },
     #[error(
         "cannot read {kind}s: {source}; the operator needs get and list on them (ClusterRole gatehouse-operator in deploy/base)"
     )]
@@ -66,60 +77,6 @@ pub enum Error {
         name: String,
         holding: String,
     },
-}
-
-/// Deletes an object the operator created, and proves it gone: finalizers someone else added
-/// (which would keep the object, and the access or data it carries, alive past its end) are
-/// stripped first (by update: the operator holds no patch on Secrets), and a read after the delete
-/// must find nothing. Gone already is fine; a finalizer re-added in between gets a second round.
-pub async fn remove<K>(api: &kube::Api<K>, kind: &'static str, name: &str) -> Result<(), Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    use kube::api::{DeleteParams, PostParams};
-    let failed = |source| Error::Delete {
-        kind,
-        name: name.to_string(),
-        source,
-    };
-    let mut holding = Vec::new();
-    for _round in 0..2 {
-        let Some(mut existing) = api.get_opt(name).await.map_err(failed)? else {
-            return Ok(());
-        };
-        holding = existing.meta().finalizers.clone().unwrap_or_default();
-        if !holding.is_empty() {
-            existing.meta_mut().finalizers = None;
-            match api.replace(name, &PostParams::default(), &existing).await {
-                Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-                // Changed meanwhile: read it again.
-                Err(kube::Error::Api(status)) if status.code == 409 => continue,
-                other => {
-                    other.map_err(failed)?;
-                }
-            }
-        }
-        if existing.meta().deletion_timestamp.is_none() {
-            match api.delete(name, &DeleteParams::default()).await {
-                Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-                other => {
-                    other.map_err(failed)?;
-                }
-            }
-        }
-        if api.get_opt(name).await.map_err(failed)?.is_none() {
-            return Ok(());
-        }
-    }
-    Err(Error::StillExists {
-        kind,
-        name: name.to_string(),
-        holding: if holding.is_empty() {
-            "its deletion is still pending".to_string()
-        } else {
-            format!("held by finalizers {}", holding.join(", "))
-        },
-    })
 }
 
 impl Error {
@@ -222,6 +179,27 @@ mod tests {
                 .to_string()
                 .contains("bind Role ledger-operator: it is not among the roles the operator may grant (verb `bind` with resourceNames on roles.rbac"),
             "{namespaced}"
+        );
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_in_the_words_of_its_owner() {
+        let taken = |owner| {
+            Error::NameTaken {
+                kind: "Secret",
+                name: "analytics/orders.to-analytics.db".into(),
+                owner,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            taken("agreement"),
+            "Secret analytics/orders.to-analytics.db already exists and was not created for this agreement, so Gatehouse will not overwrite it; delete or rename it, or file the agreement under another name"
+        );
+        assert!(
+            taken("request").contains("not created for this request"),
+            "{}",
+            taken("request")
         );
     }
 

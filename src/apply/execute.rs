@@ -1,0 +1,322 @@
+//! Makes [`Changes`] on the API server under one ownership rule: an object is created by a create
+//! (never applied), so a name someone else already holds is refused ([`Error::NameTaken`]), never
+//! overwritten; only objects the operator created for the same owner are replaced or deleted.
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Error;
+use super::diff::{Changes, diff, matches};
+use super::index::Index;
+use super::object::{Key, Kind, Object, Owner};
+use crate::api::FIELD_MANAGER;
+
+/// What [`execute`] changed: only writes the API server took, as `<kind> <namespace>/<name>`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Objects created or rewritten (a sync, a restored edit or a recreated deletion).
+    pub written: Vec<String>,
+    /// Objects removed.
+    pub deleted: Vec<String>,
+}
+
+impl Applied {
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// Makes the objects of `owner` exactly `desired`, starting from what `index` holds of them.
+pub async fn converge(
+    client: &Client,
+    index: &Index,
+    owner: &Owner,
+    desired: &[Object],
+) -> Result<Applied, Error> {
+    execute(client, &diff(desired, &index.owned_by(owner))).await
+}
+
+/// How one desired object is written.
+#[derive(Clone, Copy)]
+enum Write {
+    Create,
+    Replace,
+    Recreate,
+}
+
+/// Deletes, then writes (Roles before the bindings that refer to them). The index may lag behind
+/// the API server: a create that finds the name taken, or a replace that finds the object changed
+/// or gone, decides again from a fresh read of that object, so a lagging index never causes a
+/// write to an object the operator does not own, nor a write where nothing changed.
+pub async fn execute(client: &Client, changes: &Changes) -> Result<Applied, Error> {
+    let mut applied = Applied::default();
+    for key in &changes.delete {
+        if remove(client, key).await? {
+            applied.deleted.push(key.to_string());
+        }
+    }
+    let mut writes: Vec<(&Object, Write)> = changes
+        .create
+        .iter()
+        .map(|o| (o, Write::Create))
+        .chain(changes.replace.iter().map(|o| (o, Write::Replace)))
+        .chain(changes.recreate.iter().map(|o| (o, Write::Recreate)))
+        .collect();
+    writes.sort_by_key(|(object, _)| object.kind());
+    for (object, write) in writes {
+        let written = match write {
+            Write::Create => create(client, object).await?,
+            Write::Replace => replace(client, object).await?,
+            Write::Recreate => recreate(client, object).await?,
+        };
+        if written {
+            applied.written.push(object.key().to_string());
+        }
+    }
+    Ok(applied)
+}
+
+/// Creates `want`; true when it wrote something.
+async fn create(client: &Client, want: &Object) -> Result<bool, Error> {
+    match post(client, want).await {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => from_fresh_read(client, want).await,
+        Err(source) => Err(write_error(want, source)),
+    }
+}
+
+/// Replaces the object at the resourceVersion `want` carries; true when it wrote something.
+async fn replace(client: &Client, want: &Object) -> Result<bool, Error> {
+    match put(client, want).await {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
+            from_fresh_read(client, want).await
+        }
+        Err(source) => Err(write_error(want, source)),
+    }
+}
+
+/// Deletes the binding at `want`'s name, which grants another role, and creates `want`.
+async fn recreate(client: &Client, want: &Object) -> Result<bool, Error> {
+    remove(client, &want.key()).await?;
+    create(client, want).await.map(|_| true)
+}
+
+/// Decides one object again from what the API server holds now: creates it if it is gone, leaves
+/// it if it is as desired, replaces it (or recreates a binding to another role) if it was created
+/// for the same owner, and refuses otherwise.
+async fn from_fresh_read(client: &Client, want: &Object) -> Result<bool, Error> {
+    let key = want.key();
+    let fresh = get(client, &key).await.map_err(|source| Error::List {
+        kind: key.kind.as_str().into(),
+        source,
+    })?;
+    let Some(have) = fresh else {
+        return match post(client, want).await {
+            Ok(()) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(name_taken(want)),
+            Err(source) => Err(write_error(want, source)),
+        };
+    };
+    if have.owner().is_none() || have.owner() != want.owner() {
+        return Err(name_taken(want));
+    }
+    if want.role_ref() != have.role_ref() {
+        remove(client, &key).await?;
+        return match post(client, want).await {
+            Ok(()) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(name_taken(want)),
+            Err(source) => Err(write_error(want, source)),
+        };
+    }
+    if matches(want, &have) {
+        return Ok(false);
+    }
+    let mut replacement = want.clone();
+    replacement.meta_mut().resource_version = have.meta().resource_version.clone();
+    put(client, &replacement)
+        .await
+        .map(|()| true)
+        .map_err(|source| write_error(want, source))
+}
+
+fn name_taken(want: &Object) -> Error {
+    Error::NameTaken {
+        kind: want.kind().as_str(),
+        name: want.describe(),
+        owner: want.owner().map_or("owner", |owner| owner.kind.noun()),
+    }
+}
+
+/// The error for a failed write: for a binding, the escalation refusal gets its own message.
+fn write_error(object: &Object, source: kube::Error) -> Error {
+    match object.role_ref() {
+        Some(role_ref) => Error::apply(object.kind().as_str(), object.describe(), role_ref, source),
+        None => Error::Apply {
+            kind: object.kind().as_str(),
+            name: object.describe(),
+            source,
+        },
+    }
+}
+
+fn params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+fn namespaced<K>(client: &Client, key: &Key) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    Api::namespaced(client.clone(), key.namespace.as_deref().unwrap_or_default())
+}
+
+/// A create: it fails with 409 when the name is taken.
+async fn post(client: &Client, object: &Object) -> Result<(), kube::Error> {
+    let key = object.key();
+    let mut object = object.clone();
+    // A new object has no version; the one of a replaced object would be refused.
+    object.meta_mut().resource_version = None;
+    match &object {
+        Object::Secret(o) => namespaced::<Secret>(client, &key)
+            .create(&params(), o)
+            .await
+            .map(drop),
+        Object::Role(o) => namespaced::<Role>(client, &key)
+            .create(&params(), o)
+            .await
+            .map(drop),
+        Object::RoleBinding(o) => namespaced::<RoleBinding>(client, &key)
+            .create(&params(), o)
+            .await
+            .map(drop),
+        Object::ClusterRoleBinding(o) => Api::<ClusterRoleBinding>::all(client.clone())
+            .create(&params(), o)
+            .await
+            .map(drop),
+    }
+}
+
+/// An update of the whole object (a server-side apply cannot remove keys, labels or annotations
+/// another field manager added), at the resourceVersion `object` carries.
+async fn put(client: &Client, object: &Object) -> Result<(), kube::Error> {
+    let key = object.key();
+    match object {
+        Object::Secret(o) => namespaced::<Secret>(client, &key)
+            .replace(&key.name, &params(), o)
+            .await
+            .map(drop),
+        Object::Role(o) => namespaced::<Role>(client, &key)
+            .replace(&key.name, &params(), o)
+            .await
+            .map(drop),
+        Object::RoleBinding(o) => namespaced::<RoleBinding>(client, &key)
+            .replace(&key.name, &params(), o)
+            .await
+            .map(drop),
+        Object::ClusterRoleBinding(o) => Api::<ClusterRoleBinding>::all(client.clone())
+            .replace(&key.name, &params(), o)
+            .await
+            .map(drop),
+    }
+}
+
+async fn get(client: &Client, key: &Key) -> Result<Option<Object>, kube::Error> {
+    Ok(match key.kind {
+        Kind::Secret => namespaced::<Secret>(client, key)
+            .get_opt(&key.name)
+            .await?
+            .map(Object::from),
+        Kind::Role => namespaced::<Role>(client, key)
+            .get_opt(&key.name)
+            .await?
+            .map(Object::from),
+        Kind::RoleBinding => namespaced::<RoleBinding>(client, key)
+            .get_opt(&key.name)
+            .await?
+            .map(Object::from),
+        Kind::ClusterRoleBinding => Api::<ClusterRoleBinding>::all(client.clone())
+            .get_opt(&key.name)
+            .await?
+            .map(Object::from),
+    })
+}
+
+/// Deletes the object at `key` and proves it gone; true when there was something to delete.
+/// Callers pass only objects the operator created (from the index, or a binding its own request
+/// recorded under the name only that request has).
+pub async fn remove(client: &Client, key: &Key) -> Result<bool, Error> {
+    let kind = key.kind.as_str();
+    match key.kind {
+        Kind::Secret => remove_with(&namespaced::<Secret>(client, key), kind, &key.name).await,
+        Kind::Role => remove_with(&namespaced::<Role>(client, key), kind, &key.name).await,
+        Kind::RoleBinding => {
+            remove_with(&namespaced::<RoleBinding>(client, key), kind, &key.name).await
+        }
+        Kind::ClusterRoleBinding => {
+            let api = Api::<ClusterRoleBinding>::all(client.clone());
+            remove_with(&api, kind, &key.name).await
+        }
+    }
+}
+
+/// Deletes an object, and proves it gone: finalizers someone else added (which would keep the
+/// object, and the access or data it carries, alive past its end) are stripped first (by update:
+/// the operator holds no patch on Secrets), and a read after the delete must find nothing. Gone
+/// already is fine (false); a finalizer re-added in between gets a second round.
+async fn remove_with<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<bool, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let failed = |source| Error::Delete {
+        kind,
+        name: name.to_string(),
+        source,
+    };
+    let mut holding = Vec::new();
+    for round in 0..2 {
+        let Some(mut existing) = api.get_opt(name).await.map_err(failed)? else {
+            return Ok(round > 0);
+        };
+        holding = existing.meta().finalizers.clone().unwrap_or_default();
+        if !holding.is_empty() {
+            existing.meta_mut().finalizers = None;
+            match api.replace(name, &PostParams::default(), &existing).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => return Ok(true),
+                // Changed meanwhile: read it again.
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                other => {
+                    other.map_err(failed)?;
+                }
+            }
+        }
+        if existing.meta().deletion_timestamp.is_none() {
+            match api.delete(name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => return Ok(true),
+                other => {
+                    other.map_err(failed)?;
+                }
+            }
+        }
+        if api.get_opt(name).await.map_err(failed)?.is_none() {
+            return Ok(true);
+        }
+    }
+    Err(Error::StillExists {
+        kind,
+        name: name.to_string(),
+        holding: if holding.is_empty() {
+            "its deletion is still pending".to_string()
+        } else {
+            format!("held by finalizers {}", holding.join(", "))
+        },
+    })
+}

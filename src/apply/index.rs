@@ -1,0 +1,364 @@
+//! The objects the operator owns, indexed by owner: kept current from watches of every Secret,
+//! Role, RoleBinding and ClusterRoleBinding with an owner label, so that a reconcile finds its
+//! owner's objects without listing the cluster and the orphan sweep sees every owned object.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures::channel::mpsc;
+use futures::{Stream, StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::object::{Key, Kind, Object, Owner, OwnerKind};
+use crate::api::OWNER_LABEL;
+
+/// Every object the operator owns, by owner. Cheap to clone: clones share one index.
+#[derive(Clone)]
+pub struct Index {
+    shelf: Arc<Mutex<Shelf>>,
+    /// Whether every kind has had its first full list.
+    synced: Arc<watch::Sender<bool>>,
+    /// Whoever wants to hear of owners whose objects changed.
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Owner>>>>,
+}
+
+/// The index's contents.
+#[derive(Default)]
+struct Shelf {
+    objects: HashMap<Key, (Owner, Object)>,
+    by_owner: HashMap<Owner, BTreeSet<Key>>,
+    /// Objects of a kind being listed again (after a watch restart), until the list is complete.
+    relisting: HashMap<Kind, Vec<Object>>,
+    listed: HashSet<Kind>,
+}
+
+/// What the watch of one kind reports, as the index takes it.
+enum Change {
+    Applied(Object),
+    Deleted(Object),
+    RelistStarted(Kind),
+    Relisted(Object),
+    RelistDone(Kind),
+}
+
+/// An owned object whose owner is not among the live ones: a candidate for removal, once the
+/// owner is confirmed gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    pub key: Key,
+    pub owner: Owner,
+}
+
+/// The objects in `index` made for an owner of `kind` that is not in `live`.
+pub fn orphans(index: &Index, kind: OwnerKind, live: &BTreeSet<Owner>) -> Vec<Orphan> {
+    let shelf = index.shelf();
+    shelf
+        .by_owner
+        .iter()
+        .filter(|(owner, _)| owner.kind == kind && !live.contains(owner))
+        .flat_map(|(owner, keys)| {
+            keys.iter().map(|key| Orphan {
+                key: key.clone(),
+                owner: owner.clone(),
+            })
+        })
+        .collect()
+}
+
+impl Index {
+    /// An empty index that nothing fills: [`Index::watch`] starts the watches.
+    fn new() -> Index {
+        Index {
+            shelf: Arc::default(),
+            synced: Arc::new(watch::Sender::new(false)),
+            subscribers: Arc::default(),
+        }
+    }
+
+    /// An index holding exactly `objects`, as if listed.
+    #[cfg(test)]
+    pub(crate) fn holding(objects: impl IntoIterator<Item = Object>) -> Index {
+        let index = Index::new();
+        for object in objects {
+            index.record(Change::Applied(object));
+        }
+        index
+    }
+
+    /// An index kept current by one spawned task per kind. The tasks are the index's own, never a
+    /// controller's trigger stream: a controller busy with reconciles that wait for the index
+    /// would never poll it (see `controller::cache`).
+    pub fn watch(client: &Client) -> Index {
+        let index = Index::new();
+        index.spawn_watch::<Secret>(client, Kind::Secret);
+        index.spawn_watch::<Role>(client, Kind::Role);
+        index.spawn_watch::<RoleBinding>(client, Kind::RoleBinding);
+        index.spawn_watch::<ClusterRoleBinding>(client, Kind::ClusterRoleBinding);
+        index
+    }
+
+    fn spawn_watch<K>(&self, client: &Client, kind: Kind)
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        Object: From<K>,
+    {
+        let index = self.clone();
+        let config = watcher::Config::default().labels(OWNER_LABEL);
+        let events = watcher(Api::<K>::all(client.clone()), config)
+            .modify(|object| object.meta_mut().managed_fields = None)
+            .default_backoff();
+        tokio::spawn(events.for_each(move |event| {
+            match event {
+                Ok(event) => index.record(match event {
+                    watcher::Event::Apply(object) => Change::Applied(object.into()),
+                    watcher::Event::Delete(object) => Change::Deleted(object.into()),
+                    watcher::Event::Init => Change::RelistStarted(kind),
+                    watcher::Event::InitApply(object) => Change::Relisted(object.into()),
+                    watcher::Event::InitDone => Change::RelistDone(kind),
+                }),
+                Err(err) => tracing::warn!(
+                    kind = kind.as_str(),
+                    error = %err,
+                    "watch of owned objects failed; retrying with backoff"
+                ),
+            }
+            future::ready(())
+        }));
+    }
+
+    /// Waits until every kind has had its first full list, so that an owner's objects are never
+    /// taken to be missing because they were not listed yet. Wakes every waiter.
+    pub async fn synced(&self) {
+        let mut synced = self.synced.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
+
+    /// The objects made for `owner`.
+    pub fn owned_by(&self, owner: &Owner) -> Vec<Object> {
+        let shelf = self.shelf();
+        shelf
+            .by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| shelf.objects.get(key).map(|(_, object)| object.clone()))
+            .collect()
+    }
+
+    /// The owners of `K` whose objects change, each once the index holds the change: a reconcile
+    /// it triggers finds the change in the index.
+    pub fn changes<K>(&self, kind: OwnerKind) -> impl Stream<Item = ObjectRef<K>> + Send + 'static
+    where
+        K: Resource<DynamicType = ()> + 'static,
+    {
+        // Unbounded: the index's tasks never wait for a controller to take its triggers.
+        let (sender, receiver) = mpsc::unbounded();
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sender);
+        receiver.filter_map(move |owner: Owner| {
+            future::ready(
+                (owner.kind == kind).then(|| ObjectRef::new(&owner.name).within(&owner.namespace)),
+            )
+        })
+    }
+
+    fn shelf(&self) -> MutexGuard<'_, Shelf> {
+        self.shelf.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, change: Change) {
+        let touched = {
+            let mut shelf = self.shelf();
+            let touched = shelf.record(change);
+            if shelf.listed.len() == Kind::ALL.len() {
+                self.synced
+                    .send_if_modified(|synced| !std::mem::replace(synced, true));
+            }
+            touched
+        };
+        if touched.is_empty() {
+            return;
+        }
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|subscriber| {
+                touched
+                    .iter()
+                    .all(|owner| subscriber.unbounded_send(owner.clone()).is_ok())
+            });
+    }
+}
+
+impl Shelf {
+    /// Takes in one change; returns the owners whose objects it changed.
+    fn record(&mut self, change: Change) -> BTreeSet<Owner> {
+        match change {
+            Change::Applied(object) => self.put(object),
+            Change::Deleted(object) => self.take(&object.key()).into_iter().collect(),
+            Change::RelistStarted(kind) => {
+                self.relisting.insert(kind, Vec::new());
+                BTreeSet::new()
+            }
+            Change::Relisted(object) => {
+                self.relisting
+                    .entry(object.kind())
+                    .or_default()
+                    .push(object);
+                BTreeSet::new()
+            }
+            Change::RelistDone(kind) => {
+                let listed = self.relisting.remove(&kind).unwrap_or_default();
+                let listed_keys: HashSet<Key> = listed.iter().map(Object::key).collect();
+                let gone: Vec<Key> = self
+                    .objects
+                    .keys()
+                    .filter(|key| key.kind == kind && !listed_keys.contains(key))
+                    .cloned()
+                    .collect();
+                let mut touched: BTreeSet<Owner> =
+                    gone.iter().filter_map(|key| self.take(key)).collect();
+                for object in listed {
+                    touched.extend(self.put(object));
+                }
+                self.listed.insert(kind);
+                touched
+            }
+        }
+    }
+
+    /// Stores `object` if the operator owns it, and forgets it otherwise (someone removed the
+    /// labels that made it ours). Returns the owners it changed for: none when it is unchanged.
+    fn put(&mut self, object: Object) -> BTreeSet<Owner> {
+        let key = object.key();
+        let unchanged = self
+            .objects
+            .get(&key)
+            .is_some_and(|(_, held)| *held == object);
+        if unchanged {
+            return BTreeSet::new();
+        }
+        let mut touched: BTreeSet<Owner> = self.take(&key).into_iter().collect();
+        if let Some(owner) = object.owner() {
+            self.by_owner
+                .entry(owner.clone())
+                .or_default()
+                .insert(key.clone());
+            self.objects.insert(key, (owner.clone(), object));
+            touched.insert(owner);
+        }
+        touched
+    }
+
+    /// Forgets the object at `key`; returns its owner if it was held.
+    fn take(&mut self, key: &Key) -> Option<Owner> {
+        let (owner, _) = self.objects.remove(key)?;
+        if let Some(keys) = self.by_owner.get_mut(&owner) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_owner.remove(&owner);
+            }
+        }
+        Some(owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(owner: &Owner, namespace: &str) -> Object {
+        Object::RoleBinding(RoleBinding {
+            metadata: owner.metadata(Some(namespace), "gatehouse.payments.alice".into()),
+            ..Default::default()
+        })
+    }
+
+    fn access(name: &str) -> Owner {
+        Owner::new(OwnerKind::AccessRequest, "payments", name)
+    }
+
+    fn all_listed(index: &Index) {
+        for kind in Kind::ALL {
+            index.record(Change::RelistStarted(kind));
+            index.record(Change::RelistDone(kind));
+        }
+    }
+
+    #[tokio::test]
+    async fn objects_are_found_by_owner_and_follow_their_changes() {
+        let index = Index::new();
+        all_listed(&index);
+        index.synced().await;
+        let mut changes = index.changes::<crate::api::AccessRequest>(OwnerKind::AccessRequest);
+        let alice = access("alice");
+        index.record(Change::Applied(binding(&alice, "payments")));
+        index.record(Change::Applied(binding(&alice, "payments-2")));
+        index.record(Change::Applied(binding(&access("bob"), "orders")));
+        assert_eq!(index.owned_by(&alice).len(), 2);
+        assert_eq!(
+            changes.next().await,
+            Some(ObjectRef::new("alice").within("payments"))
+        );
+
+        // Someone strips the owner annotation: no longer ours, and the owner hears of it.
+        let mut stripped = binding(&alice, "payments");
+        stripped.meta_mut().annotations = None;
+        index.record(Change::Applied(stripped));
+        assert_eq!(index.owned_by(&alice), vec![binding(&alice, "payments-2")]);
+
+        index.record(Change::Deleted(binding(&alice, "payments-2")));
+        assert!(index.owned_by(&alice).is_empty());
+    }
+
+    #[test]
+    fn a_relist_drops_what_it_no_longer_lists() {
+        let index = Index::new();
+        let alice = access("alice");
+        index.record(Change::Applied(binding(&alice, "payments")));
+        index.record(Change::Applied(binding(&alice, "payments-2")));
+        index.record(Change::RelistStarted(Kind::RoleBinding));
+        index.record(Change::Relisted(binding(&alice, "payments-2")));
+        assert_eq!(index.owned_by(&alice).len(), 2, "not replaced before done");
+        index.record(Change::RelistDone(Kind::RoleBinding));
+        assert_eq!(index.owned_by(&alice), vec![binding(&alice, "payments-2")]);
+    }
+
+    #[test]
+    fn objects_without_a_live_owner_of_the_kind_are_orphans() {
+        let index = Index::new();
+        let (alice, bob) = (access("alice"), access("bob"));
+        let share = Owner::new(OwnerKind::DataSharingAgreement, "orders", "reference");
+        for (owner, namespace) in [
+            (&alice, "payments"),
+            (&bob, "orders"),
+            (&share, "analytics"),
+        ] {
+            index.record(Change::Applied(binding(owner, namespace)));
+        }
+        let live = BTreeSet::from([alice.clone()]);
+        assert_eq!(
+            orphans(&index, OwnerKind::AccessRequest, &live),
+            vec![Orphan {
+                key: binding(&bob, "orders").key(),
+                owner: bob
+            }],
+            "a live request keeps its binding; shares are left to their own sweep"
+        );
+    }
+}
