@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::ApprovalRecord;
-use super::sharing_policy::Classification;
+use super::vocabulary::{Classification, TransferMethod};
 
 /// A team asks to share named keys of Secrets and ConfigMaps with a recipient, for a purpose,
 /// by a transfer method, for a retention period. Filed in the data owner's namespace.
@@ -141,19 +141,6 @@ pub struct ExternalRecipient {
 pub struct Transfer {
     /// `Copy`, `Reference` or `Export`.
     pub method: TransferMethod,
-}
-
-/// Transfer method of a share.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
-pub enum TransferMethod {
-    /// A Secret in the recipient namespace holding only the approved keys, kept in sync.
-    Copy,
-    /// No copy: the recipient ServiceAccount may `get` only the named source objects.
-    Reference,
-    /// The approved keys are materialised in the policy's egress namespace for an egress tool.
-    Export,
 }
 
 /// A signed agreement covering the share.

@@ -3,7 +3,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::data_sharing_agreement::TransferMethod;
+use super::vocabulary::{Classification, TransferMethod};
 
 /// Which reviews a data share needs, what may be shared how, and for how long.
 /// Cluster-scoped: privacy and security teams own sharing policies.
@@ -74,22 +74,6 @@ pub struct SharingPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub cluster_wide_approvers: Vec<String>,
-}
-
-/// Data classification, from lowest to highest.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum Classification {
-    /// Publicly available.
-    Public,
-    /// Internal use; the default for unlabelled data.
-    Internal,
-    /// Confidential business data.
-    Confidential,
-    /// The most sensitive data.
-    Restricted,
 }
 
 /// Review roles required for a share.

@@ -25,12 +25,12 @@ use super::{Context, Error, approvers, status};
 use crate::api::conditions::{self, READY, SHARED, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
-    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, TransferMethod,
+    FILED_BY_ANNOTATION, OWNER_LABEL, SharingPhase, SharingPolicy, SourceKind, TransferMethod,
 };
 use crate::lifecycle::Refusal;
 use crate::provision::sharing::{self as shares, Source, Target};
 use crate::sharing;
-use crate::sharing::classification::{self, ObservedSource, SourceKind};
+use crate::sharing::classification::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, Share};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.

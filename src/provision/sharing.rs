@@ -17,9 +17,8 @@ use sha2::{Digest, Sha256};
 use super::{Error, RBAC_GROUP};
 use crate::api::{
     DataSharingAgreementSpec, FIELD_MANAGER, MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL,
-    SharedObject, TransferMethod, made_for_kind, owner_label_value,
+    SharedObject, SourceKind, TransferMethod, made_for_kind, owner_label_value,
 };
-use crate::sharing::classification::SourceKind;
 
 /// Annotation on a shared Secret naming the object its keys come from.
 pub const SOURCE_ANNOTATION: &str = "gatehouse.dev/source";
@@ -46,7 +45,7 @@ impl Source {
     pub fn version(&self) -> String {
         format!(
             "{}/{}@{}",
-            self.kind.as_str(),
+            self.kind.name(),
             self.name,
             self.resource_version
         )
@@ -116,7 +115,7 @@ impl Shared {
             .iter()
             .filter(|s| {
                 source_names.is_empty()
-                    || source_names.contains(&format!("{}/{}", s.kind.as_str(), s.name))
+                    || source_names.contains(&format!("{}/{}", s.kind.name(), s.name))
             })
             .map(Source::version)
             .collect();
@@ -220,7 +219,7 @@ fn copies(target: &Target, namespace: &str, sources: &[Source], export: bool) ->
             let annotations = metadata.annotations.get_or_insert_default();
             annotations.insert(
                 SOURCE_ANNOTATION.to_string(),
-                format!("{}/{}", source.kind.as_str(), source.name),
+                format!("{}/{}", source.kind.name(), source.name),
             );
             if export && let Some(external) = &target.spec.recipient.external {
                 let reference = target

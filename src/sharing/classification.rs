@@ -18,20 +18,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::conditions::reason;
 use crate::api::{
-    AgreementRequirement, Classification, ClassificationResult, DataItem, DataSharingAgreementSpec,
-    Recipient, RequiredReviews, SharingPolicySpec, TransferMethod,
+    AgreementRequirement, CLASSIFICATION_LABEL, Classification, ClassificationResult, DataItem,
+    DataSharingAgreementSpec, PERSONAL_DATA_LABEL, RESIDENCY_LABEL, Recipient, RequiredReviews,
+    SharingPolicySpec, SourceKind, TransferMethod,
 };
 use crate::lifecycle::Refusal;
-
-/// Label on a source object: its classification, one of `public`, `internal`, `confidential`,
-/// `restricted`. Unlabelled objects count as `internal`.
-pub const CLASSIFICATION_LABEL: &str = "gatehouse.dev/classification";
-
-/// Label on a source object: `"true"` when it holds personal data (`"false"` says so explicitly).
-pub const PERSONAL_DATA_LABEL: &str = "gatehouse.dev/personal-data";
-
-/// Label on a source object: the country or region the data must reside in, e.g. `EU`.
-pub const RESIDENCY_LABEL: &str = "gatehouse.dev/residency";
 
 /// The classification of data whose source carries no classification label: not public unless
 /// someone says so, and not more than internal without a reason.
@@ -49,23 +40,6 @@ const LEVELS: [Classification; 4] = [
     Classification::Confidential,
     Classification::Restricted,
 ];
-
-/// The kind of a source object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SourceKind {
-    Secret,
-    ConfigMap,
-}
-
-impl SourceKind {
-    /// The Kubernetes kind, as messages and reasons name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Secret => "Secret",
-            SourceKind::ConfigMap => "ConfigMap",
-        }
-    }
-}
 
 /// One `spec.data` item as the controller observed its source object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +85,7 @@ impl ObservedSource {
     }
 
     fn describe(&self) -> String {
-        format!("{} {}", self.kind.as_str(), self.name)
+        format!("{} {}", self.kind, self.name)
     }
 }
 
