@@ -271,7 +271,7 @@ pub fn check(
             type_: FindingType::HighRisk,
             message: format!(
                 "{} granted {} is high-risk: {}",
-                describe_role(&request.role),
+                &request.role,
                 describe_targets(request),
                 reasons.join("; ")
             ),
@@ -371,7 +371,7 @@ fn existing_access(request: &AcceptedRequest, bindings: &[ExistingBinding]) -> V
                 continue;
             };
             let who = describe_subject(subject);
-            let role = describe_role(&request.role);
+            let role = &request.role;
             let source = &binding.source;
             let message = match reach {
                 Reach::Direct => format!("{who} already holds {role} {covered} through {source}"),
@@ -460,7 +460,7 @@ fn separation_of_duties(
                 }
                 let holding = format!(
                     "{held} ({} {} through {}",
-                    describe_role(&binding.role),
+                    &binding.role,
                     binding.scope(),
                     binding.source
                 );
@@ -591,10 +591,6 @@ fn managed_by(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectM
 
 fn has(values: &[String], wanted: &str) -> bool {
     values.iter().any(|v| v == wanted)
-}
-
-fn describe_role(role: &RoleRef) -> String {
-    format!("{:?}/{}", role.kind, role.name)
 }
 
 fn describe_targets(request: &AcceptedRequest) -> String {

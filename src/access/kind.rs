@@ -431,7 +431,7 @@ fn recorded_window(status: &AccessRequestStatus, observed: &Observation) -> Resu
             .grant
             .as_ref()
             .map(|g| (&g.activated_at, &g.expires_at, g.seal.as_deref())),
-        (status.phase == Some(AccessPhase::Active)).then_some("Active"),
+        (status.phase == Some(AccessPhase::Active)).then_some(AccessPhase::Active.name()),
         observed.now,
     )
 }
@@ -510,7 +510,7 @@ fn set(
 }
 
 fn summary(findings: &[Finding]) -> Option<String> {
-    let mut types: Vec<String> = findings.iter().map(|f| format!("{:?}", f.type_)).collect();
+    let mut types: Vec<String> = findings.iter().map(|f| f.type_.to_string()).collect();
     types.dedup();
     (!types.is_empty()).then(|| types.join(","))
 }

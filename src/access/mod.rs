@@ -118,7 +118,7 @@ pub fn describe_subjects(subjects: &[Subject]) -> String {
 pub fn describe_subject(subject: &Subject) -> String {
     match (&subject.kind, &subject.namespace) {
         (SubjectKind::ServiceAccount, Some(ns)) => format!("ServiceAccount {ns}/{}", subject.name),
-        (kind, _) => format!("{kind:?} {}", subject.name),
+        (kind, _) => format!("{kind} {}", subject.name),
     }
 }
 
@@ -204,7 +204,7 @@ fn resolve<'a>(
         || {
             format!(
                 "no AccessPolicy allows {} {} for a request filed in namespace {}; nothing will be granted. Ask a cluster admin for a policy, or name one in spec.policy",
-                describe_role(&spec.role),
+                spec.role,
                 describe_scope(spec.cluster_wide, scope.targets),
                 scope.request_namespace,
             )
@@ -244,12 +244,12 @@ fn check_scope(
         ));
     }
     if !policy.roles.contains(&spec.role) {
-        let allowed: Vec<String> = policy.roles.iter().map(describe_role).collect();
+        let allowed: Vec<String> = policy.roles.iter().map(RoleRef::to_string).collect();
         return Err(Refusal::new(
             reason::POLICY_VIOLATION,
             format!(
                 "spec.role: {} is not grantable under AccessPolicy {policy_name}; it allows {}",
-                describe_role(&spec.role),
+                spec.role,
                 allowed.join(", ")
             ),
         ));
@@ -458,10 +458,6 @@ fn check_justification(
         }
     }
     Ok(())
-}
-
-fn describe_role(role: &RoleRef) -> String {
-    format!("{:?}/{}", role.kind, role.name)
 }
 
 fn describe_scope(cluster_wide: bool, targets: &[String]) -> String {

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ApprovalRecord, RoleRef, Subject};
+use super::names::named_enum;
 
 /// One person or service asks for one role, in some namespaces, for a time, with a reason.
 // Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
@@ -90,25 +91,27 @@ pub struct AccessRequestSpec {
     pub policy: Option<String>,
 }
 
-/// Where an AccessRequest is in its lifecycle.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum AccessPhase {
-    /// Waiting for checks or approvals.
-    Pending,
-    /// Every stage approved; access is being provisioned.
-    Approved,
-    /// Access is provisioned until `grant.expiresAt`.
-    Active,
-    /// An approver denied the request, or a check refused it.
-    Denied,
-    /// Not fully approved within the policy's `pendingTimeout`.
-    TimedOut,
-    /// Access ran its duration and was removed.
-    Expired,
-    /// Access was revoked early.
-    Revoked,
-    /// The request cannot proceed as written; the `Accepted` condition says why.
-    Failed,
+named_enum! {
+    /// Where an AccessRequest is in its lifecycle.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum AccessPhase {
+        /// Waiting for checks or approvals.
+        Pending,
+        /// Every stage approved; access is being provisioned.
+        Approved,
+        /// Access is provisioned until `grant.expiresAt`.
+        Active,
+        /// An approver denied the request, or a check refused it.
+        Denied,
+        /// Not fully approved within the policy's `pendingTimeout`.
+        TimedOut,
+        /// Access ran its duration and was removed.
+        Expired,
+        /// Access was revoked early.
+        Revoked,
+        /// The request cannot proceed as written; the `Accepted` condition says why.
+        Failed,
+    }
 }
 
 impl AccessPhase {
@@ -178,17 +181,19 @@ pub struct AccessRequestStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// Kind of an automated finding.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
-pub enum FindingType {
-    /// A subject already holds this role there through another binding.
-    ExistingAccess,
-    /// A subject holds a role that a separation-of-duties rule forbids together with this one.
-    SeparationOfDutiesConflict,
-    /// The role grants powerful permissions; high-risk approval stages apply.
-    HighRisk,
+named_enum! {
+    /// Kind of an automated finding.
+    #[derive(
+        Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+    )]
+    pub enum FindingType {
+        /// A subject already holds this role there through another binding.
+        ExistingAccess,
+        /// A subject holds a role that a separation-of-duties rule forbids together with this one.
+        SeparationOfDutiesConflict,
+        /// The role grants powerful permissions; high-risk approval stages apply.
+        HighRisk,
+    }
 }
 
 /// One result of the automated checks.

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::ApprovalRecord;
+use super::names::named_enum;
 use super::vocabulary::{Classification, TransferMethod};
 
 /// A team asks to share named keys of Secrets and ConfigMaps with a recipient, for a purpose,
@@ -153,29 +154,31 @@ pub struct AgreementRef {
     pub reference: String,
 }
 
-/// Where a DataSharingAgreement is in its lifecycle.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum SharingPhase {
-    /// Waiting for checks or reviews.
-    Pending,
-    /// Reviews may proceed, but nothing executes until an agreement reference is filed.
-    AwaitingAgreement,
-    /// Every review approved; the share is being executed.
-    Approved,
-    /// The share exists until `share.expiresAt`.
-    Active,
-    /// The share is paused because the sources no longer match the approved scope.
-    Suspended,
-    /// A reviewer denied the share, or a check refused it.
-    Denied,
-    /// Not fully reviewed within the policy's `pendingTimeout`.
-    TimedOut,
-    /// Retention ended and everything shared was removed.
-    Expired,
-    /// The share was revoked early.
-    Revoked,
-    /// The agreement cannot proceed as written; the `Accepted` condition says why.
-    Failed,
+named_enum! {
+    /// Where a DataSharingAgreement is in its lifecycle.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum SharingPhase {
+        /// Waiting for checks or reviews.
+        Pending,
+        /// Reviews may proceed, but nothing executes until an agreement reference is filed.
+        AwaitingAgreement,
+        /// Every review approved; the share is being executed.
+        Approved,
+        /// The share exists until `share.expiresAt`.
+        Active,
+        /// The share is paused because the sources no longer match the approved scope.
+        Suspended,
+        /// A reviewer denied the share, or a check refused it.
+        Denied,
+        /// Not fully reviewed within the policy's `pendingTimeout`.
+        TimedOut,
+        /// Retention ended and everything shared was removed.
+        Expired,
+        /// The share was revoked early.
+        Revoked,
+        /// The agreement cannot proceed as written; the `Accepted` condition says why.
+        Failed,
+    }
 }
 
 impl SharingPhase {

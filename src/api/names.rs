@@ -57,3 +57,66 @@ macro_rules! named_enum {
 }
 
 pub(crate) use named_enum;
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::Resource;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use serde::Serialize;
+
+    use crate::api::common::{Decision, RoleKind, StageCondition, SubjectKind};
+    use crate::api::{
+        AccessPhase, AgreementRequirement, Classification, ConflictAction, FindingType,
+        SharingPhase, SourceKind, TransferMethod,
+    };
+
+    /// Each value prints, and is found by, the very name serde writes for it in YAML.
+    fn assert_display_is_serde_name<T>(values: &[T], from_name: fn(&str) -> Option<T>)
+    where
+        T: Copy + std::fmt::Display + std::fmt::Debug + PartialEq + Serialize,
+    {
+        for value in values {
+            let serialized = serde_json::to_value(value).expect("a unit value serializes");
+            assert_eq!(
+                serialized,
+                serde_json::Value::String(value.to_string()),
+                "{value:?}"
+            );
+            assert_eq!(from_name(&value.to_string()), Some(*value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn display_is_the_serde_name_of_every_value() {
+        assert_display_is_serde_name(AccessPhase::ALL, AccessPhase::from_name);
+        assert_display_is_serde_name(SharingPhase::ALL, SharingPhase::from_name);
+        assert_display_is_serde_name(Classification::ALL, Classification::from_name);
+        assert_display_is_serde_name(TransferMethod::ALL, TransferMethod::from_name);
+        assert_display_is_serde_name(FindingType::ALL, FindingType::from_name);
+        assert_display_is_serde_name(Decision::ALL, Decision::from_name);
+        assert_display_is_serde_name(RoleKind::ALL, RoleKind::from_name);
+        assert_display_is_serde_name(SubjectKind::ALL, SubjectKind::from_name);
+        assert_display_is_serde_name(StageCondition::ALL, StageCondition::from_name);
+        assert_display_is_serde_name(ConflictAction::ALL, ConflictAction::from_name);
+        assert_display_is_serde_name(AgreementRequirement::ALL, AgreementRequirement::from_name);
+    }
+
+    #[test]
+    fn source_kinds_are_named_as_kubernetes_names_them() {
+        assert_eq!(SourceKind::Secret.to_string(), Secret::KIND);
+        assert_eq!(SourceKind::ConfigMap.to_string(), ConfigMap::KIND);
+        assert_eq!(SourceKind::ALL, [SourceKind::Secret, SourceKind::ConfigMap]);
+    }
+
+    #[test]
+    fn names_are_exact_and_text_around_them_is_not_a_name() {
+        assert_eq!(Classification::Public.to_string(), "public");
+        assert_eq!(Classification::from_name("Public"), None);
+        assert_eq!(AccessPhase::from_name("Pending "), None);
+        assert_eq!(AccessPhase::from_name("AwaitingAgreement"), None);
+        assert_eq!(
+            SharingPhase::from_name("AwaitingAgreement"),
+            Some(SharingPhase::AwaitingAgreement)
+        );
+    }
+}

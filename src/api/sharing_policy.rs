@@ -3,6 +3,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::names::named_enum;
 use super::vocabulary::{Classification, TransferMethod};
 
 /// Which reviews a data share needs, what may be shared how, and for how long.
@@ -130,14 +131,16 @@ pub struct MethodsByClassification {
     pub restricted: Option<Vec<TransferMethod>>,
 }
 
-/// When a signed agreement reference is required.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum AgreementRequirement {
-    /// Required for external recipients only.
-    #[default]
-    External,
-    /// Required for every share.
-    Always,
-    /// Never required.
-    Never,
+named_enum! {
+    /// When a signed agreement reference is required.
+    #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum AgreementRequirement {
+        /// Required for external recipients only.
+        #[default]
+        External,
+        /// Required for every share.
+        Always,
+        /// Never required.
+        Never,
+    }
 }

@@ -579,7 +579,7 @@ fn audit(request: &AccessRequest, status: &AccessRequestStatus) {
     let approvers: Vec<String> = status
         .approvals
         .iter()
-        .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+        .map(|a| format!("{}:{}:{}", a.role, a.user, a.decision))
         .collect();
     tracing::info!(
         target: "audit",
@@ -588,7 +588,7 @@ fn audit(request: &AccessRequest, status: &AccessRequestStatus) {
         name = request.name_any(),
         requester = request.spec.requester,
         role = request.spec.role.name,
-        phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+        phase = status.phase.map(|p| p.to_string()).unwrap_or_default(),
         policy = status.policy.as_deref().unwrap_or_default(),
         approvals = approvers.join(","),
         expires_at = status.grant.as_ref().map(|g| g.expires_at.0.to_string()).unwrap_or_default(),

@@ -618,7 +618,7 @@ fn audit(agreement: &DataSharingAgreement, status: &DataSharingAgreementStatus) 
     let approvers: Vec<String> = status
         .approvals
         .iter()
-        .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+        .map(|a| format!("{}:{}:{}", a.role, a.user, a.decision))
         .collect();
     let data: Vec<String> = agreement
         .spec
@@ -641,10 +641,10 @@ fn audit(agreement: &DataSharingAgreement, status: &DataSharingAgreementStatus) 
         name = agreement.name_any(),
         requester = agreement.spec.requester,
         recipient = status.recipient.as_deref().unwrap_or_default(),
-        method = classification::method_name(agreement.spec.transfer.method),
+        method = agreement.spec.transfer.method.to_string(),
         data = data.join(" "),
-        classification = status.classification.as_ref().map(|c| classification::level_name(c.level)).unwrap_or_default(),
-        phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+        classification = status.classification.as_ref().map(|c| c.level.to_string()).unwrap_or_default(),
+        phase = status.phase.map(|p| p.to_string()).unwrap_or_default(),
         policy = status.policy.as_deref().unwrap_or_default(),
         approvals = approvers.join(","),
         expires_at = status.share.as_ref().map(|s| s.expires_at.0.to_string()).unwrap_or_default(),

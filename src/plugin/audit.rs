@@ -57,11 +57,7 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
                     table::time(a.time.as_ref()),
                     a.role.clone(),
                     a.user.clone(),
-                    match a.decision {
-                        Decision::Approved => "Approved",
-                        Decision::Denied => "Denied",
-                    }
-                    .to_string(),
+                    a.decision.to_string(),
                     a.reason.clone().unwrap_or_else(|| NONE.to_string()),
                 ]
             })

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use serde::Serialize;
 
 use super::Kind;
 use crate::access;
@@ -79,13 +78,6 @@ impl Summary {
     }
 }
 
-/// The serialized name of a unit enum variant, e.g. `Pending`.
-fn variant_name<T: Serialize>(value: &T) -> Option<String> {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-}
-
 impl From<&AccessRequest> for Summary {
     fn from(request: &AccessRequest) -> Self {
         let status = request.status.clone().unwrap_or_default();
@@ -117,11 +109,11 @@ impl From<&AccessRequest> for Summary {
             name: request.metadata.name.clone().unwrap_or_default(),
             requester: request.spec.requester.clone(),
             subject_users,
-            grants: Some(format!("{:?}/{}", spec.role.kind, spec.role.name)),
+            grants: Some(spec.role.to_string()),
             subjects: Some(subjects),
             scope: Some(scope),
             namespace,
-            phase: status.phase.as_ref().and_then(variant_name),
+            phase: status.phase.map(|p| p.to_string()),
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
@@ -148,7 +140,7 @@ impl From<&DataSharingAgreement> for Summary {
             grants: None,
             subjects: None,
             scope: None,
-            phase: status.phase.as_ref().and_then(variant_name),
+            phase: status.phase.map(|p| p.to_string()),
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,

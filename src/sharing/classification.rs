@@ -32,15 +32,6 @@ pub const UNLABELLED: Classification = Classification::Internal;
 /// `maxExternalClassification`.
 pub const DEFAULT_MAX_EXTERNAL_CLASSIFICATION: Classification = Classification::Confidential;
 
-/// Every classification, lowest first: the order of "highest wins" and of the allowed values in
-/// messages.
-const LEVELS: [Classification; 4] = [
-    Classification::Public,
-    Classification::Internal,
-    Classification::Confidential,
-    Classification::Restricted,
-];
-
 /// One `spec.data` item as the controller observed its source object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedSource {
@@ -89,25 +80,6 @@ impl ObservedSource {
     }
 }
 
-/// The lower-case name of a classification, as labels and messages write it.
-pub fn level_name(level: Classification) -> &'static str {
-    match level {
-        Classification::Public => "public",
-        Classification::Internal => "internal",
-        Classification::Confidential => "confidential",
-        Classification::Restricted => "restricted",
-    }
-}
-
-/// The name of a transfer method, as `spec.transfer.method` writes it.
-pub fn method_name(method: TransferMethod) -> &'static str {
-    match method {
-        TransferMethod::Copy => "Copy",
-        TransferMethod::Reference => "Reference",
-        TransferMethod::Export => "Export",
-    }
-}
-
 /// What the labels of one existing source say.
 struct SourceFacts {
     level: Classification,
@@ -150,12 +122,12 @@ pub fn classify(sources: &[ObservedSource]) -> Result<ClassificationResult, Refu
         level = level.max(facts.level);
         personal_data |= facts.personal_data;
         let mut reason = if facts.labelled {
-            format!("{}: {}", source.describe(), level_name(facts.level))
+            format!("{}: {}", source.describe(), facts.level)
         } else {
             format!(
                 "{}: {} (no {CLASSIFICATION_LABEL} label)",
                 source.describe(),
-                level_name(facts.level)
+                facts.level
             )
         };
         if facts.personal_data {
@@ -215,7 +187,7 @@ fn read_source(source: &ObservedSource) -> Result<SourceFacts, Vec<String>> {
         Some(value) => match parse_level(value) {
             Some(level) => (level, true),
             None => {
-                let allowed: Vec<&str> = LEVELS.iter().map(|l| level_name(*l)).collect();
+                let allowed: Vec<&str> = Classification::ALL.iter().map(|l| l.name()).collect();
                 problems.push(format!(
                     "{described} has {CLASSIFICATION_LABEL}={value:?}, which is not one of {}; its owner must set one of those (or remove the label for internal)",
                     allowed.join(", ")
@@ -264,10 +236,10 @@ fn read_source(source: &ObservedSource) -> Result<SourceFacts, Vec<String>> {
 /// lower the level, anything else is not guessed at.
 fn parse_level(value: &str) -> Option<Classification> {
     let value = value.trim();
-    LEVELS
+    Classification::ALL
         .iter()
         .copied()
-        .find(|level| level_name(*level).eq_ignore_ascii_case(value))
+        .find(|level| level.name().eq_ignore_ascii_case(value))
 }
 
 /// The source residency regions the recipient is not in: non-empty means a cross-border transfer.
@@ -372,7 +344,7 @@ pub fn check_combination(
     spec: &DataSharingAgreementSpec,
     classification: &ClassificationResult,
 ) -> Result<AgreementGate, Refusal> {
-    let level = level_name(classification.level);
+    let level = classification.level;
     let method = spec.transfer.method;
     let mut violations = Vec::new();
 
@@ -382,15 +354,14 @@ pub fn check_combination(
         let mut allowed = allowed.to_vec();
         allowed.sort_unstable();
         allowed.dedup();
-        let listed: Vec<&str> = allowed.iter().map(|m| method_name(*m)).collect();
+        let listed: Vec<&str> = allowed.iter().map(|m| m.name()).collect();
         let accepted = if listed.is_empty() {
             format!("allowed: none, so {level} data cannot be shared under this policy")
         } else {
             format!("allowed: {}", listed.join(", "))
         };
         violations.push(format!(
-            "spec.transfer.method: {} is not allowed for {level} data under SharingPolicy {policy_name}; {accepted}",
-            method_name(method)
+            "spec.transfer.method: {method} is not allowed for {level} data under SharingPolicy {policy_name}; {accepted}"
         ));
     }
 
@@ -400,8 +371,7 @@ pub fn check_combination(
             .unwrap_or(DEFAULT_MAX_EXTERNAL_CLASSIFICATION);
         if classification.level > max {
             violations.push(format!(
-                "spec.recipient.external: {level} data may not go to an external recipient under SharingPolicy {policy_name}; it allows {} data or lower externally, so share only such data or share with a namespace",
-                level_name(max)
+                "spec.recipient.external: {level} data may not go to an external recipient under SharingPolicy {policy_name}; it allows {max} data or lower externally, so share only such data or share with a namespace"
             ));
         }
     }
@@ -1261,22 +1231,8 @@ mod tests {
 
     #[test]
     fn names_match_what_users_write() {
-        for level in LEVELS {
-            assert_eq!(parse_level(level_name(level)), Some(level));
-            assert_eq!(
-                serde_json::to_value(level).expect("serializes"),
-                serde_json::Value::String(level_name(level).into())
-            );
-        }
-        for method in [
-            TransferMethod::Copy,
-            TransferMethod::Reference,
-            TransferMethod::Export,
-        ] {
-            assert_eq!(
-                serde_json::to_value(method).expect("serializes"),
-                serde_json::Value::String(method_name(method).into())
-            );
+        for level in Classification::ALL {
+            assert_eq!(parse_level(level.name()), Some(*level));
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::classification::{AgreementGate, level_name};
+use super::classification::AgreementGate;
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, STATUS_TAMPERED, reason,
@@ -157,7 +157,7 @@ pub fn plan(observed: &Observation) -> Plan {
         .status
         .classification
         .as_ref()
-        .map(|c| level_name(c.level))
+        .map(|c| c.level.to_string())
         .unwrap_or_default();
     let accepted = format!(
         "SharingPolicy {} governs this agreement; the data is {level}; reviews required: {}",
@@ -508,8 +508,7 @@ fn raised(approved: &ClassificationResult, now: &ClassificationResult) -> Option
     if now.level > approved.level {
         changes.push(format!(
             "the data is now {} (reviewed as {})",
-            level_name(now.level),
-            level_name(approved.level)
+            now.level, approved.level
         ));
     }
     if now.personal_data && !approved.personal_data {
