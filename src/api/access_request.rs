@@ -115,6 +115,18 @@ named_enum! {
 }
 
 impl AccessPhase {
+    /// Whether the request waits for approvers' decisions (`Pending`). `Approved` waits for
+    /// provisioning, not for a person; `Failed` takes no decisions until the request fits a
+    /// policy again and returns to `Pending`.
+    pub fn is_open(self) -> bool {
+        matches!(self, AccessPhase::Pending)
+    }
+
+    /// Whether access is provisioned and its expiry still ahead (`Active`).
+    pub fn is_running(self) -> bool {
+        matches!(self, AccessPhase::Active)
+    }
+
     /// Whether the request has ended for good: it never grants again.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -234,4 +246,20 @@ pub struct BindingRef {
     pub namespace: Option<String>,
     /// Name of the binding.
     pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccessPhase;
+
+    #[test]
+    fn a_phase_is_at_most_one_of_open_running_and_terminal() {
+        for phase in AccessPhase::ALL {
+            let kinds = [phase.is_open(), phase.is_running(), phase.is_terminal()];
+            assert!(kinds.iter().filter(|k| **k).count() <= 1, "{phase}");
+        }
+        let open: Vec<&AccessPhase> = AccessPhase::ALL.iter().filter(|p| p.is_open()).collect();
+        assert_eq!(open, [&AccessPhase::Pending]);
+        assert!(!AccessPhase::Failed.is_open() && !AccessPhase::Failed.is_terminal());
+    }
 }

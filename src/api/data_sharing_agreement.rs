@@ -182,6 +182,23 @@ named_enum! {
 }
 
 impl SharingPhase {
+    /// Whether the agreement waits for reviewers' decisions: `Pending`, or `AwaitingAgreement`,
+    /// where reviews proceed while the signed agreement is missing. `Approved` waits for
+    /// execution, not for a person; `Failed` takes no decisions until the agreement fits a
+    /// policy again and returns to `Pending`.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            SharingPhase::Pending | SharingPhase::AwaitingAgreement
+        )
+    }
+
+    /// Whether the share was executed and has not ended: what it shared exists (`Active`) or is
+    /// paused (`Suspended`), and its retention runs either way.
+    pub fn is_running(self) -> bool {
+        matches!(self, SharingPhase::Active | SharingPhase::Suspended)
+    }
+
     /// Whether the agreement has ended for good: it never shares again.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -306,4 +323,26 @@ pub struct SharedObject {
     /// Source object and resourceVersion at the last sync, `<kind>/<name>@<resourceVersion>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharingPhase;
+
+    #[test]
+    fn a_phase_is_at_most_one_of_open_running_and_terminal() {
+        for phase in SharingPhase::ALL {
+            let kinds = [phase.is_open(), phase.is_running(), phase.is_terminal()];
+            assert!(kinds.iter().filter(|k| **k).count() <= 1, "{phase}");
+        }
+        let named = |keep: fn(&SharingPhase) -> bool| -> Vec<String> {
+            SharingPhase::ALL
+                .iter()
+                .filter(|p| keep(p))
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(named(|p| p.is_open()), ["Pending", "AwaitingAgreement"]);
+        assert_eq!(named(|p| p.is_running()), ["Active", "Suspended"]);
+    }
 }

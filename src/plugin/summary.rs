@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::Kind;
 use crate::access;
 use crate::api::common::{ApprovalRecord, SubjectKind};
-use crate::api::{AccessRequest, DataSharingAgreement};
+use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 
 /// What the plugin needs of one request or agreement.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +76,20 @@ impl Summary {
             name: self.name.clone(),
         }
     }
+}
+
+/// Whether `phase`, as `status.phase` writes it, still awaits decisions. A phase name means the
+/// same in both kinds, so the open phases of either count.
+pub fn is_open_phase(phase: &str) -> bool {
+    AccessPhase::from_name(phase).is_some_and(AccessPhase::is_open)
+        || SharingPhase::from_name(phase).is_some_and(SharingPhase::is_open)
+}
+
+/// Whether `phase`, as `status.phase` writes it, says the grant or share is in place with its
+/// expiry still ahead, in either kind.
+pub fn is_running_phase(phase: &str) -> bool {
+    AccessPhase::from_name(phase).is_some_and(AccessPhase::is_running)
+        || SharingPhase::from_name(phase).is_some_and(SharingPhase::is_running)
 }
 
 impl From<&AccessRequest> for Summary {
