@@ -30,8 +30,9 @@ use crate::api::{
 use crate::lifecycle::Refusal;
 use crate::provision::sharing::{self as shares, Source, Target};
 use crate::sharing;
-use crate::sharing::classification::{self, ObservedSource};
+use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, Share};
+use crate::sharing::{combination, reviews, whole_objects};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/remove-share";
@@ -215,8 +216,8 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
     } else {
         read_sources(ctx, &namespace, spec).await?
     };
-    let classification = classification::classify(&observed).and_then(|found| {
-        classification::check_whole_objects(spec.transfer.method, &observed).map(|()| found)
+    let classification = classify::classify(&observed).and_then(|found| {
+        whole_objects::check_whole_objects(spec.transfer.method, &observed).map(|()| found)
     });
     let policy = accepted.as_ref().ok().and_then(|a| {
         policy_refs
@@ -224,21 +225,19 @@ async fn apply(agreement: &DataSharingAgreement, ctx: &Context) -> Result<Action
             .find(|p| p.metadata.name.as_deref() == Some(a.policy.as_str()))
     });
     let checked = match (&accepted, &classification, policy) {
-        (Ok(accepted), Ok(found), Some(policy)) => {
-            classification::check_combination(&accepted.policy, &policy.spec, spec, found).map(
-                |gate| Checked {
-                    policy: accepted.policy.clone(),
-                    retention: accepted.retention,
-                    pending_timeout: policy.spec.pending_timeout.clone(),
-                    required: classification::required_reviews(
-                        &policy.spec.reviews,
-                        found,
-                        &spec.recipient,
-                    ),
-                    gate,
-                },
-            )
-        }
+        (Ok(accepted), Ok(found), Some(policy)) => combination::check_combination(
+            &accepted.policy,
+            &policy.spec,
+            spec,
+            found,
+        )
+        .map(|gate| Checked {
+            policy: accepted.policy.clone(),
+            retention: accepted.retention,
+            pending_timeout: policy.spec.pending_timeout.clone(),
+            required: reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient),
+            gate,
+        }),
         (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
         (Ok(_), Ok(_), None) => Err(Refusal::new(
             reason::POLICY_NOT_FOUND,

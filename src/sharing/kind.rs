@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::classification::AgreementGate;
+use super::combination::AgreementGate;
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, SHARED, STATUS_TAMPERED, reason,
@@ -35,8 +35,8 @@ pub const SYNC_HISTORY: usize = 10;
 
 /// What the policy, the sources and the reviews say, computed by the controller from the
 /// governing SharingPolicy ([`super::accept`]), the sources
-/// ([`super::classification::classify`]) and both together
-/// ([`super::classification::required_reviews`], [`super::classification::check_combination`]).
+/// ([`super::classify::classify`]) and both together
+/// ([`super::reviews::required_reviews`], [`super::combination::check_combination`]).
 pub struct Checked {
     pub policy: String,
     pub retention: Duration,
