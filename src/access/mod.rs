@@ -1,8 +1,14 @@
 //! Whether an AccessRequest may proceed: which AccessPolicy governs it and whether it asks for
 //! something that policy allows. Fails closed: anything unclear refuses.
 
+pub mod existing_access;
 pub mod findings;
+#[cfg(test)]
+pub mod fixtures;
+pub mod high_risk;
 pub mod kind;
+pub mod rbac_view;
+pub mod separation_of_duties;
 pub mod verification;
 
 use std::collections::BTreeMap;

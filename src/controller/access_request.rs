@@ -17,8 +17,9 @@ use tracing::instrument;
 
 use super::status::Written;
 use super::{Context, Error, access_verification, approvers, status};
-use crate::access::findings::{self, Checks, ExistingBinding};
+use crate::access::findings::{self, Checks};
 use crate::access::kind::{self, Access, Plan};
+use crate::access::rbac_view::ExistingBinding;
 use crate::access::{self, AcceptedRequest};
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{self, GRANTED, READY, reason};
