@@ -327,7 +327,7 @@ struct PhaseLabels {
 fn count_phases(phases: impl Iterator<Item = Option<SharingPhase>>) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for phase in phases {
-        let name = phase.map_or_else(|| "New".to_string(), |p| format!("{p:?}"));
+        let name = phase.map_or_else(|| "New".to_string(), |p| p.to_string());
         *counts.entry(name).or_default() += 1;
     }
     counts

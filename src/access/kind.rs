@@ -295,7 +295,7 @@ fn governed(accepted: &Accepted) -> Governed {
 }
 
 fn summary(findings: &[Finding]) -> Option<String> {
-    let mut types: Vec<String> = findings.iter().map(|f| format!("{:?}", f.type_)).collect();
+    let mut types: Vec<String> = findings.iter().map(|f| f.type_.to_string()).collect();
     types.dedup();
     (!types.is_empty()).then(|| types.join(","))
 }

@@ -2,8 +2,14 @@
 //! something that policy allows. Fails closed: anything unclear refuses.
 
 pub mod bindings;
+pub mod existing_access;
 pub mod findings;
+#[cfg(test)]
+pub mod fixtures;
+pub mod high_risk;
 pub mod kind;
+pub mod rbac_view;
+pub mod separation_of_duties;
 pub mod verification;
 
 use std::collections::BTreeMap;
@@ -119,7 +125,7 @@ pub fn describe_subjects(subjects: &[Subject]) -> String {
 pub fn describe_subject(subject: &Subject) -> String {
     match (&subject.kind, &subject.namespace) {
         (SubjectKind::ServiceAccount, Some(ns)) => format!("ServiceAccount {ns}/{}", subject.name),
-        (kind, _) => format!("{kind:?} {}", subject.name),
+        (kind, _) => format!("{kind} {}", subject.name),
     }
 }
 
@@ -205,7 +211,7 @@ fn resolve<'a>(
         || {
             format!(
                 "no AccessPolicy allows {} {} for a request filed in namespace {}; nothing will be granted. Ask a cluster admin for a policy, or name one in spec.policy",
-                describe_role(&spec.role),
+                spec.role,
                 describe_scope(spec.cluster_wide, scope.targets),
                 scope.request_namespace,
             )
@@ -245,12 +251,12 @@ fn check_scope(
         ));
     }
     if !policy.roles.contains(&spec.role) {
-        let allowed: Vec<String> = policy.roles.iter().map(describe_role).collect();
+        let allowed: Vec<String> = policy.roles.iter().map(RoleRef::to_string).collect();
         return Err(Refusal::new(
             reason::POLICY_VIOLATION,
             format!(
                 "spec.role: {} is not grantable under AccessPolicy {policy_name}; it allows {}",
-                describe_role(&spec.role),
+                spec.role,
                 allowed.join(", ")
             ),
         ));
@@ -459,10 +465,6 @@ fn check_justification(
         }
     }
     Ok(())
-}
-
-fn describe_role(role: &RoleRef) -> String {
-    format!("{:?}/{}", role.kind, role.name)
 }
 
 fn describe_scope(cluster_wide: bool, targets: &[String]) -> String {

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ApprovalStage, RoleRef};
+use super::names::named_enum;
 
 /// What may be requested through `AccessRequest`s, where, for how long, and who must approve.
 /// Cluster-scoped: cluster admins own policies; requesters cannot weaken them.
@@ -147,12 +148,14 @@ pub struct SeparationOfDutiesRule {
     pub on_conflict: Option<ConflictAction>,
 }
 
-/// What a segregation-of-duties conflict does to a request.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum ConflictAction {
-    /// The request is denied.
-    #[default]
-    Deny,
-    /// The conflict is recorded as a finding and approvers decide.
-    RequireApproval,
+named_enum! {
+    /// What a segregation-of-duties conflict does to a request.
+    #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum ConflictAction {
+        /// The request is denied.
+        #[default]
+        Deny,
+        /// The conflict is recorded as a finding and approvers decide.
+        RequireApproval,
+    }
 }

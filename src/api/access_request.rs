@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ApprovalRecord, RoleRef, Subject};
+use super::names::named_enum;
 
 /// One person or service asks for one role, in some namespaces, for a time, with a reason.
 // Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
@@ -90,28 +91,42 @@ pub struct AccessRequestSpec {
     pub policy: Option<String>,
 }
 
-/// Where an AccessRequest is in its lifecycle.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum AccessPhase {
-    /// Waiting for checks or approvals.
-    Pending,
-    /// Every stage approved; access is being provisioned.
-    Approved,
-    /// Access is provisioned until `grant.expiresAt`.
-    Active,
-    /// An approver denied the request, or a check refused it.
-    Denied,
-    /// Not fully approved within the policy's `pendingTimeout`.
-    TimedOut,
-    /// Access ran its duration and was removed.
-    Expired,
-    /// Access was revoked early.
-    Revoked,
-    /// The request cannot proceed as written; the `Accepted` condition says why.
-    Failed,
+named_enum! {
+    /// Where an AccessRequest is in its lifecycle.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum AccessPhase {
+        /// Waiting for checks or approvals.
+        Pending,
+        /// Every stage approved; access is being provisioned.
+        Approved,
+        /// Access is provisioned until `grant.expiresAt`.
+        Active,
+        /// An approver denied the request, or a check refused it.
+        Denied,
+        /// Not fully approved within the policy's `pendingTimeout`.
+        TimedOut,
+        /// Access ran its duration and was removed.
+        Expired,
+        /// Access was revoked early.
+        Revoked,
+        /// The request cannot proceed as written; the `Accepted` condition says why.
+        Failed,
+    }
 }
 
 impl AccessPhase {
+    /// Whether the request waits for approvers' decisions (`Pending`). `Approved` waits for
+    /// provisioning, not for a person; `Failed` takes no decisions until the request fits a
+    /// policy again and returns to `Pending`.
+    pub fn is_open(self) -> bool {
+        matches!(self, AccessPhase::Pending)
+    }
+
+    /// Whether access is provisioned and its expiry still ahead (`Active`).
+    pub fn is_running(self) -> bool {
+        matches!(self, AccessPhase::Active)
+    }
+
     /// Whether the request has ended for good: it never grants again.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -178,17 +193,19 @@ pub struct AccessRequestStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// Kind of an automated finding.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
-pub enum FindingType {
-    /// A subject already holds this role there through another binding.
-    ExistingAccess,
-    /// A subject holds a role that a separation-of-duties rule forbids together with this one.
-    SeparationOfDutiesConflict,
-    /// The role grants powerful permissions; high-risk approval stages apply.
-    HighRisk,
+named_enum! {
+    /// Kind of an automated finding.
+    #[derive(
+        Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+    )]
+    pub enum FindingType {
+        /// A subject already holds this role there through another binding.
+        ExistingAccess,
+        /// A subject holds a role that a separation-of-duties rule forbids together with this one.
+        SeparationOfDutiesConflict,
+        /// The role grants powerful permissions; high-risk approval stages apply.
+        HighRisk,
+    }
 }
 
 /// One result of the automated checks.
@@ -229,4 +246,20 @@ pub struct BindingRef {
     pub namespace: Option<String>,
     /// Name of the binding.
     pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccessPhase;
+
+    #[test]
+    fn a_phase_is_at_most_one_of_open_running_and_terminal() {
+        for phase in AccessPhase::ALL {
+            let kinds = [phase.is_open(), phase.is_running(), phase.is_terminal()];
+            assert!(kinds.iter().filter(|k| **k).count() <= 1, "{phase}");
+        }
+        let open: Vec<&AccessPhase> = AccessPhase::ALL.iter().filter(|p| p.is_open()).collect();
+        assert_eq!(open, [&AccessPhase::Pending]);
+        assert!(!AccessPhase::Failed.is_open() && !AccessPhase::Failed.is_terminal());
+    }
 }

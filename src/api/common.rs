@@ -5,15 +5,19 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Kind of an RBAC role.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
-)]
-pub enum RoleKind {
-    /// A namespaced Role, granted in the namespace it lives in.
-    Role,
-    /// A ClusterRole, granted per namespace (RoleBinding) or cluster-wide (ClusterRoleBinding).
-    ClusterRole,
+use super::names::named_enum;
+
+named_enum! {
+    /// Kind of an RBAC role.
+    #[derive(
+        Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+    )]
+    pub enum RoleKind {
+        /// A namespaced Role, granted in the namespace it lives in.
+        Role,
+        /// A ClusterRole, granted per namespace (RoleBinding) or cluster-wide (ClusterRoleBinding).
+        ClusterRole,
+    }
 }
 
 /// A reference to an RBAC Role or ClusterRole.
@@ -28,17 +32,26 @@ pub struct RoleRef {
     pub name: String,
 }
 
-/// Kind of an RBAC subject.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
-)]
-pub enum SubjectKind {
-    /// A user as named by the cluster's authenticator.
-    User,
-    /// A group as named by the cluster's authenticator.
-    Group,
-    /// A ServiceAccount; `namespace` is required.
-    ServiceAccount,
+/// As messages and `kubectl gatehouse` name a role: `ClusterRole/db-reader`.
+impl std::fmt::Display for RoleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+named_enum! {
+    /// Kind of an RBAC subject.
+    #[derive(
+        Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+    )]
+    pub enum SubjectKind {
+        /// A user as named by the cluster's authenticator.
+        User,
+        /// A group as named by the cluster's authenticator.
+        Group,
+        /// A ServiceAccount; `namespace` is required.
+        ServiceAccount,
+    }
 }
 
 /// Who receives the access: an RBAC subject.
@@ -58,14 +71,16 @@ pub struct Subject {
     pub namespace: Option<String>,
 }
 
-/// When an approval stage applies.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum StageCondition {
-    /// The stage applies to every request.
-    #[default]
-    Always,
-    /// The stage applies only when the automated checks found the grant high-risk.
-    HighRisk,
+named_enum! {
+    /// When an approval stage applies.
+    #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum StageCondition {
+        /// The stage applies to every request.
+        #[default]
+        Always,
+        /// The stage applies only when the automated checks found the grant high-risk.
+        HighRisk,
+    }
 }
 
 /// One approval stage: a role whose holder must approve, in order.
@@ -84,13 +99,15 @@ pub struct ApprovalStage {
     pub when: Option<StageCondition>,
 }
 
-/// The outcome of one approver's decision.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum Decision {
-    /// The approver approved their stage.
-    Approved,
-    /// The approver denied the request; it ends.
-    Denied,
+named_enum! {
+    /// The outcome of one approver's decision.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum Decision {
+        /// The approver approved their stage.
+        Approved,
+        /// The approver denied the request; it ends.
+        Denied,
+    }
 }
 
 /// One approver decision, as admitted by the API server and read from the annotations.

@@ -4,7 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::ApprovalRecord;
-use super::sharing_policy::Classification;
+use super::names::named_enum;
+use super::vocabulary::{Classification, TransferMethod};
 
 /// A team asks to share named keys of Secrets and ConfigMaps with a recipient, for a purpose,
 /// by a transfer method, for a retention period. Filed in the data owner's namespace.
@@ -143,19 +144,6 @@ pub struct Transfer {
     pub method: TransferMethod,
 }
 
-/// Transfer method of a share.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
-pub enum TransferMethod {
-    /// A Secret in the recipient namespace holding only the approved keys, kept in sync.
-    Copy,
-    /// No copy: the recipient ServiceAccount may `get` only the named source objects.
-    Reference,
-    /// The approved keys are materialised in the policy's egress namespace for an egress tool.
-    Export,
-}
-
 /// A signed agreement covering the share.
 #[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -166,32 +154,51 @@ pub struct AgreementRef {
     pub reference: String,
 }
 
-/// Where a DataSharingAgreement is in its lifecycle.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum SharingPhase {
-    /// Waiting for checks or reviews.
-    Pending,
-    /// Reviews may proceed, but nothing executes until an agreement reference is filed.
-    AwaitingAgreement,
-    /// Every review approved; the share is being executed.
-    Approved,
-    /// The share exists until `share.expiresAt`.
-    Active,
-    /// The share is paused because the sources no longer match the approved scope.
-    Suspended,
-    /// A reviewer denied the share, or a check refused it.
-    Denied,
-    /// Not fully reviewed within the policy's `pendingTimeout`.
-    TimedOut,
-    /// Retention ended and everything shared was removed.
-    Expired,
-    /// The share was revoked early.
-    Revoked,
-    /// The agreement cannot proceed as written; the `Accepted` condition says why.
-    Failed,
+named_enum! {
+    /// Where a DataSharingAgreement is in its lifecycle.
+    #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum SharingPhase {
+        /// Waiting for checks or reviews.
+        Pending,
+        /// Reviews may proceed, but nothing executes until an agreement reference is filed.
+        AwaitingAgreement,
+        /// Every review approved; the share is being executed.
+        Approved,
+        /// The share exists until `share.expiresAt`.
+        Active,
+        /// The share is paused because the sources no longer match the approved scope.
+        Suspended,
+        /// A reviewer denied the share, or a check refused it.
+        Denied,
+        /// Not fully reviewed within the policy's `pendingTimeout`.
+        TimedOut,
+        /// Retention ended and everything shared was removed.
+        Expired,
+        /// The share was revoked early.
+        Revoked,
+        /// The agreement cannot proceed as written; the `Accepted` condition says why.
+        Failed,
+    }
 }
 
 impl SharingPhase {
+    /// Whether the agreement waits for reviewers' decisions: `Pending`, or `AwaitingAgreement`,
+    /// where reviews proceed while the signed agreement is missing. `Approved` waits for
+    /// execution, not for a person; `Failed` takes no decisions until the agreement fits a
+    /// policy again and returns to `Pending`.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            SharingPhase::Pending | SharingPhase::AwaitingAgreement
+        )
+    }
+
+    /// Whether the share was executed and has not ended: what it shared exists (`Active`) or is
+    /// paused (`Suspended`), and its retention runs either way.
+    pub fn is_running(self) -> bool {
+        matches!(self, SharingPhase::Active | SharingPhase::Suspended)
+    }
+
     /// Whether the agreement has ended for good: it never shares again.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -316,4 +323,26 @@ pub struct SharedObject {
     /// Source object and resourceVersion at the last sync, `<kind>/<name>@<resourceVersion>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharingPhase;
+
+    #[test]
+    fn a_phase_is_at_most_one_of_open_running_and_terminal() {
+        for phase in SharingPhase::ALL {
+            let kinds = [phase.is_open(), phase.is_running(), phase.is_terminal()];
+            assert!(kinds.iter().filter(|k| **k).count() <= 1, "{phase}");
+        }
+        let named = |keep: fn(&SharingPhase) -> bool| -> Vec<String> {
+            SharingPhase::ALL
+                .iter()
+                .filter(|p| keep(p))
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(named(|p| p.is_open()), ["Pending", "AwaitingAgreement"]);
+        assert_eq!(named(|p| p.is_running()), ["Active", "Suspended"]);
+    }
 }

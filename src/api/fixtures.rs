@@ -157,3 +157,30 @@ pub fn data_sharing_agreement() -> DataSharingAgreement {
     agreement.metadata.generation = Some(1);
     agreement
 }
+
+/// Data classified at `level`, personal data or not, resident in `residency`; no reasons.
+pub fn classified(
+    level: Classification,
+    personal_data: bool,
+    residency: &[&str],
+) -> ClassificationResult {
+    ClassificationResult {
+        level,
+        personal_data,
+        residency: residency.iter().map(|r| r.to_string()).collect(),
+        reasons: vec![],
+    }
+}
+
+/// An external recipient, Acme Analytics Ltd, in `country`.
+pub fn external_recipient(country: &str) -> Recipient {
+    Recipient {
+        namespace: None,
+        service_account: None,
+        external: Some(ExternalRecipient {
+            organization: "Acme Analytics Ltd".into(),
+            country: country.into(),
+            contact: Some("dpo@acme.example".into()),
+        }),
+    }
+}

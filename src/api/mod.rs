@@ -8,13 +8,16 @@ pub mod conditions;
 mod data_sharing_agreement;
 #[cfg(test)]
 pub mod fixtures;
+mod names;
 pub mod reference;
 mod sharing_policy;
+mod vocabulary;
 
 pub use access_policy::*;
 pub use access_request::*;
 pub use data_sharing_agreement::*;
 pub use sharing_policy::*;
+pub use vocabulary::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -3,7 +3,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::data_sharing_agreement::TransferMethod;
+use super::names::named_enum;
+use super::vocabulary::{Classification, TransferMethod};
 
 /// Which reviews a data share needs, what may be shared how, and for how long.
 /// Cluster-scoped: privacy and security teams own sharing policies.
@@ -76,22 +77,6 @@ pub struct SharingPolicySpec {
     pub cluster_wide_approvers: Vec<String>,
 }
 
-/// Data classification, from lowest to highest.
-#[derive(
-    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum Classification {
-    /// Publicly available.
-    Public,
-    /// Internal use; the default for unlabelled data.
-    Internal,
-    /// Confidential business data.
-    Confidential,
-    /// The most sensitive data.
-    Restricted,
-}
-
 /// Review roles required for a share.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -146,14 +131,16 @@ pub struct MethodsByClassification {
     pub restricted: Option<Vec<TransferMethod>>,
 }
 
-/// When a signed agreement reference is required.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum AgreementRequirement {
-    /// Required for external recipients only.
-    #[default]
-    External,
-    /// Required for every share.
-    Always,
-    /// Never required.
-    Never,
+named_enum! {
+    /// When a signed agreement reference is required.
+    #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum AgreementRequirement {
+        /// Required for external recipients only.
+        #[default]
+        External,
+        /// Required for every share.
+        Always,
+        /// Never required.
+        Never,
+    }
 }

@@ -17,8 +17,9 @@ use kube::{Api, ResourceExt};
 use super::reconciler::{self, Note, Planned, Reconciled};
 use super::{Context, Error, approvers, sweep};
 use crate::access::bindings as rbac;
-use crate::access::findings::{self, Checks, ExistingBinding};
+use crate::access::findings::{self, Checks};
 use crate::access::kind::{self, AccessKind};
+use crate::access::rbac_view::ExistingBinding;
 use crate::access::verification::{self, Proving};
 use crate::access::{self as policy_check, AcceptedRequest};
 use crate::api::common::{RoleKind, SubjectKind};
@@ -303,7 +304,7 @@ impl Reconciled for AccessRequest {
         let approvers: Vec<String> = status
             .approvals
             .iter()
-            .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+            .map(|a| format!("{}:{}:{}", a.role, a.user, a.decision))
             .collect();
         tracing::info!(
             target: "audit",
@@ -312,7 +313,7 @@ impl Reconciled for AccessRequest {
             name = self.name_any(),
             requester = self.spec.requester,
             role = self.spec.role.name,
-            phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+            phase = status.phase.map(|p| p.to_string()).unwrap_or_default(),
             policy = status.policy.as_deref().unwrap_or_default(),
             approvals = approvers.join(","),
             expires_at = status.grant.as_ref().map(|g| g.expires_at.0.to_string()).unwrap_or_default(),

@@ -22,6 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::reconciler::{self, Note, Planned, Reconciled};
 use super::{Context, Error, approvers, sweep};
+use crate::api::SourceKind;
 use crate::api::conditions::{ConditionUpdate, READY, reason};
 use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
@@ -30,10 +31,11 @@ use crate::api::{
 use crate::apply::{self, Applied, Object, OwnerKind};
 use crate::lifecycle::Refusal;
 use crate::lifecycle::kind::Phase;
-use crate::sharing::classification::{self, ObservedSource, SourceKind};
+use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
 use crate::sharing::objects::{self as shares, Source, Target};
 use crate::sharing::{self as policy_check, AcceptedShare};
+use crate::sharing::{combination, reviews, whole_objects};
 
 /// Finalizer that makes deleting an agreement remove what it shared before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/remove-share";
@@ -129,9 +131,8 @@ impl Observed {
         &self,
         spec: &DataSharingAgreementSpec,
     ) -> Result<crate::api::ClassificationResult, Refusal> {
-        classification::classify(&self.observed).and_then(|found| {
-            classification::check_whole_objects(spec.transfer.method, &self.observed)
-                .map(|()| found)
+        classify::classify(&self.observed).and_then(|found| {
+            whole_objects::check_whole_objects(spec.transfer.method, &self.observed).map(|()| found)
         })
     }
 
@@ -139,21 +140,19 @@ impl Observed {
     fn checked(&self, spec: &DataSharingAgreementSpec) -> Result<Checked, Refusal> {
         let classification = self.classification(spec);
         match (&self.accepted, &classification, &self.policy) {
-            (Ok(accepted), Ok(found), Some(policy)) => {
-                classification::check_combination(&accepted.policy, &policy.spec, spec, found).map(
-                    |gate| Checked {
-                        policy: accepted.policy.clone(),
-                        retention: accepted.retention,
-                        pending_timeout: policy.spec.pending_timeout.clone(),
-                        required: classification::required_reviews(
-                            &policy.spec.reviews,
-                            found,
-                            &spec.recipient,
-                        ),
-                        gate,
-                    },
-                )
-            }
+            (Ok(accepted), Ok(found), Some(policy)) => combination::check_combination(
+                &accepted.policy,
+                &policy.spec,
+                spec,
+                found,
+            )
+            .map(|gate| Checked {
+                policy: accepted.policy.clone(),
+                retention: accepted.retention,
+                pending_timeout: policy.spec.pending_timeout.clone(),
+                required: reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient),
+                gate,
+            }),
             (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
             (Ok(_), Ok(_), None) => Err(Refusal::new(
                 reason::POLICY_NOT_FOUND,
@@ -337,7 +336,7 @@ impl Reconciled for DataSharingAgreement {
         let approvers: Vec<String> = status
             .approvals
             .iter()
-            .map(|a| format!("{}:{}:{:?}", a.role, a.user, a.decision))
+            .map(|a| format!("{}:{}:{}", a.role, a.user, a.decision))
             .collect();
         let data: Vec<String> = self
             .spec
@@ -360,10 +359,10 @@ impl Reconciled for DataSharingAgreement {
             name = self.name_any(),
             requester = self.spec.requester,
             recipient = status.recipient.as_deref().unwrap_or_default(),
-            method = classification::method_name(self.spec.transfer.method),
+            method = %self.spec.transfer.method,
             data = data.join(" "),
-            classification = status.classification.as_ref().map(|c| classification::level_name(c.level)).unwrap_or_default(),
-            phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+            classification = status.classification.as_ref().map(|c| c.level.to_string()).unwrap_or_default(),
+            phase = status.phase.map(|p| p.to_string()).unwrap_or_default(),
             policy = status.policy.as_deref().unwrap_or_default(),
             approvals = approvers.join(","),
             expires_at = status.share.as_ref().map(|s| s.expires_at.0.to_string()).unwrap_or_default(),

@@ -3,6 +3,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::summary::is_running_phase;
 use super::table::{self, NONE};
 use super::{Kind, Summary};
 use crate::api::common::Decision;
@@ -57,11 +58,7 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
                     table::time(a.time.as_ref()),
                     a.role.clone(),
                     a.user.clone(),
-                    match a.decision {
-                        Decision::Approved => "Approved",
-                        Decision::Denied => "Denied",
-                    }
-                    .to_string(),
+                    a.decision.to_string(),
                     a.reason.clone().unwrap_or_else(|| NONE.to_string()),
                 ]
             })
@@ -85,7 +82,7 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
         }
     };
     let waiting: Vec<String> = super::pending::waiting_roles(item);
-    let running = matches!(item.phase.as_deref(), Some("Active" | "Suspended"));
+    let running = item.phase.as_deref().is_some_and(is_running_phase);
     let mut fields: Vec<(String, String)> = vec![(
         "Phase".into(),
         item.phase.clone().unwrap_or_else(|| NONE.to_string()),

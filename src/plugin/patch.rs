@@ -156,7 +156,7 @@ pub fn check_decision(
 /// phase) is open.
 pub fn check_open(target: &Target, phase: Option<&str>) -> Result<(), PluginError> {
     match phase {
-        Some(phase) if !super::pending::OPEN_PHASES.contains(&phase) => Err(PluginError::NotOpen {
+        Some(phase) if !super::summary::is_open_phase(phase) => Err(PluginError::NotOpen {
             target: target.to_string(),
             phase: phase.to_string(),
         }),

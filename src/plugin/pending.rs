@@ -9,12 +9,10 @@ use std::collections::BTreeSet;
 use k8s_openapi::jiff::Timestamp;
 
 use super::Summary;
+use super::summary::is_open_phase;
 use super::table::{self, NONE};
 use crate::api::common::Decision;
 use crate::api::{APPROVE_PREFIX, DENY_PREFIX};
-
-/// Phases in which decisions are still awaited.
-pub const OPEN_PHASES: [&str; 2] = ["Pending", "AwaitingAgreement"];
 
 /// A `(namespace, approver role)` pair the user holds verb `approve` for.
 pub type Allowed = BTreeSet<(String, String)>;
@@ -64,9 +62,7 @@ pub fn open_roles(item: &Summary) -> Vec<String> {
 /// Whether `user` could decide on `item` at all: still open, and neither its requester nor one
 /// who would receive the access (the admission policies refuse those).
 fn actionable_by(item: &Summary, user: &str) -> bool {
-    item.phase
-        .as_deref()
-        .is_some_and(|phase| OPEN_PHASES.contains(&phase))
+    item.phase.as_deref().is_some_and(is_open_phase)
         && item.requester != user
         && !item.subject_users.iter().any(|u| u == user)
 }

@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use serde::Serialize;
 
 use super::Kind;
 use crate::access;
 use crate::api::common::{ApprovalRecord, SubjectKind};
-use crate::api::{AccessRequest, DataSharingAgreement};
+use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 
 /// What the plugin needs of one request or agreement.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,11 +78,18 @@ impl Summary {
     }
 }
 
-/// The serialized name of a unit enum variant, e.g. `Pending`.
-fn variant_name<T: Serialize>(value: &T) -> Option<String> {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
+/// Whether `phase`, as `status.phase` writes it, still awaits decisions. A phase name means the
+/// same in both kinds, so the open phases of either count.
+pub fn is_open_phase(phase: &str) -> bool {
+    AccessPhase::from_name(phase).is_some_and(AccessPhase::is_open)
+        || SharingPhase::from_name(phase).is_some_and(SharingPhase::is_open)
+}
+
+/// Whether `phase`, as `status.phase` writes it, says the grant or share is in place with its
+/// expiry still ahead, in either kind.
+pub fn is_running_phase(phase: &str) -> bool {
+    AccessPhase::from_name(phase).is_some_and(AccessPhase::is_running)
+        || SharingPhase::from_name(phase).is_some_and(SharingPhase::is_running)
 }
 
 impl From<&AccessRequest> for Summary {
@@ -117,11 +123,11 @@ impl From<&AccessRequest> for Summary {
             name: request.metadata.name.clone().unwrap_or_default(),
             requester: request.spec.requester.clone(),
             subject_users,
-            grants: Some(format!("{:?}/{}", spec.role.kind, spec.role.name)),
+            grants: Some(spec.role.to_string()),
             subjects: Some(subjects),
             scope: Some(scope),
             namespace,
-            phase: status.phase.as_ref().and_then(variant_name),
+            phase: status.phase.map(|p| p.to_string()),
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
@@ -148,7 +154,7 @@ impl From<&DataSharingAgreement> for Summary {
             grants: None,
             subjects: None,
             scope: None,
-            phase: status.phase.as_ref().and_then(variant_name),
+            phase: status.phase.map(|p| p.to_string()),
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,

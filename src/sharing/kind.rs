@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::classification::{AgreementGate, level_name};
+use super::combination::AgreementGate;
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{SHARED, reason};
 use crate::api::{
@@ -37,8 +37,8 @@ pub const SYNC_HISTORY: usize = 10;
 
 /// What the policy, the sources and the reviews say, computed by the controller from the
 /// governing SharingPolicy ([`super::accept`]), the sources
-/// ([`super::classification::classify`]) and both together
-/// ([`super::classification::required_reviews`], [`super::classification::check_combination`]).
+/// ([`super::classify::classify`]) and both together
+/// ([`super::reviews::required_reviews`], [`super::combination::check_combination`]).
 pub struct Checked {
     pub policy: String,
     pub retention: Duration,
@@ -324,7 +324,7 @@ fn governed(checked: &Checked, observed: &Observation) -> Governed {
     let level = observed
         .classification
         .as_ref()
-        .map(|c| level_name(c.level))
+        .map(|c| c.level.to_string())
         .unwrap_or_default();
     let policy = &checked.policy;
     Governed {
@@ -368,8 +368,7 @@ fn raised(approved: &ClassificationResult, now: &ClassificationResult) -> Option
     if now.level > approved.level {
         changes.push(format!(
             "the data is now {} (reviewed as {})",
-            level_name(now.level),
-            level_name(approved.level)
+            now.level, approved.level
         ));
     }
     if now.personal_data && !approved.personal_data {

@@ -1,9 +1,21 @@
 //! Whether a DataSharingAgreement may proceed: which SharingPolicy governs it and whether its
 //! recipient, method and retention fit that policy. Fails closed: anything unclear refuses.
+//!
+//! Once [`accept`]ed, an agreement's data is judged in the order the controller needs it:
+//! 1. [`classify`]: what the data is, from its sources' labels;
+//! 2. [`whole_objects`]: whether a `Reference` would expose keys nobody listed;
+//! 3. [`combination`]: whether the policy lets this data go this way, and whether execution
+//!    waits for a signed agreement;
+//! 4. [`reviews`]: the review roles that must approve, in stage order.
+//!
+//! [`kind`] turns those answers and the approvals into the agreement's phase.
 
-pub mod classification;
+pub mod classify;
+pub mod combination;
 pub mod kind;
 pub mod objects;
+pub mod reviews;
+pub mod whole_objects;
 
 use std::time::Duration;
 

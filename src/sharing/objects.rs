@@ -12,9 +12,9 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use sha2::{Digest, Sha256};
 
+use crate::api::SourceKind;
 use crate::api::{DataSharingAgreementSpec, SharedObject, TransferMethod};
 use crate::apply::{Object, Owner, OwnerKind, RBAC_GROUP};
-use crate::sharing::classification::SourceKind;
 
 /// Annotation on a shared Secret naming the object its keys come from.
 pub const SOURCE_ANNOTATION: &str = "gatehouse.dev/source";
@@ -41,7 +41,7 @@ impl Source {
     pub fn version(&self) -> String {
         format!(
             "{}/{}@{}",
-            self.kind.as_str(),
+            self.kind.name(),
             self.name,
             self.resource_version
         )
@@ -73,7 +73,7 @@ pub fn record(object: &Object, sources: &[Source]) -> SharedObject {
         .iter()
         .filter(|s| {
             source_names.is_empty()
-                || source_names.contains(&format!("{}/{}", s.kind.as_str(), s.name))
+                || source_names.contains(&format!("{}/{}", s.kind.name(), s.name))
         })
         .map(Source::version)
         .collect();
@@ -141,7 +141,7 @@ fn copies(target: &Target, namespace: &str, sources: &[Source], export: bool) ->
             let annotations = metadata.annotations.get_or_insert_default();
             annotations.insert(
                 SOURCE_ANNOTATION.to_string(),
-                format!("{}/{}", source.kind.as_str(), source.name),
+                format!("{}/{}", source.kind.name(), source.name),
             );
             if export && let Some(external) = &target.spec.recipient.external {
                 let reference = target
