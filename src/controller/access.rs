@@ -15,7 +15,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::reconciler::{self, Note, Planned, Reconciled};
-use super::{Context, Error, approvers, sweep};
+use super::{Context, Error, approvers};
 use crate::access::bindings as rbac;
 use crate::access::findings::{self, Checks};
 use crate::access::kind::{self, AccessKind};
@@ -33,19 +33,16 @@ use crate::lifecycle::kind::Phase;
 pub const FINALIZER: &str = "gatehouse.dev/revoke-access";
 
 /// Reconciles every AccessRequest until `stop`; `policy_changes` re-checks them all whenever an
-/// AccessPolicy changes, and any change to a binding the operator owns reconciles its request
-/// (heard from the owned index once it holds the change, so the reconcile sees it).
+/// AccessPolicy changes.
 pub async fn run(
     ctx: Arc<Context>,
     policy_changes: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let sweeper = ctx.clone();
-    let owned_changes = ctx.owned.changes(OwnerKind::AccessRequest);
-    reconciler::run::<AccessRequest>(ctx.clone(), policy_changes, stop, |controller, store| {
-        tokio::spawn(sweep::sweep_orphans(sweeper, store.clone()));
-        ctx.metrics.count_requests(store);
-        controller.reconcile_on(owned_changes)
+    let metrics = ctx.metrics.clone();
+    reconciler::run::<AccessRequest>(ctx, policy_changes, stop, |controller, store| {
+        metrics.count_requests(store);
+        controller
     })
     .await;
 }
@@ -67,6 +64,7 @@ impl Reconciled for AccessRequest {
     type Observed = Observed;
     type Object = Binding;
     const FINALIZER: &'static str = FINALIZER;
+    const OWNER: OwnerKind = OwnerKind::AccessRequest;
 
     async fn observe(&self, ctx: &Context) -> Result<Observed, Error> {
         let namespace = self.namespace().unwrap_or_default();

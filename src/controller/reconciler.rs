@@ -33,7 +33,7 @@ use tracing::Instrument;
 use super::status::{self, Written};
 use super::{Context, Error};
 use crate::api::conditions::{self, ConditionUpdate};
-use crate::apply::Applied;
+use crate::apply::{Applied, OwnerKind};
 use crate::lifecycle::decide::{Decision, Provision};
 use crate::lifecycle::kind::{Kind, Phase};
 use crate::lifecycle::outcome;
@@ -77,6 +77,8 @@ pub trait Reconciled:
 
     /// Makes deleting it remove what it provided before the object goes.
     const FINALIZER: &'static str;
+    /// How the objects it provides name it as their owner.
+    const OWNER: OwnerKind;
 
     /// Observe: everything the decision needs, read once.
     fn observe(&self, ctx: &Context) -> impl Future<Output = Result<Self::Observed, Error>> + Send;
@@ -137,9 +139,10 @@ fn phase_of<K: Kind>(status: Option<&K::Status>) -> Option<Phase> {
     status.and_then(|s| K::split(s.clone()).0.phase)
 }
 
-/// Runs the controller of `K` until `stop`: every object of `K`, re-checked all at once when
-/// `rechecks` yields (policy or integrity changes), and whatever `configure` adds (watches of
-/// the objects it provides and reads).
+/// Runs the controller of `K` until `stop`: every object of `K`, reconciled again when an object
+/// it provides changes (heard from the owned index once it holds the change, so the reconcile
+/// sees it), all at once when `rechecks` yields (policy or integrity changes), and on whatever
+/// `configure` adds (watches of what it reads). Orphans of `K` are swept meanwhile.
 pub async fn run<K: Reconciled>(
     ctx: Arc<Context>,
     rechecks: impl Stream<Item = ()> + Send + 'static,
@@ -151,7 +154,9 @@ pub async fn run<K: Reconciled>(
         watcher::Config::default(),
     );
     let store = controller.store();
+    tokio::spawn(super::sweep::sweep_orphans(ctx.clone(), store.clone()));
     configure(controller, store)
+        .reconcile_on(ctx.owned.changes(K::OWNER))
         .with_config(controller::Config::default().concurrency(8))
         .reconcile_all_on(rechecks)
         .graceful_shutdown_on(stop)

@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
 use super::reconciler::{self, Note, Planned, Reconciled};
-use super::{Context, Error, approvers, sweep};
+use super::{Context, Error, approvers};
 use crate::api::SourceKind;
 use crate::api::conditions::{ConditionUpdate, READY, reason};
 use crate::api::{
@@ -48,14 +48,11 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let sweeper = ctx.clone();
-    let owned_changes = ctx.owned.changes(OwnerKind::DataSharingAgreement);
     reconciler::run::<DataSharingAgreement>(
         ctx.clone(),
         policy_changes,
         stop,
         |controller, agreements| {
-            tokio::spawn(sweep::sweep_orphans(sweeper, agreements.clone()));
             ctx.metrics.count_agreements(agreements.clone());
             let secrets = watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
@@ -81,7 +78,6 @@ pub async fn run(
             controller
                 .watches_stream(secrets, by_secret)
                 .watches_stream(config_maps, by_config_map)
-                .reconcile_on(owned_changes)
         },
     )
     .await;
@@ -167,6 +163,7 @@ impl Reconciled for DataSharingAgreement {
     type Observed = Observed;
     type Object = Object;
     const FINALIZER: &'static str = FINALIZER;
+    const OWNER: OwnerKind = OwnerKind::DataSharingAgreement;
 
     async fn observe(&self, ctx: &Context) -> Result<Observed, Error> {
         let namespace = self.namespace().unwrap_or_default();

@@ -5,43 +5,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Api, ResourceExt};
 
 use super::Context;
-use crate::api::{AccessRequest, DataSharingAgreement};
-use crate::apply::{self, OwnerKind};
-
-/// A kind the operator creates objects for, and the finalizer that makes its deletion remove them.
-pub(super) trait Owning:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
-    const KIND: OwnerKind;
-    const FINALIZER: &'static str;
-}
-
-impl Owning for AccessRequest {
-    const KIND: OwnerKind = OwnerKind::AccessRequest;
-    const FINALIZER: &'static str = super::access::FINALIZER;
-}
-
-impl Owning for DataSharingAgreement {
-    const KIND: OwnerKind = OwnerKind::DataSharingAgreement;
-    const FINALIZER: &'static str = super::sharing::FINALIZER;
-}
+use super::reconciler::Reconciled;
+use crate::apply;
 
 /// Every sweep interval, deletes the owned objects whose owner of kind `K` is not among `owners`
 /// (the controller's cache). The cache proposes candidates; a GET confirms the owner is really
 /// gone before anything is deleted, as the cache may lag behind the API server.
-pub(super) async fn sweep_orphans<K: Owning>(ctx: Arc<Context>, owners: Store<K>) {
+pub(super) async fn sweep_orphans<K: Reconciled>(ctx: Arc<Context>, owners: Store<K>) {
     loop {
         tokio::time::sleep(ctx.sweep_interval).await;
         let live: BTreeSet<apply::Owner> = owners
@@ -50,13 +24,13 @@ pub(super) async fn sweep_orphans<K: Owning>(ctx: Arc<Context>, owners: Store<K>
             .filter(|owner| !super::abandoned(Some(owner.as_ref()), K::FINALIZER))
             .map(|owner| {
                 apply::Owner::new(
-                    K::KIND,
+                    K::OWNER,
                     &owner.namespace().unwrap_or_default(),
                     &owner.name_any(),
                 )
             })
             .collect();
-        for orphan in apply::orphans(&ctx.owned, K::KIND, &live) {
+        for orphan in apply::orphans(&ctx.owned, K::OWNER, &live) {
             let api = Api::<K>::namespaced(ctx.client.clone(), &orphan.owner.namespace);
             match api.get_opt(&orphan.owner.name).await {
                 Ok(found) if super::abandoned(found.as_ref(), K::FINALIZER) => {}
@@ -67,7 +41,7 @@ pub(super) async fn sweep_orphans<K: Owning>(ctx: Arc<Context>, owners: Store<K>
                 Ok(true) => tracing::info!(
                     target: "audit",
                     object = orphan.key.to_string(),
-                    owner_kind = K::KIND.as_str(),
+                    owner_kind = K::OWNER.as_str(),
                     owner = orphan.owner.to_string(),
                     decision = "OrphanRemoved",
                     "removed an object whose owner no longer exists"
