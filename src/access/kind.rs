@@ -19,7 +19,7 @@ use crate::lifecycle::Refusal;
 use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed};
 use crate::lifecycle::duration;
-use crate::lifecycle::kind::{Kind, Phase, Record, RecordedWindow, Wording};
+use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
 use crate::lifecycle::protocol::{self as approvals, Parties};
 
 /// Default `pendingTimeout` when the policy names none.
@@ -196,38 +196,6 @@ impl Kind for AccessKind {
     fn provided(_: &mut Details, _: &Facts, _: Timestamp) {}
 
     fn ended(_: &mut Details, _: Timestamp) {}
-}
-
-impl From<Phase> for AccessPhase {
-    /// A request has no holds and is never suspended: those phases do not occur for it, and map
-    /// to the phases that provide nothing.
-    fn from(phase: Phase) -> Self {
-        match phase {
-            Phase::Pending | Phase::Held => AccessPhase::Pending,
-            Phase::Approved | Phase::Suspended => AccessPhase::Approved,
-            Phase::Active => AccessPhase::Active,
-            Phase::Expired => AccessPhase::Expired,
-            Phase::Revoked => AccessPhase::Revoked,
-            Phase::Denied => AccessPhase::Denied,
-            Phase::TimedOut => AccessPhase::TimedOut,
-            Phase::Failed => AccessPhase::Failed,
-        }
-    }
-}
-
-impl From<AccessPhase> for Phase {
-    fn from(phase: AccessPhase) -> Self {
-        match phase {
-            AccessPhase::Pending => Phase::Pending,
-            AccessPhase::Approved => Phase::Approved,
-            AccessPhase::Active => Phase::Active,
-            AccessPhase::Expired => Phase::Expired,
-            AccessPhase::Revoked => Phase::Revoked,
-            AccessPhase::Denied => Phase::Denied,
-            AccessPhase::TimedOut => Phase::TimedOut,
-            AccessPhase::Failed => Phase::Failed,
-        }
-    }
 }
 
 /// Decides the next state of a request.

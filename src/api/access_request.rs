@@ -119,23 +119,17 @@ impl AccessPhase {
     /// provisioning, not for a person; `Failed` takes no decisions until the request fits a
     /// policy again and returns to `Pending`.
     pub fn is_open(self) -> bool {
-        matches!(self, AccessPhase::Pending)
+        super::Phase::from(self).is_open()
     }
 
     /// Whether access is provisioned and its expiry still ahead (`Active`).
     pub fn is_running(self) -> bool {
-        matches!(self, AccessPhase::Active)
+        super::Phase::from(self).is_running()
     }
 
     /// Whether the request has ended for good: it never grants again.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            AccessPhase::Denied
-                | AccessPhase::TimedOut
-                | AccessPhase::Expired
-                | AccessPhase::Revoked
-        )
+        super::Phase::from(self).is_terminal()
     }
 }
 

@@ -187,27 +187,18 @@ impl SharingPhase {
     /// execution, not for a person; `Failed` takes no decisions until the agreement fits a
     /// policy again and returns to `Pending`.
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            SharingPhase::Pending | SharingPhase::AwaitingAgreement
-        )
+        super::Phase::from(self).is_open()
     }
 
     /// Whether the share was executed and has not ended: what it shared exists (`Active`) or is
     /// paused (`Suspended`), and its retention runs either way.
     pub fn is_running(self) -> bool {
-        matches!(self, SharingPhase::Active | SharingPhase::Suspended)
+        super::Phase::from(self).is_running()
     }
 
     /// Whether the agreement has ended for good: it never shares again.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            SharingPhase::Denied
-                | SharingPhase::TimedOut
-                | SharingPhase::Expired
-                | SharingPhase::Revoked
-        )
+        super::Phase::from(self).is_terminal()
     }
 }
 

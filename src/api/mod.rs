@@ -9,6 +9,7 @@ mod data_sharing_agreement;
 #[cfg(test)]
 pub mod fixtures;
 mod names;
+mod phase;
 pub mod reference;
 mod sharing_policy;
 mod vocabulary;
@@ -16,6 +17,7 @@ mod vocabulary;
 pub use access_policy::*;
 pub use access_request::*;
 pub use data_sharing_agreement::*;
+pub use phase::Phase;
 pub use sharing_policy::*;
 pub use vocabulary::*;
 

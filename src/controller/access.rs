@@ -22,12 +22,12 @@ use crate::access::kind::{self, AccessKind};
 use crate::access::rbac_view::ExistingBinding;
 use crate::access::verification::{self, Proving};
 use crate::access::{self as policy_check, AcceptedRequest};
+use crate::api::Phase;
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{ConditionUpdate, reason};
 use crate::api::{AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION};
 use crate::apply::{self, Applied, Object as Binding, OwnerKind};
 use crate::lifecycle::Refusal;
-use crate::lifecycle::kind::Phase;
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/revoke-access";

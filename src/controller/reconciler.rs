@@ -32,10 +32,11 @@ use tracing::Instrument;
 
 use super::status::{self, Written};
 use super::{Context, Error};
+use crate::api::Phase;
 use crate::api::conditions::{self, ConditionUpdate};
 use crate::apply::{Applied, OwnerKind};
 use crate::lifecycle::decide::{Decision, Provision};
-use crate::lifecycle::kind::{Kind, Phase};
+use crate::lifecycle::kind::Kind;
 use crate::lifecycle::outcome;
 
 /// An Event beyond the condition transitions.
@@ -220,7 +221,7 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         None => object,
     };
     let wanted: &[K::Object] = if provide { &provided } else { &[] };
-    let executed_before = phase_before.is_some_and(Phase::is_executed);
+    let executed_before = phase_before.is_some_and(Phase::is_running);
     // What may exist (its window is recorded and it has not ended yet) is removed by name too.
     let may_exist = !phase_before.is_some_and(Phase::is_terminal);
     let mut status = decision.status.clone();

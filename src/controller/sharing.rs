@@ -22,6 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::reconciler::{self, Note, Planned, Reconciled};
 use super::{Context, Error, approvers};
+use crate::api::Phase;
 use crate::api::SourceKind;
 use crate::api::conditions::{ConditionUpdate, READY, reason};
 use crate::api::{
@@ -30,7 +31,6 @@ use crate::api::{
 };
 use crate::apply::{self, Applied, Object, OwnerKind};
 use crate::lifecycle::Refusal;
-use crate::lifecycle::kind::Phase;
 use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
 use crate::sharing::objects::{self as shares, Source, Target};

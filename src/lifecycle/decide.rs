@@ -16,8 +16,9 @@ use k8s_openapi::jiff::Timestamp;
 use super::Refusal;
 use super::activation::Sealer;
 use super::duration::{self, after};
-use super::kind::{Kind, Phase, Record, RecordedWindow};
+use super::kind::{Kind, Record, RecordedWindow};
 use super::protocol::{self, ApprovalState, Parties};
+use crate::api::Phase;
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, STATUS_TAMPERED, reason,
 };
@@ -125,7 +126,7 @@ pub fn decide<K: Kind>(observed: &Observation<K>) -> Decision<K::Status> {
         draft.tampered(&problem);
         return draft.finish();
     }
-    let executed = phase.is_some_and(Phase::is_executed);
+    let executed = phase.is_some_and(Phase::is_running);
     K::describe(&mut draft.details, observed.facts, executed);
     if let Ok(governed) = &observed.governed {
         draft.record.policy = Some(governed.policy.clone());
@@ -586,7 +587,7 @@ mod tests {
             ..Record::default()
         };
         let opened = sealer.open(at(60), std::time::Duration::from_secs(HOUR as u64));
-        if phase.is_some_and(|p| p == Phase::Approved || p.is_executed() || p.is_terminal()) {
+        if phase.is_some_and(|p| p == Phase::Approved || p.is_running() || p.is_terminal()) {
             current.window = Some(RecordedWindow {
                 activated_at: opened.activated_at,
                 expires_at: opened.expires_at,
@@ -598,7 +599,7 @@ mod tests {
         }
         let mut annotations = BTreeMap::new();
         let approved = !matches!(event, Event::Nothing | Event::Held | Event::PastDeadline);
-        if approved || phase.is_some_and(Phase::is_executed) {
+        if approved || phase.is_some_and(Phase::is_running) {
             annotations.insert("approve.gatehouse.dev/manager".into(), "bob".into());
         }
         if let Event::DeniedByStage = event {

@@ -7,46 +7,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::api::Phase;
 use crate::api::common::ApprovalRecord;
-
-/// The phases every approvable, time-bound thing goes through. Each kind maps them onto the phase
-/// enum of its CRD; a kind without holds or suspensions never sees those.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Waiting for approvals.
-    Pending,
-    /// Waiting for something besides approvals that the kind requires before anything is
-    /// provided (a share's signed agreement).
-    Held,
-    /// Fully approved and its window recorded; what it grants is being provided.
-    Approved,
-    /// Provided, within its window.
-    Active,
-    /// Within its window, but nothing is provided until what was approved holds again.
-    Suspended,
-    Expired,
-    Revoked,
-    Denied,
-    TimedOut,
-    /// Does not fit a policy (yet): retried on every change, nothing is provided.
-    Failed,
-}
-
-impl Phase {
-    /// Whether the phase never changes again: nothing is provided, ever.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Phase::Expired | Phase::Revoked | Phase::Denied | Phase::TimedOut
-        )
-    }
-
-    /// Whether what was approved is (or is meant to be) provided: the window is open and the
-    /// grant is re-derived on every reconcile.
-    pub fn is_executed(self) -> bool {
-        matches!(self, Phase::Active | Phase::Suspended)
-    }
-}
 
 /// The activation window as a status records it; the seal may be missing (a forged status).
 #[derive(Clone, Debug, PartialEq)]

@@ -5,7 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::kind::{Kind, Phase, Record};
+use super::kind::{Kind, Record};
+use crate::api::Phase;
 use crate::api::conditions::{self, READY, reason};
 
 /// The status to record before anything is provided when the decision opens a window: the
@@ -51,7 +52,7 @@ pub fn provisioning_failed<K: Kind>(
     let previous = previous.map(|status| K::split(status.clone()));
     match previous {
         Some((before, before_details))
-            if before.phase.is_some_and(Phase::is_executed) && before.window.is_some() =>
+            if before.phase.is_some_and(Phase::is_running) && before.window.is_some() =>
         {
             record.phase = before.phase;
             record.window = before.window;

@@ -25,7 +25,7 @@ use crate::lifecycle::Refusal;
 use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed, Hold};
 use crate::lifecycle::duration::{self, second_floor};
-use crate::lifecycle::kind::{Kind, Phase, Record, RecordedWindow, Wording};
+use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
 use crate::lifecycle::protocol::Parties;
 
 /// Default `pendingTimeout` of a SharingPolicy that names none: a week, as reviews by privacy and
@@ -230,40 +230,6 @@ impl Kind for SharingKind {
     fn ended(details: &mut Details, now: Timestamp) {
         if details.removed_at.is_none() {
             details.removed_at = Some(Time(second_floor(now)));
-        }
-    }
-}
-
-impl From<Phase> for SharingPhase {
-    fn from(phase: Phase) -> Self {
-        match phase {
-            Phase::Pending => SharingPhase::Pending,
-            Phase::Held => SharingPhase::AwaitingAgreement,
-            Phase::Approved => SharingPhase::Approved,
-            Phase::Active => SharingPhase::Active,
-            Phase::Suspended => SharingPhase::Suspended,
-            Phase::Expired => SharingPhase::Expired,
-            Phase::Revoked => SharingPhase::Revoked,
-            Phase::Denied => SharingPhase::Denied,
-            Phase::TimedOut => SharingPhase::TimedOut,
-            Phase::Failed => SharingPhase::Failed,
-        }
-    }
-}
-
-impl From<SharingPhase> for Phase {
-    fn from(phase: SharingPhase) -> Self {
-        match phase {
-            SharingPhase::Pending => Phase::Pending,
-            SharingPhase::AwaitingAgreement => Phase::Held,
-            SharingPhase::Approved => Phase::Approved,
-            SharingPhase::Active => Phase::Active,
-            SharingPhase::Suspended => Phase::Suspended,
-            SharingPhase::Expired => Phase::Expired,
-            SharingPhase::Revoked => Phase::Revoked,
-            SharingPhase::Denied => Phase::Denied,
-            SharingPhase::TimedOut => Phase::TimedOut,
-            SharingPhase::Failed => Phase::Failed,
         }
     }
 }
