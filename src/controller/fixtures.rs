@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::{ByteString, jiff::Timestamp};
 use kube::api::{ObjectMeta, PartialObjectMetaExt};
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 use super::integrity::Integrity;
 use super::{CONTROLLER_NAME, Context};
 use crate::access::fixtures::benign_rules;
-use crate::api::AccessRequest;
-use crate::api::fixtures::{access_policy, access_request, sharing_policy};
+use crate::api::fixtures::{access_policy, access_request, data_sharing_agreement, sharing_policy};
+use crate::api::{AccessRequest, DataSharingAgreement};
 use crate::apply::{Index, Object};
 use crate::lifecycle::activation::SealKey;
 use crate::metrics::Metrics;
@@ -418,4 +418,55 @@ pub fn approved_request(namespaces: &[&str]) -> AccessRequest {
         ],
     );
     request
+}
+
+/// The example agreement (orders shares a Secret's and a ConfigMap's keys with analytics by
+/// Copy), reviewed by carol as data owner, the one review the policy requires.
+pub fn reviewed_agreement() -> DataSharingAgreement {
+    let mut agreement = data_sharing_agreement();
+    filed(
+        &mut agreement.metadata,
+        "uid-orders-to-analytics",
+        super::sharing::FINALIZER,
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    );
+    agreement
+}
+
+/// The sources the example agreement lists, with one key more than it shares.
+pub fn agreement_sources() -> (Secret, ConfigMap) {
+    let meta = |name: &str| ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("orders".into()),
+        resource_version: Some("1".into()),
+        ..Default::default()
+    };
+    let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
+    let secret = Secret {
+        metadata: meta("orders-db-readonly"),
+        data: Some(
+            [
+                ("host", "db.orders"),
+                ("username", "reader"),
+                ("password", "s3cret"),
+                ("admin-password", "never shared"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), bytes(v)))
+            .collect(),
+        ),
+        ..Default::default()
+    };
+    let config_map = ConfigMap {
+        metadata: meta("orders-schema"),
+        data: Some(
+            [(
+                "schema.sql".to_string(),
+                "create table orders ();".to_string(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    (secret, config_map)
 }

@@ -8,14 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
 use kube::api::ObjectMeta;
 use serde_json::Value;
 
 use super::*;
-use crate::api::{AccessPhase, AccessRequest};
+use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 use crate::apply::Object;
-use crate::controller::fixtures::{self, Call, Cluster};
+use crate::controller::fixtures::{self, Call, Cluster, path_of};
 
 const REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 const DB_READER: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles/db-reader";
@@ -23,6 +24,10 @@ const REQUEST: &str =
     "/apis/gatehouse.dev/v1alpha1/namespaces/payments/accessrequests/alice-db-read";
 const REQUEST_STATUS: &str =
     "/apis/gatehouse.dev/v1alpha1/namespaces/payments/accessrequests/alice-db-read/status";
+const AGREEMENT_STATUS: &str = "/apis/gatehouse.dev/v1alpha1/namespaces/orders/datasharingagreements/orders-to-analytics/status";
+const SOURCE_SECRET: &str = "/api/v1/namespaces/orders/secrets/orders-db-readonly";
+const SOURCE_CONFIG_MAP: &str = "/api/v1/namespaces/orders/configmaps/orders-schema";
+const COPIES: &str = "/api/v1/namespaces/analytics/secrets";
 
 /// Where the RoleBindings of namespace `ns` are created.
 fn bindings_in(ns: &str) -> String {
@@ -454,4 +459,96 @@ async fn deleting_an_active_request_removes_its_binding_before_the_finalizer() {
         Some(Vec::new())
     );
     assert_eq!(action, Action::await_change());
+}
+
+/// The example agreement shared by a first reconcile: the agreement and its copies as the
+/// cluster now holds them.
+async fn shared(cluster: &Cluster) -> (DataSharingAgreement, Vec<Secret>) {
+    let agreement = fixtures::reviewed_agreement();
+    let (secret, config_map) = fixtures::agreement_sources();
+    cluster.holds(&secret);
+    cluster.holds(&config_map);
+    cluster.holds(&agreement);
+    reconciled(&agreement, fixtures::context(cluster, []))
+        .await
+        .expect("the example agreement is shared");
+    let calls = cluster.take_calls();
+    let active = cluster.stored(&agreement).expect("the agreement exists");
+    assert_eq!(
+        active.status.as_ref().and_then(|s| s.phase),
+        Some(SharingPhase::Active),
+        "{:#?}",
+        lines(&calls)
+    );
+    let copies = calls
+        .iter()
+        .filter(|c| c.line() == post(COPIES))
+        .map(|c| {
+            let name = c.body["metadata"]["name"].as_str().unwrap_or_default();
+            cluster
+                .stored(&Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.into()),
+                        namespace: Some("analytics".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                })
+                .expect("a created copy exists")
+        })
+        .collect();
+    (active, copies)
+}
+
+#[tokio::test]
+async fn an_edited_copy_of_an_active_share_is_restored_with_a_warning() {
+    let cluster = Cluster::new();
+    let (active, copies) = shared(&cluster).await;
+    assert_eq!(copies.len(), 2, "one copy per source");
+    let mut edited = copies[0].clone();
+    edited.data.get_or_insert_default().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"changed".to_vec()),
+    );
+    cluster.holds(&edited);
+    let owned = [
+        Object::Secret(edited.clone()),
+        Object::Secret(copies[1].clone()),
+    ];
+
+    reconciled(&active, fixtures::context(&cluster, owned))
+        .await
+        .expect("repaired");
+
+    let calls = cluster.take_calls();
+    assert_eq!(
+        lines(&calls),
+        vec![
+            // The sources, read again: a rotation is shared at once.
+            get(SOURCE_SECRET),
+            get(SOURCE_CONFIG_MAP),
+            // The reviewer must still not control what the share delivers: neither read the
+            // recipient namespace's Secrets nor act as its ServiceAccount.
+            post(REVIEWS),
+            post(REVIEWS),
+            // The edited copy as approved, and nothing else.
+            put(&path_of(&edited)),
+            event("orders", "DriftRepaired"),
+        ]
+    );
+    let restored = &the(&calls, &put(&path_of(&edited)), 0).body;
+    assert_eq!(
+        restored["data"]["password"],
+        serde_json::to_value(k8s_openapi::ByteString(b"s3cret".to_vec())).expect("bytes")
+    );
+    assert!(
+        restored["data"].get("admin-password").is_none(),
+        "only the listed keys are shared: {restored}"
+    );
+    let repaired = the(&calls, &event("orders", "DriftRepaired"), 0);
+    assert_eq!(repaired.body["type"], "Warning");
+    assert!(
+        !calls.iter().any(|c| c.path == AGREEMENT_STATUS),
+        "the status did not change"
+    );
 }
