@@ -3,6 +3,8 @@
 
 mod access;
 mod approvers;
+#[cfg(test)]
+mod fixtures;
 mod integrity;
 mod readiness;
 mod reconciler;

@@ -30,6 +30,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+#[cfg(test)]
+mod tests;
+
 use super::status::{self, Written};
 use super::{Context, Error};
 use crate::api::Phase;
