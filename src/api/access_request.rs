@@ -114,24 +114,7 @@ named_enum! {
     }
 }
 
-impl AccessPhase {
-    /// Whether the request waits for approvers' decisions (`Pending`). `Approved` waits for
-    /// provisioning, not for a person; `Failed` takes no decisions until the request fits a
-    /// policy again and returns to `Pending`.
-    pub fn is_open(self) -> bool {
-        super::Phase::from(self).is_open()
-    }
-
-    /// Whether access is provisioned and its expiry still ahead (`Active`).
-    pub fn is_running(self) -> bool {
-        super::Phase::from(self).is_running()
-    }
-
-    /// Whether the request has ended for good: it never grants again.
-    pub fn is_terminal(self) -> bool {
-        super::Phase::from(self).is_terminal()
-    }
-}
+super::phase::phase_helpers!(AccessPhase);
 
 /// Observed state of an AccessRequest: the audit record of every decision.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]

@@ -181,26 +181,7 @@ named_enum! {
     }
 }
 
-impl SharingPhase {
-    /// Whether the agreement waits for reviewers' decisions: `Pending`, or `AwaitingAgreement`,
-    /// where reviews proceed while the signed agreement is missing. `Approved` waits for
-    /// execution, not for a person; `Failed` takes no decisions until the agreement fits a
-    /// policy again and returns to `Pending`.
-    pub fn is_open(self) -> bool {
-        super::Phase::from(self).is_open()
-    }
-
-    /// Whether the share was executed and has not ended: what it shared exists (`Active`) or is
-    /// paused (`Suspended`), and its retention runs either way.
-    pub fn is_running(self) -> bool {
-        super::Phase::from(self).is_running()
-    }
-
-    /// Whether the agreement has ended for good: it never shares again.
-    pub fn is_terminal(self) -> bool {
-        super::Phase::from(self).is_terminal()
-    }
-}
+super::phase::phase_helpers!(SharingPhase);
 
 /// Observed state of a DataSharingAgreement: the sharing record.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]

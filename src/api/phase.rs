@@ -3,6 +3,33 @@
 
 use super::{AccessPhase, SharingPhase};
 
+/// Gives a kind's phase enum the core's helpers, through its mapping onto [`Phase`]: what is
+/// open, running or terminal is decided once.
+macro_rules! phase_helpers {
+    ($enum:ident) => {
+        impl $enum {
+            /// Whether it waits for people's decisions ([`super::Phase::is_open`]).
+            pub fn is_open(self) -> bool {
+                super::Phase::from(self).is_open()
+            }
+
+            /// Whether what was approved is provided, or paused, within its window
+            /// ([`super::Phase::is_running`]).
+            pub fn is_running(self) -> bool {
+                super::Phase::from(self).is_running()
+            }
+
+            /// Whether it ended for good: it never provides anything again
+            /// ([`super::Phase::is_terminal`]).
+            pub fn is_terminal(self) -> bool {
+                super::Phase::from(self).is_terminal()
+            }
+        }
+    };
+}
+
+pub(crate) use phase_helpers;
+
 /// The phases every approvable, time-bound thing goes through. Each kind maps them onto the phase
 /// enum of its CRD; a kind without holds or suspensions never sees those.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
