@@ -93,6 +93,15 @@ enum Command {
             value_parser = lifecycle::duration::parse
         )]
         resync_period: Duration,
+        /// How long an AccessRecord is kept after its request or agreement ended (400 days); a
+        /// policy's `recordRetention` may ask for longer.
+        #[arg(
+            long,
+            env = "GATEHOUSE_RECORD_RETENTION",
+            default_value = "9600h",
+            value_parser = lifecycle::duration::parse
+        )]
+        record_retention: Duration,
     },
     /// Print every Gatehouse CustomResourceDefinition as YAML.
     Crd,
@@ -128,6 +137,7 @@ async fn main() -> ExitCode {
             lease_renew_deadline,
             sweep_interval,
             resync_period,
+            record_retention,
         } => {
             if let Err(err) = telemetry::init(log_format, &log_level) {
                 eprintln!("gatehouse: invalid --log-level {log_level:?}: {err}");
@@ -157,6 +167,7 @@ async fn main() -> ExitCode {
                 namespace: lease_namespace,
                 sweep_interval,
                 resync_period,
+                record_retention,
             };
             match controller::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -185,7 +185,7 @@ impl Kind for AccessKind {
         // The findings of an active grant are those it was approved with.
         if let (false, Some(findings)) = (executed, &facts.findings) {
             details.findings_summary = summary(findings);
-            details.findings = findings.clone();
+            details.findings = findings.iter().take(LISTED_FINDINGS).cloned().collect();
         }
     }
 
@@ -262,10 +262,27 @@ fn governed(accepted: &Accepted) -> Governed {
     }
 }
 
+/// How many findings the status lists; the summary counts the rest. One person holding many
+/// grants would otherwise make the status, and its Events, grow without bound.
+pub const LISTED_FINDINGS: usize = 20;
+
 fn summary(findings: &[Finding]) -> Option<String> {
-    let mut types: Vec<String> = findings.iter().map(|f| f.type_.to_string()).collect();
-    types.dedup();
-    (!types.is_empty()).then(|| types.join(","))
+    let mut types: Vec<String> = Vec::new();
+    for finding in findings {
+        let name = finding.type_.to_string();
+        if !types.contains(&name) {
+            types.push(name);
+        }
+    }
+    let listed = if findings.len() > LISTED_FINDINGS {
+        format!(
+            " ({} findings, the first {LISTED_FINDINGS} listed)",
+            findings.len()
+        )
+    } else {
+        String::new()
+    };
+    (!types.is_empty()).then(|| types.join(",") + &listed)
 }
 
 #[cfg(test)]
@@ -662,6 +679,20 @@ mod tests {
                 .ignored_annotations
                 .iter()
                 .any(|m| m.contains("nothing verified its author"))
+        );
+    }
+
+    #[test]
+    fn a_long_list_of_findings_is_capped_with_a_count() {
+        let many: Vec<Finding> = (0..57)
+            .map(|i| Finding {
+                type_: FindingType::ExistingAccess,
+                message: format!("binding {i}"),
+            })
+            .collect();
+        assert_eq!(
+            summary(&many).as_deref(),
+            Some("ExistingAccess (57 findings, the first 20 listed)")
         );
     }
 

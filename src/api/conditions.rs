@@ -140,6 +140,22 @@ impl ConditionUpdate {
     }
 }
 
+/// The longest message the API server accepts in a condition (bytes).
+pub const MESSAGE_LIMIT: usize = 32768;
+
+/// `text` cut to at most `limit` bytes (on a character boundary), marked when cut.
+pub fn bounded(text: &str, limit: usize) -> String {
+    const MARK: &str = " …(cut)";
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut cut = limit.saturating_sub(MARK.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{MARK}", &text[..cut])
+}
+
 /// Sets `update` in `conditions`, keeping `lastTransitionTime` when the status did not change so
 /// that a converged object's status stays byte-identical between reconciles.
 pub fn set_condition(
@@ -158,7 +174,7 @@ pub fn set_condition(
         type_: update.type_,
         status,
         reason: update.reason.to_string(),
-        message: update.message,
+        message: bounded(&update.message, MESSAGE_LIMIT),
         observed_generation: generation,
         last_transition_time,
     };

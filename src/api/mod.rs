@@ -2,6 +2,7 @@
 //! names (labels, annotations, condition types) that users, admission policies and tests rely on.
 
 mod access_policy;
+mod access_record;
 mod access_request;
 pub mod common;
 pub mod conditions;
@@ -15,6 +16,7 @@ mod sharing_policy;
 mod vocabulary;
 
 pub use access_policy::*;
+pub use access_record::*;
 pub use access_request::*;
 pub use data_sharing_agreement::*;
 pub use phase::Phase;
@@ -82,6 +84,7 @@ pub const FILED_BY_ANNOTATION: &str = "gatehouse.dev/filed-by";
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         AccessPolicy::crd(),
+        AccessRecord::crd(),
         AccessRequest::crd(),
         SharingPolicy::crd(),
         DataSharingAgreement::crd(),

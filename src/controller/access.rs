@@ -23,11 +23,13 @@ use crate::access::rbac_view::ExistingBinding;
 use crate::access::verification::{self, Proving};
 use crate::access::{self as policy_check, AcceptedRequest};
 use crate::api::Phase;
+use crate::api::RecordedObject;
 use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{ConditionUpdate, reason};
 use crate::api::{AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION};
 use crate::apply::{self, Applied, Object as Binding, OwnerKind};
-use crate::lifecycle::Refusal;
+use crate::lifecycle::{self, Refusal, record};
+use kube::runtime::reflector::ObjectRef;
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
 pub const FINALIZER: &str = "gatehouse.dev/revoke-access";
@@ -295,6 +297,46 @@ impl Reconciled for AccessRequest {
         now: Timestamp,
     ) {
         ctx.metrics.bindings_changed(before, after, now);
+    }
+
+    fn record_facts(
+        &self,
+        ctx: &Context,
+        status: Option<&AccessRequestStatus>,
+        deleted_at: Option<Timestamp>,
+    ) -> record::Facts {
+        let namespace = self.namespace().unwrap_or_default();
+        let scope = policy_check::describe_grant_scope(
+            self.spec.cluster_wide,
+            &policy_check::target_namespaces(&self.spec, &namespace),
+        );
+        let policy = status.and_then(|s| s.policy.as_deref());
+        record::Facts {
+            object: RecordedObject {
+                kind: "AccessRequest".into(),
+                namespace,
+                name: self.name_any(),
+                uid: self.uid().unwrap_or_default(),
+            },
+            requester: self.spec.requester.clone(),
+            filed_by: self.annotations().get(FILED_BY_ANNOTATION).cloned(),
+            subjects: policy_check::subjects(&self.spec),
+            what: if self.spec.cluster_wide {
+                format!("{} {scope}", self.spec.role)
+            } else {
+                format!("{} in {scope}", self.spec.role)
+            },
+            why: self.spec.justification.clone(),
+            share: None,
+            findings: status.map(|s| s.findings.clone()).unwrap_or_default(),
+            policy_generation: policy.and_then(|name| {
+                ctx.access_policies
+                    .get(&ObjectRef::new(name))
+                    .and_then(|p| p.metadata.generation)
+            }),
+            revoked_by: lifecycle::protocol::revoked_by(self.annotations()).map(str::to_string),
+            deleted_at,
+        }
     }
 
     fn audit(&self, status: &AccessRequestStatus) {

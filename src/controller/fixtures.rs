@@ -146,6 +146,16 @@ impl Cluster {
         Some(serde_json::from_value(value).expect("stored objects deserialize"))
     }
 
+    /// Every AccessRecord the operator wrote, as its cache would hold them.
+    pub fn records(&self) -> Vec<crate::api::AccessRecord> {
+        self.state()
+            .objects
+            .iter()
+            .filter(|(path, _)| path.starts_with(RECORDS))
+            .map(|(_, value)| serde_json::from_value(value.clone()).expect("records deserialize"))
+            .collect()
+    }
+
     /// Makes the next `method` to `path` fail with `code`.
     pub fn fails(&self, method: &str, path: &str, code: u16) {
         self.state().failures.push(Failure {
@@ -213,6 +223,13 @@ impl Cluster {
                 ),
                 None => not_found(),
             },
+            // A server-side apply of a whole object (an AccessRecord): created or replaced.
+            "PATCH" if call.path.starts_with(RECORDS) => {
+                let mut object = call.body.clone();
+                object["metadata"]["resourceVersion"] = json!(version);
+                state.objects.insert(call.path.clone(), object.clone());
+                (StatusCode::OK, object)
+            }
             "PATCH" => {
                 let (path, status) = match call.path.strip_suffix("/status") {
                     Some(object) => (object.to_string(), true),
@@ -328,6 +345,9 @@ fn seal_key() -> SealKey {
 /// `default-sharing`), namespaces `payments` and `payments-2` (team=payments), `orders` and
 /// `analytics` (shared-data=allowed), no other bindings, verified admission policies, and an owned
 /// index holding exactly `owned`.
+/// Where the fake keeps AccessRecords.
+pub const RECORDS: &str = "/apis/gatehouse.dev/v1alpha1/accessrecords/";
+
 pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Context {
     let client = cluster.client();
     let namespace = |name: &str, labels: &[(&str, &str)]| {
@@ -362,6 +382,8 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         ]),
         role_bindings: store_of::<RoleBinding>([]),
         cluster_role_bindings: store_of([]),
+        records: store_of(cluster.records()),
+        record_retention: Duration::from_secs(400 * 24 * 3600),
         owned: Index::holding(owned),
         integrity: Arc::new(Integrity::verified()),
         metrics: Arc::new(Metrics::new()),

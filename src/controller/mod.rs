@@ -8,6 +8,7 @@ mod fixtures;
 mod integrity;
 mod readiness;
 mod reconciler;
+mod records;
 mod seal_key;
 mod sharing;
 mod status;
@@ -32,7 +33,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::access::NamespaceLabels;
-use crate::api::{AccessPolicy, AccessRequest, DataSharingAgreement, SharingPolicy};
+use crate::api::{AccessPolicy, AccessRecord, AccessRequest, DataSharingAgreement, SharingPolicy};
 use crate::apply;
 use crate::leader;
 use crate::lifecycle::activation::{SealKey, Sealer};
@@ -53,6 +54,16 @@ pub enum Error {
     CrdsMissing(#[source] kube::Error),
     #[error("cannot write status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error(
+        "cannot write AccessRecord {name}: {source}; the operator needs create and patch on accessrecords (ClusterRole gatehouse-operator), and admission policy gatehouse-status must name the operator"
+    )]
+    WriteRecord {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot render AccessRecord {name}: {problem}; this is a bug")]
+    Record { name: String, problem: String },
     #[error("cannot read {what}: {source}")]
     Observe {
         what: &'static str,
@@ -96,6 +107,7 @@ impl Error {
             Error::Connect(_) => "connect",
             Error::CrdsMissing(_) => "crds_missing",
             Error::WriteStatus(_) => "write_status",
+            Error::WriteRecord { .. } | Error::Record { .. } => "write_record",
             Error::Observe { .. } => "observe",
             Error::Provision(_) => "provision",
             Error::Finalizer(_) => "finalizer",
@@ -119,6 +131,10 @@ pub struct Context {
     /// checks.
     pub role_bindings: Store<RoleBinding>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// Every AccessRecord: a record already saying what a reconcile would write is not written.
+    pub records: Store<AccessRecord>,
+    /// How long a record is kept after its object ended ([`Options::record_retention`]).
+    pub record_retention: Duration,
     /// The objects the operator created, by owner: what a reconcile compares its desired objects
     /// with, and where the orphan sweep looks.
     pub owned: apply::Index,
@@ -148,6 +164,7 @@ impl Context {
             self.role_bindings.wait_until_ready(),
             self.cluster_role_bindings.wait_until_ready(),
         );
+        let synced = future::try_join(synced, self.records.wait_until_ready());
         let (synced, ()) = future::join(synced, self.owned.synced()).await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
     }
@@ -227,6 +244,8 @@ pub struct Options {
     /// but a namespace whose labels change (moving it in or out of a policy's selector) triggers
     /// nothing, so pending and active objects are looked at again at least this often.
     pub resync_period: Duration,
+    /// How long an AccessRecord is kept after its object ended (a policy may ask for longer).
+    pub record_retention: Duration,
 }
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
@@ -257,6 +276,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // the owned index.
     let (role_bindings, _) = cache::<RoleBinding>(&client);
     let (cluster_role_bindings, _) = cache::<ClusterRoleBinding>(&client);
+    let (records, _) = cache::<AccessRecord>(&client);
     let owned = apply::Index::watch(&client);
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_events = reflect(
@@ -297,6 +317,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
         namespaces,
         role_bindings,
         cluster_role_bindings,
+        records,
+        record_retention: options.record_retention,
         owned,
         failures: Mutex::default(),
     });
@@ -332,6 +354,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     metrics.set_leader(true);
     readiness.leading();
     tracing::info!("gatehouse operator started");
+    tokio::spawn(records::sweep_expired(ctx.clone(), ctx.records.clone()));
     let controllers = future::join(
         access::run(
             ctx.clone(),

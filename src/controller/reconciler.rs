@@ -34,7 +34,7 @@ use tracing::Instrument;
 mod tests;
 
 use super::status::{self, Written};
-use super::{Context, Error};
+use super::{Context, Error, records};
 use crate::api::Phase;
 use crate::api::conditions::{self, ConditionUpdate};
 use crate::apply::{Applied, OwnerKind};
@@ -57,7 +57,7 @@ pub struct Planned<S, O> {
 }
 
 /// The status of a reconciled kind.
-type StatusOf<K> = <<K as Reconciled>::Core as Kind>::Status;
+pub type StatusOf<K> = <<K as Reconciled>::Core as Kind>::Status;
 
 /// A kind the one reconciler drives: an `AccessRequest` ([`super::access`]) or a
 /// `DataSharingAgreement` ([`super::sharing`]).
@@ -130,6 +130,14 @@ pub trait Reconciled:
         after: &StatusOf<Self>,
         now: Timestamp,
     );
+
+    /// What its record says about it besides its status (`deleted_at` while it is deleted).
+    fn record_facts(
+        &self,
+        ctx: &Context,
+        status: Option<&StatusOf<Self>>,
+        deleted_at: Option<Timestamp>,
+    ) -> crate::lifecycle::record::Facts;
 
     /// One structured line per phase change, for a SIEM.
     fn audit(&self, status: &StatusOf<Self>);
@@ -279,11 +287,12 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
             message: reminder.clone(),
         });
     }
-    match report(ctx, object, &status, &notes).await? {
-        Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
-        Written::Yes(_) => K::measure(ctx, before, &status, Timestamp::now()),
-        Written::Unchanged => {}
+    if report(ctx, object, &status, &notes).await? == Written::Stale {
+        return Ok(Action::requeue(status::STALE_RETRY));
     }
+    // Also when the status did not change: a record lost to a restart between the status write
+    // and the record write is written now.
+    records::write(ctx, object, Some(&status), None).await?;
     ctx.reset_backoff(object);
     Ok(super::next_check(decision.wake_at, now, ctx.resync_period))
 }
@@ -292,6 +301,13 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
 /// removed.
 async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let converged = object.converge(ctx, &[], true).await?;
+    // The record is final before the finalizer goes: a deletion never outruns its evidence.
+    let deleted_at = object
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map_or_else(Timestamp::now, |t| t.0);
+    records::write(ctx, object, object.status(), Some(deleted_at)).await?;
     if !converged.deleted.is_empty() {
         let note = format!(
             "{} deleted; removed {}",
@@ -322,6 +338,8 @@ async fn report<K: Reconciled>(
     let current = object.status();
     let written = status::apply(ctx, object, current, desired).await?;
     if matches!(written, Written::Yes(_)) {
+        // First, before the Events: whoever sees the new status may read the metrics at once.
+        K::measure(ctx, current, desired, Timestamp::now());
         let conditions_of = |status: &StatusOf<K>| K::Core::split(status.clone()).0.conditions;
         let before = current.map(conditions_of).unwrap_or_default();
         status::publish_transitions(ctx, object, &before, &conditions_of(desired)).await;

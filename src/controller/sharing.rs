@@ -29,8 +29,9 @@ use crate::api::{
     DataSharingAgreement, DataSharingAgreementSpec, DataSharingAgreementStatus,
     FILED_BY_ANNOTATION, SharingPhase, SharingPolicy, TransferMethod,
 };
+use crate::api::{RecordedData, RecordedObject, RecordedShare};
 use crate::apply::{self, Applied, Object, OwnerKind};
-use crate::lifecycle::Refusal;
+use crate::lifecycle::{Refusal, record};
 use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
 use crate::sharing::objects::{self as shares, Source, Target};
@@ -325,6 +326,75 @@ impl Reconciled for DataSharingAgreement {
     ) {
         if synced(before, after) {
             ctx.metrics.share_synced();
+        }
+    }
+
+    fn record_facts(
+        &self,
+        ctx: &Context,
+        status: Option<&DataSharingAgreementStatus>,
+        deleted_at: Option<Timestamp>,
+    ) -> record::Facts {
+        let spec = &self.spec;
+        let recipient = policy_check::describe_recipient(&spec.recipient);
+        let data: Vec<RecordedData> = spec
+            .data
+            .iter()
+            .filter_map(|item| {
+                let source = item
+                    .secret
+                    .as_ref()
+                    .map(|s| format!("Secret/{s}"))
+                    .or_else(|| item.config_map.as_ref().map(|c| format!("ConfigMap/{c}")))?;
+                Some(RecordedData {
+                    source,
+                    keys: item.keys.clone(),
+                })
+            })
+            .collect();
+        let what = data
+            .iter()
+            .map(|d| format!("{}[{}]", d.source, d.keys.join(",")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let shared = status.and_then(|s| s.share.as_ref());
+        let policy = status.and_then(|s| s.policy.as_deref());
+        record::Facts {
+            object: RecordedObject {
+                kind: "DataSharingAgreement".into(),
+                namespace: self.namespace().unwrap_or_default(),
+                name: self.name_any(),
+                uid: self.uid().unwrap_or_default(),
+            },
+            requester: spec.requester.clone(),
+            filed_by: self.annotations().get(FILED_BY_ANNOTATION).cloned(),
+            subjects: kind::recipient_subject(
+                spec.recipient.namespace.as_deref(),
+                spec.recipient.service_account.as_deref(),
+            )
+            .into_iter()
+            .collect(),
+            what: format!("{what} to {recipient} by {}", spec.transfer.method),
+            why: spec.purpose.clone(),
+            share: Some(RecordedShare {
+                recipient,
+                method: spec.transfer.method,
+                agreement: shared
+                    .and_then(|s| s.agreement.clone())
+                    .or_else(|| spec.agreement.as_ref().map(|a| a.reference.clone())),
+                data,
+                objects: shared.map(|s| s.objects.clone()).unwrap_or_default(),
+                syncs: shared.map(|s| s.syncs.clone()).unwrap_or_default(),
+            }),
+            findings: Vec::new(),
+            policy_generation: policy.and_then(|name| {
+                ctx.sharing_policies
+                    .get(&ObjectRef::new(name))
+                    .and_then(|p| p.metadata.generation)
+            }),
+            revoked_by: crate::lifecycle::protocol::revoked_by(self.annotations())
+                .map(str::to_string),
+            deleted_at,
         }
     }
 

@@ -172,7 +172,7 @@ pub async fn publish_transitions<K>(
                 EventType::Normal
             },
             reason: condition.reason.clone(),
-            note: Some(truncate(&condition.message, 1024)),
+            note: Some(event_note(&condition.message)),
             action: condition.type_.clone(),
             secondary: None,
         };
@@ -182,11 +182,16 @@ pub async fn publish_transitions<K>(
     }
 }
 
-pub(crate) fn truncate(message: &str, max: usize) -> String {
-    match message.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &message[..cut]),
-        None => message.to_string(),
+/// The API server refuses an Event whose note exceeds 1,024 bytes (not characters): a longer
+/// message is cut and points at the full text.
+pub const EVENT_NOTE_LIMIT: usize = 1024;
+
+fn event_note(message: &str) -> String {
+    if message.len() <= EVENT_NOTE_LIMIT {
+        return message.to_string();
     }
+    const POINTER: &str = " (the object's status and its AccessRecord hold the whole message)";
+    crate::api::conditions::bounded(message, EVENT_NOTE_LIMIT - POINTER.len()) + POINTER
 }
 
 /// Publishes one Event about `object`. Failures are logged, not returned: the status is the
@@ -201,11 +206,29 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(truncate(note, 1024)),
+        note: Some(event_note(note)),
         action: "Reconcile".into(),
         secondary: None,
     };
     if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
         tracing::warn!(error = %err, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_fit_the_api_servers_byte_limit() {
+        for message in ["short".to_string(), "é".repeat(3000), "x".repeat(5000)] {
+            let note = event_note(&message);
+            assert!(note.len() <= EVENT_NOTE_LIMIT, "{} bytes", note.len());
+            if message.len() <= EVENT_NOTE_LIMIT {
+                assert_eq!(note, message);
+            } else {
+                assert!(note.ends_with("hold the whole message)"), "{note}");
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod integrity;
 pub mod kind;
 pub mod outcome;
 pub mod protocol;
+pub mod record;
 pub mod selector;
 
 /// Why an object cannot proceed: a condition reason and a message that names the field and the fix.

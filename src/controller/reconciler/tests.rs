@@ -18,6 +18,8 @@ use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase}
 use crate::apply::Object;
 use crate::controller::fixtures::{self, Call, Cluster, path_of};
 
+/// The AccessRecord of the example request (its fixture UID is `uid-alice-db-read`).
+const RECORD: &str = "/apis/gatehouse.dev/v1alpha1/accessrecords/accessrequest.payments.alice-db-read.uid-alice-db-read";
 const REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 const DB_READER: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles/db-reader";
 const REQUEST: &str =
@@ -152,8 +154,14 @@ async fn an_approved_request_records_its_window_then_binds_then_proves_then_repo
     let cluster = cluster_with(&request);
     let ctx = fixtures::context(&cluster, []);
     let resync = ctx.resync_period;
+    let metrics = ctx.metrics.clone();
 
     let action = reconciled(&request, ctx).await.expect("provisioned");
+    let text = metrics.encode().expect("metrics encode");
+    assert!(
+        text.contains("gatehouse_approval_to_provisioned_seconds_count 1"),
+        "the latency from approval to the binding is measured:\n{text}"
+    );
 
     let calls = cluster.take_calls();
     let mut expected = observe_pending(&["payments"]);
@@ -169,6 +177,8 @@ async fn an_approved_request_records_its_window_then_binds_then_proves_then_repo
     expected.push(patch(REQUEST_STATUS));
     expected.push(event("payments", "Provisioned"));
     expected.push(event("payments", "Confirmed"));
+    // The evidence: the record of the decision and the grant, kept after the request is gone.
+    expected.push(patch(RECORD));
     assert_eq!(lines(&calls), expected);
 
     let opening = the(&calls, &patch(REQUEST_STATUS), 0);
@@ -449,11 +459,24 @@ async fn deleting_an_active_request_removes_its_binding_before_the_finalizer() {
             get(&binding_at("payments")),
             delete(&binding_at("payments")),
             get(&binding_at("payments")),
+            // …the record is final…
+            patch(RECORD),
             event("payments", "Revoked"),
             // …before the finalizer that lets the request go.
             patch(REQUEST),
         ]
     );
+    let record = cluster
+        .records()
+        .into_iter()
+        .next()
+        .expect("the request's record");
+    assert_eq!(
+        (record.spec.outcome, record.spec.complete),
+        (crate::api::Outcome::Deleted, true)
+    );
+    assert!(record.spec.removal.is_some() && record.spec.retain_until.is_some());
+    assert_eq!(record.spec.decisions.len(), 2, "both approvals recorded");
     assert_eq!(
         cluster.stored(&active).and_then(|r| r.metadata.finalizers),
         Some(Vec::new())
