@@ -210,6 +210,110 @@ async fn a_retention_end_that_fell_due_while_the_operator_was_down_is_enforced_a
     second.stop();
 }
 
+/// Removes the test's record-blocking admission policy when dropped, even if the test failed.
+struct UnblockRecords(&'static Path);
+
+impl Drop for UnblockRecords {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kubectl")
+            .env("KUBECONFIG", self.0)
+            .args([
+                "delete",
+                "--ignore-not-found",
+                "validatingadmissionpolicybinding/e2e-block-records",
+                "validatingadmissionpolicy/e2e-block-records",
+            ])
+            .output();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
+async fn a_record_not_written_before_the_operator_was_killed_is_complete_after_restart() {
+    use gatehouse::api::{AccessRecord, Outcome};
+    let _turn = TURN.lock().await;
+    let kubeconfig = support::control_plane();
+    let first = support::spawn_operator(kubeconfig, "record-operator-1");
+    let s = setup(kubeconfig, "record-restart").await;
+    s.approved_request("4s").await;
+    let active = s.phase(AccessPhase::Active).await;
+    let uid = active.metadata.uid.clone().expect("uid");
+    let records = Api::<AccessRecord>::all(s.admin.clone());
+    let name = format!("accessrequest.{}.alice-read.{uid}", s.ns);
+    support::wait_until(&records, &name, "the record of the active grant", |r| {
+        r.spec.outcome == Outcome::Active
+    })
+    .await;
+
+    // From now on the API server refuses every record write: the operator ends the grant and
+    // writes its status, but not its record.
+    let _unblock = UnblockRecords(kubeconfig);
+    let block = json!({ "apiVersion": "v1", "kind": "List", "items": [
+        { "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+          "metadata": { "name": "e2e-block-records" },
+          "spec": { "failurePolicy": "Fail",
+                    "matchConstraints": { "resourceRules": [{ "apiGroups": ["gatehouse.dev"],
+                        "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                        "resources": ["accessrecords"] }] },
+                    "validations": [{ "expression": "false",
+                                      "message": "e2e: record writes are blocked" }] } },
+        { "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+          "metadata": { "name": "e2e-block-records" },
+          "spec": { "policyName": "e2e-block-records", "validationActions": ["Deny"] } }
+    ]});
+    let mut apply = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    {
+        use std::io::Write;
+        apply
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(block.to_string().as_bytes())
+            .expect("manifest written");
+    }
+    assert!(apply.wait().expect("kubectl ran").success());
+
+    s.phase(AccessPhase::Expired).await;
+    let log = concat!(env!("CARGO_MANIFEST_DIR"), "/target/record-operator-1.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("record writes are blocked")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the operator never tried to write the record of the ended grant"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.kill();
+    let stale = records.get(&name).await.expect("record");
+    assert_eq!(
+        (stale.spec.outcome, stale.spec.complete),
+        (Outcome::Active, false),
+        "killed between the end and the record write"
+    );
+
+    drop(_unblock);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = support::spawn_operator(kubeconfig, "record-operator-2");
+    let complete =
+        support::wait_until(&records, &name, "the complete record", |r| r.spec.complete).await;
+    assert_eq!(complete.spec.outcome, Outcome::Expired);
+    assert_eq!(
+        complete.spec.end.as_ref().map(|e| e.reason.as_str()),
+        Some("Expired")
+    );
+    assert!(complete.spec.removal.is_some());
+    second.stop();
+}
+
 /// Restores the shipped admission policies when dropped, even if the test failed half-way.
 struct RestorePolicies(&'static Path);
 

@@ -66,6 +66,12 @@ pub struct AccessPolicySpec {
     #[x_kube(validation = super::common::duration_rule())]
     #[schemars(length(max = 32))]
     pub pending_timeout: Option<String>,
+    /// How long the AccessRecord of a request this policy governed is kept after it ended, when
+    /// longer than the operator's `--record-retention` (default 400 days); never shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub record_retention: Option<String>,
     /// Sets of roles nobody may hold together (segregation of duties).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]

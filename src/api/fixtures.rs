@@ -62,6 +62,7 @@ pub fn access_policy(name: &str) -> AccessPolicy {
                 },
             ],
             pending_timeout: Some("72h".into()),
+            record_retention: None,
             separation_of_duties: vec![],
             cluster_wide_approvers: vec![],
             subjects: None,
@@ -116,6 +117,7 @@ pub fn sharing_policy(name: &str) -> SharingPolicy {
             require_agreement: None,
             egress_namespace: Some("gatehouse-egress".into()),
             pending_timeout: None,
+            record_retention: None,
             cluster_wide_approvers: vec![],
         },
     )

@@ -67,6 +67,12 @@ pub struct SharingPolicySpec {
     #[x_kube(validation = super::common::duration_rule())]
     #[schemars(length(max = 32))]
     pub pending_timeout: Option<String>,
+    /// How long the AccessRecord of a agreement this policy governed is kept after it ended, when
+    /// longer than the operator's `--record-retention` (default 400 days); never shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub record_retention: Option<String>,
     /// Approver roles whose decisions count only from holders of the right cluster-wide (verb
     /// `approve` on `approvals.gatehouse.dev` through a ClusterRoleBinding), e.g. `[security,
     /// privacy, legal]`. A namespace's own admins hold every verb there, including `approve`, so

@@ -310,7 +310,9 @@ impl Reconciled for AccessRequest {
             self.spec.cluster_wide,
             &policy_check::target_namespaces(&self.spec, &namespace),
         );
-        let policy = status.and_then(|s| s.policy.as_deref());
+        let governing = status
+            .and_then(|s| s.policy.as_deref())
+            .and_then(|name| ctx.access_policies.get(&ObjectRef::new(name)));
         record::Facts {
             object: RecordedObject {
                 kind: "AccessRequest".into(),
@@ -329,11 +331,11 @@ impl Reconciled for AccessRequest {
             why: self.spec.justification.clone(),
             share: None,
             findings: status.map(|s| s.findings.clone()).unwrap_or_default(),
-            policy_generation: policy.and_then(|name| {
-                ctx.access_policies
-                    .get(&ObjectRef::new(name))
-                    .and_then(|p| p.metadata.generation)
-            }),
+            policy_generation: governing.as_ref().and_then(|p| p.metadata.generation),
+            policy_retention: governing
+                .as_ref()
+                .and_then(|p| p.spec.record_retention.as_deref())
+                .and_then(|r| lifecycle::duration::parse(r).ok()),
             revoked_by: lifecycle::protocol::revoked_by(self.annotations()).map(str::to_string),
             deleted_at,
         }

@@ -31,7 +31,7 @@ use crate::api::{
 };
 use crate::api::{RecordedData, RecordedObject, RecordedShare};
 use crate::apply::{self, Applied, Object, OwnerKind};
-use crate::lifecycle::{Refusal, record};
+use crate::lifecycle::{self, Refusal, record};
 use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
 use crate::sharing::objects::{self as shares, Source, Target};
@@ -358,7 +358,9 @@ impl Reconciled for DataSharingAgreement {
             .collect::<Vec<_>>()
             .join(" ");
         let shared = status.and_then(|s| s.share.as_ref());
-        let policy = status.and_then(|s| s.policy.as_deref());
+        let governing = status
+            .and_then(|s| s.policy.as_deref())
+            .and_then(|name| ctx.sharing_policies.get(&ObjectRef::new(name)));
         record::Facts {
             object: RecordedObject {
                 kind: "DataSharingAgreement".into(),
@@ -387,11 +389,11 @@ impl Reconciled for DataSharingAgreement {
                 syncs: shared.map(|s| s.syncs.clone()).unwrap_or_default(),
             }),
             findings: Vec::new(),
-            policy_generation: policy.and_then(|name| {
-                ctx.sharing_policies
-                    .get(&ObjectRef::new(name))
-                    .and_then(|p| p.metadata.generation)
-            }),
+            policy_generation: governing.as_ref().and_then(|p| p.metadata.generation),
+            policy_retention: governing
+                .as_ref()
+                .and_then(|p| p.spec.record_retention.as_deref())
+                .and_then(|r| lifecycle::duration::parse(r).ok()),
             revoked_by: crate::lifecycle::protocol::revoked_by(self.annotations())
                 .map(str::to_string),
             deleted_at,

@@ -13,6 +13,7 @@ mod gitops;
 mod helm;
 mod lifecycle;
 mod plugin;
+mod records;
 // Shared with the restart test and the benchmark, which use other parts of it.
 #[allow(dead_code)]
 mod support;
