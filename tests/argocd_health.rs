@@ -164,6 +164,7 @@ fn access_request(
             duration: Some("2m".into()),
             justification: "PAY-1234: reconcile the ledger export".into(),
             policy: None,
+            start_at: None,
         },
     );
     request.metadata.namespace = Some("payments".into());
@@ -215,6 +216,7 @@ fn agreement(phase: Option<SharingPhase>, updates: &[(&str, bool, &'static str, 
             },
             retention: "2m".into(),
             agreement: None,
+            start_at: None,
             policy: None,
         },
     );
@@ -338,6 +340,29 @@ fn access_request_health_follows_the_phase() {
             ),
             "Progressing",
             "provisioning failed",
+        ),
+        case(
+            "Scheduled",
+            access_request(
+                Some(AccessPhase::Scheduled),
+                &[
+                    ACCEPTED_AR,
+                    (
+                        GRANTED,
+                        false,
+                        reason::SCHEDULED,
+                        "every stage approved; granted from 2026-11-22T09:00:00Z",
+                    ),
+                    (
+                        READY,
+                        false,
+                        reason::SCHEDULED,
+                        "every stage approved; granted from 2026-11-22T09:00:00Z",
+                    ),
+                ],
+            ),
+            "Suspended",
+            "granted from 2026-11-22T09:00:00Z",
         ),
         case(
             "Expired",

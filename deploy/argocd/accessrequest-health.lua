@@ -51,6 +51,11 @@ if phase == "Active" then
   return { status = "Healthy", message = ready or "access granted" }
 end
 
+-- Approved, waiting for its spec.startAt: nothing to do until then, and nothing wrong.
+if phase == "Scheduled" then
+  return { status = "Suspended", message = ready or "scheduled" }
+end
+
 -- Waiting for approvers, or approved and being provisioned (a failed attempt is retried): a sync
 -- wave that waits for health waits for the approval.
 if phase == "Pending" or phase == "Approved" then

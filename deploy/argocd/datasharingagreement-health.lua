@@ -70,6 +70,11 @@ if phase == "Active" then
   return { status = "Healthy", message = ready or "shared" }
 end
 
+-- Approved, waiting for its spec.startAt: nothing to do until then, and nothing wrong.
+if phase == "Scheduled" then
+  return { status = "Suspended", message = ready or "scheduled" }
+end
+
 -- Waiting for reviews or for the signed agreement's reference, or approved and being executed (a
 -- failed attempt is retried): a sync wave that waits for health waits for all of them.
 if phase == "Pending" or phase == "AwaitingAgreement" or phase == "Approved" then

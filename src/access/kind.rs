@@ -35,6 +35,8 @@ pub struct Observation<'a> {
     pub annotations: &'a BTreeMap<String, String>,
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
+    /// When what is asked for may start at the earliest (`spec.startAt`).
+    pub start_at: Option<Timestamp>,
     pub current: Option<&'a AccessRequestStatus>,
     /// Decision annotations whose author lacks the approver right in a namespace the grant
     /// reaches (admission checks the request's own namespace only), with why: they do not count.
@@ -230,7 +232,7 @@ pub fn plan(observed: &Observation) -> Plan {
         governed: observed
             .accepted
             .as_ref()
-            .map(governed)
+            .map(|accepted| governed(accepted, observed.start_at))
             .map_err(Clone::clone),
         suspension: None,
         facts: &facts,
@@ -239,7 +241,7 @@ pub fn plan(observed: &Observation) -> Plan {
 }
 
 /// What the governing AccessPolicy requires of an accepted request.
-fn governed(accepted: &Accepted) -> Governed {
+fn governed(accepted: &Accepted, start_at: Option<Timestamp>) -> Governed {
     let policy = &accepted.request.policy;
     Governed {
         policy: policy.clone(),
@@ -249,6 +251,7 @@ fn governed(accepted: &Accepted) -> Governed {
             "no approval stage of AccessPolicy {policy} applies to this request (every stage is `when: HighRisk` and it is not high-risk); nothing is granted without an approval, so the policy needs a stage that always applies"
         ),
         duration: accepted.request.duration,
+        start_at,
         pending_timeout: accepted
             .pending_timeout
             .and_then(|t| duration::parse(t).ok())
@@ -369,6 +372,7 @@ mod tests {
                 annotations: &self.annotations,
                 created: Some(Timestamp::from_second(1000).expect("valid")),
                 generation: Some(1),
+                start_at: None,
                 current: self.status.as_ref(),
                 approvals_unverified: self.unverified,
                 unauthorized_decisions: &self.unauthorized,

@@ -150,6 +150,8 @@ named_enum! {
     /// Where a recorded object stands.
     #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
     pub enum Outcome {
+        /// Fully approved before its start: nothing provided until then.
+        Scheduled,
         /// Fully approved; being provided.
         Approved,
         /// Provided within its window.

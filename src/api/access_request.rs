@@ -84,6 +84,11 @@ pub struct AccessRequestSpec {
     /// Why the access is needed; the policy may require a ticket reference or a minimum length.
     #[schemars(length(min = 1, max = 1024))]
     pub justification: String,
+    /// When access should start (RFC 3339, e.g. `2026-12-24T09:00:00Z`). Approved before it, the
+    /// request waits in phase `Scheduled` and access lasts from `startAt` to `startAt + duration`;
+    /// approved after it, the clock starts at activation, never earlier. Unset: at approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Time>,
     /// Name of the AccessPolicy that governs this request. Unset: the single policy whose roles
     /// and namespace selector match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +104,8 @@ named_enum! {
         Pending,
         /// Every stage approved; access is being provisioned.
         Approved,
+        /// Every stage approved before `spec.startAt`: access starts then.
+        Scheduled,
         /// Access is provisioned until `grant.expiresAt`.
         Active,
         /// An approver denied the request, or a check refused it.

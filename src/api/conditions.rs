@@ -60,6 +60,8 @@ pub mod reason {
     pub const VALID: &str = "Valid";
     /// Reviews may proceed, but nothing is shared until `spec.agreement.reference` is filed.
     pub const AWAITING_AGREEMENT: &str = "AwaitingAgreement";
+    /// Every stage approved before `spec.startAt`: nothing is provided until then.
+    pub const SCHEDULED: &str = "Scheduled";
     /// A source no longer holds what was approved (an object or key is gone, or its
     /// classification rose): the share is suspended until it does again.
     pub const SOURCE_CHANGED: &str = "SourceChanged";

@@ -76,6 +76,10 @@ pub struct DataSharingAgreementSpec {
     /// The signed data sharing agreement behind this share, where one is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<AgreementRef>,
+    /// When the share should start (RFC 3339). Reviewed before it, the agreement waits in phase
+    /// `Scheduled` and the retention counts from `startAt`; reviewed after it, from execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Time>,
     /// Name of the SharingPolicy that governs this share. Unset: the single matching policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
@@ -164,6 +168,8 @@ named_enum! {
         AwaitingAgreement,
         /// Every review approved; the share is being executed.
         Approved,
+        /// Every review approved before `spec.startAt`: the share starts then.
+        Scheduled,
         /// The share exists until `share.expiresAt`.
         Active,
         /// The share is paused because the sources no longer match the approved scope.

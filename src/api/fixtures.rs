@@ -86,6 +86,7 @@ pub fn access_request() -> AccessRequest {
             duration: None,
             justification: "PAY-1234 investigate failed settlement batch".into(),
             policy: None,
+            start_at: None,
         },
     );
     request.metadata = ObjectMeta {
@@ -152,6 +153,7 @@ pub fn data_sharing_agreement() -> DataSharingAgreement {
             },
             retention: "720h".into(),
             agreement: None,
+            start_at: None,
             policy: None,
         },
     );

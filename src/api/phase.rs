@@ -39,6 +39,8 @@ pub enum Phase {
     /// Waiting for something besides approvals that the kind requires before anything is
     /// provided (a share's signed agreement).
     Held,
+    /// Fully approved before its `startAt`: nothing is provided until then.
+    Scheduled,
     /// Fully approved and its window recorded; what it grants is being provided.
     Approved,
     /// Provided, within its window.
@@ -80,6 +82,7 @@ impl From<Phase> for AccessPhase {
     fn from(phase: Phase) -> Self {
         match phase {
             Phase::Pending | Phase::Held => AccessPhase::Pending,
+            Phase::Scheduled => AccessPhase::Scheduled,
             Phase::Approved | Phase::Suspended => AccessPhase::Approved,
             Phase::Active => AccessPhase::Active,
             Phase::Expired => AccessPhase::Expired,
@@ -95,6 +98,7 @@ impl From<AccessPhase> for Phase {
     fn from(phase: AccessPhase) -> Self {
         match phase {
             AccessPhase::Pending => Phase::Pending,
+            AccessPhase::Scheduled => Phase::Scheduled,
             AccessPhase::Approved => Phase::Approved,
             AccessPhase::Active => Phase::Active,
             AccessPhase::Expired => Phase::Expired,
@@ -111,6 +115,7 @@ impl From<Phase> for SharingPhase {
         match phase {
             Phase::Pending => SharingPhase::Pending,
             Phase::Held => SharingPhase::AwaitingAgreement,
+            Phase::Scheduled => SharingPhase::Scheduled,
             Phase::Approved => SharingPhase::Approved,
             Phase::Active => SharingPhase::Active,
             Phase::Suspended => SharingPhase::Suspended,
@@ -128,6 +133,7 @@ impl From<SharingPhase> for Phase {
         match phase {
             SharingPhase::Pending => Phase::Pending,
             SharingPhase::AwaitingAgreement => Phase::Held,
+            SharingPhase::Scheduled => Phase::Scheduled,
             SharingPhase::Approved => Phase::Approved,
             SharingPhase::Active => Phase::Active,
             SharingPhase::Suspended => Phase::Suspended,

@@ -112,6 +112,7 @@ mod tests {
         let page = super::markdown();
         for kind in [
             "AccessPolicy",
+            "AccessRecord",
             "AccessRequest",
             "SharingPolicy",
             "DataSharingAgreement",

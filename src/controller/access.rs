@@ -152,6 +152,7 @@ impl Reconciled for AccessRequest {
                 .unwrap_or(&no_annotations),
             created: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
             generation: self.metadata.generation,
+            start_at: self.spec.start_at.as_ref().map(|t| t.0),
             current: self.status.as_ref(),
             accepted: match (&observed.accepted, &observed.policy) {
                 (Ok(accepted), Some(policy)) => Ok(kind::Accepted {

@@ -250,6 +250,7 @@ impl Reconciled for DataSharingAgreement {
             agreement_reference: spec.agreement.as_ref().map(|a| a.reference.as_str()),
             created: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
             generation: self.metadata.generation,
+            start_at: spec.start_at.as_ref().map(|t| t.0),
             current: self.status.as_ref(),
             approvals_unverified: observed.integrity_problem.as_deref(),
             accepted: observed.accepted.as_ref().map(|_| ()).map_err(Clone::clone),

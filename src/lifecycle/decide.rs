@@ -59,6 +59,8 @@ pub struct Governed {
     pub no_stage: String,
     /// How long the window lasts once it opens.
     pub duration: Duration,
+    /// When the window may open at the earliest (`spec.startAt`).
+    pub start_at: Option<Timestamp>,
     pub pending_timeout: Duration,
     /// Whether a reminder Event goes out when half the pending timeout has passed.
     pub remind: bool,
@@ -265,8 +267,8 @@ impl<K: Kind> Draft<'_, '_, K> {
         // The deadline comes first: approvals that arrive (or are first seen) after it do not
         // count. One approved in time (its provisioning is being retried, within the window
         // recorded then) ends by expiry instead.
-        let approved_in_time =
-            self.record.window.is_some() || self.record.phase == Some(Phase::Approved);
+        let approved_in_time = self.record.window.is_some()
+            || matches!(self.record.phase, Some(Phase::Approved | Phase::Scheduled));
         if observed.now >= deadline && !approved_in_time {
             let mut missing = state.waiting_for();
             if let Some(hold) = &governed.hold {
@@ -296,7 +298,10 @@ impl<K: Kind> Draft<'_, '_, K> {
             return;
         }
         if state.complete() && observed.approvals_unverified.is_none() {
-            self.activate(governed);
+            match governed.start_at.filter(|start| observed.now < *start) {
+                Some(start) => self.schedule(start),
+                None => self.activate(governed),
+            }
             return;
         }
         self.record.phase = Some(Phase::Pending);
@@ -334,17 +339,37 @@ impl<K: Kind> Draft<'_, '_, K> {
         }
     }
 
+    /// Approved before its start: nothing is provided until `start`, when it activates.
+    fn schedule(&mut self, start: Timestamp) {
+        let wording = &K::WORDING;
+        self.record.phase = Some(Phase::Scheduled);
+        self.record.waiting_for = None;
+        let message = format!(
+            "every {} approved; {} from {start}",
+            wording.stage, wording.provided
+        );
+        self.set(
+            &[wording.provided_condition, READY],
+            false,
+            reason::SCHEDULED,
+            &message,
+        );
+        self.wake_at = Some(start);
+    }
+
     /// Activates: opens the sealed window, or keeps the one opened before (a provisioning retry),
     /// so that the expiry never moves once recorded. The controller records it before anything is
-    /// provided.
+    /// provided. Scheduled (approved before its start), the window opens at the start, however
+    /// late the operator gets to it; approved later, it opens now.
     fn activate(&mut self, governed: &Governed) {
         let window = match self.record.window.take() {
             Some(recorded) => recorded,
             None => {
-                let opened = self
-                    .observed
-                    .sealer
-                    .open(self.observed.now, governed.duration);
+                let opens = match (self.record.phase, governed.start_at) {
+                    (Some(Phase::Scheduled), Some(start)) => start.min(self.observed.now),
+                    _ => self.observed.now,
+                };
+                let opened = self.observed.sealer.open(opens, governed.duration);
                 RecordedWindow {
                     activated_at: opened.activated_at,
                     expires_at: opened.expires_at,
@@ -562,6 +587,7 @@ mod tests {
             required: vec!["manager".into()],
             no_stage: "no stage".into(),
             duration: std::time::Duration::from_secs(HOUR as u64),
+            start_at: None,
             pending_timeout: std::time::Duration::from_secs(24 * HOUR as u64),
             remind: false,
             denial: None,
@@ -658,6 +684,11 @@ mod tests {
             (Some(Pending), E::PastDeadline, TimedOut, Remove),
             (Some(Failed), E::Approved, Active, Provide),
             (Some(Failed), E::PolicyRefuses, Failed, Remove),
+            // Scheduled: approved before its start, no window yet.
+            (Some(Scheduled), E::Approved, Active, Provide),
+            (Some(Scheduled), E::Revoked, Revoked, Remove),
+            // Its approvals no longer count: waiting again (and timed out on the next look).
+            (Some(Scheduled), E::PastDeadline, Pending, Remove),
             // Approved: the window is recorded, provisioning is retried within it.
             (Some(Approved), E::Approved, Active, Provide),
             (Some(Approved), E::PastExpiry, Expired, Remove),
@@ -777,5 +808,69 @@ mod tests {
         });
         assert_eq!(decision.status.phase, Some(Phase::Pending));
         assert_eq!(decision.provision, Provision::Remove);
+    }
+
+    /// The bare kind approved by bob, observed at `now` with `current`, starting at `start`.
+    fn scheduled(current: Option<&Record>, now: i64, start: Option<i64>) -> Decision<Record> {
+        let key = key();
+        let annotations = BTreeMap::from([(
+            "approve.gatehouse.dev/manager".to_string(),
+            "bob".to_string(),
+        )]);
+        let mut governed = governed(false);
+        governed.start_at = start.map(at);
+        decide::<Bare>(&Observation {
+            sealer: Sealer {
+                key: &key,
+                kind: "Bare",
+                uid: "uid",
+            },
+            annotations: &annotations,
+            parties: Parties {
+                requester: "alice",
+                filed_by: None,
+                subjects: &[],
+            },
+            unauthorized_decisions: &[],
+            approvals_unverified: None,
+            created: Some(at(0)),
+            generation: Some(1),
+            current,
+            governed: Ok(governed),
+            suspension: None,
+            facts: &(),
+            now: at(now),
+        })
+    }
+
+    #[test]
+    fn approved_before_its_start_it_waits_then_runs_from_the_start_for_its_duration() {
+        let waiting = scheduled(None, 10, Some(600));
+        assert_eq!(
+            (waiting.status.phase, waiting.provision, waiting.wake_at),
+            (Some(Phase::Scheduled), Provision::Remove, Some(at(600)))
+        );
+        assert_eq!(waiting.status.window, None, "no window before the start");
+        // The operator gets to it late: the window still starts at the start.
+        let started = scheduled(Some(&waiting.status), 603, Some(600));
+        let window = started.status.window.clone().expect("window");
+        assert_eq!(
+            (started.status.phase, started.provision),
+            (Some(Phase::Active), Provision::Provide)
+        );
+        assert_eq!(window.activated_at, Time(at(600)));
+        assert_eq!(window.expires_at, Time(at(600 + HOUR)));
+        // Scheduled past the pending timeout: approved in time, so it still starts.
+        let late = scheduled(Some(&waiting.status), 25 * HOUR, Some(25 * HOUR - 1));
+        assert_eq!(late.status.phase, Some(Phase::Active));
+    }
+
+    #[test]
+    fn approved_after_its_start_the_clock_starts_at_activation_never_earlier() {
+        let decision = scheduled(None, 900, Some(600));
+        let window = decision.status.window.expect("window");
+        assert_eq!(decision.status.phase, Some(Phase::Active));
+        assert_eq!(window.activated_at, Time(at(900)));
+        assert_eq!(window.expires_at, Time(at(900 + HOUR)));
     }
 }

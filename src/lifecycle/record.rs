@@ -58,6 +58,7 @@ pub fn record<K: Kind>(
     let ready = conditions::find(&record.conditions, READY);
     let terminal = phase.is_some_and(Phase::is_terminal);
     let outcome = match phase {
+        Some(Phase::Scheduled) if facts.deleted_at.is_none() => Outcome::Scheduled,
         Some(Phase::Approved) if facts.deleted_at.is_none() => Outcome::Approved,
         Some(Phase::Active) if facts.deleted_at.is_none() => Outcome::Active,
         Some(Phase::Suspended) if facts.deleted_at.is_none() => Outcome::Suspended,

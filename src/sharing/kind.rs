@@ -65,6 +65,8 @@ pub struct Observation<'a> {
     pub agreement_reference: Option<&'a str>,
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
+    /// When what is asked for may start at the earliest (`spec.startAt`).
+    pub start_at: Option<Timestamp>,
     pub current: Option<&'a DataSharingAgreementStatus>,
     /// Why approvals cannot be trusted right now; `None` when the admission policies are verified.
     pub approvals_unverified: Option<&'a str>,
@@ -308,6 +310,7 @@ fn governed(checked: &Checked, observed: &Observation) -> Governed {
             "SharingPolicy {policy} requires no review for this share; nothing is shared unreviewed, so the policy needs `reviews.always` (e.g. [data-owner])"
         ),
         duration: checked.retention,
+        start_at: observed.start_at,
         pending_timeout: checked
             .pending_timeout
             .as_deref()
@@ -468,6 +471,7 @@ mod tests {
                 agreement_reference: Some("DPA-1"),
                 created: Some(at(0)),
                 generation: Some(1),
+                start_at: None,
                 current: self.status.as_ref(),
                 approvals_unverified: self.unverified,
                 accepted: self.accepted.clone(),

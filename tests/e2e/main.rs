@@ -14,6 +14,7 @@ mod helm;
 mod lifecycle;
 mod plugin;
 mod records;
+mod schedule;
 // Shared with the restart test and the benchmark, which use other parts of it.
 #[allow(dead_code)]
 mod support;
