@@ -220,7 +220,10 @@ impl Filter {
             parts.push(format!("role {role}"));
         }
         if let Some(since) = self.since {
-            parts.push(format!("since {}", since.resolve(now)));
+            // To the second, as every other time the report shows.
+            let since = since.resolve(now);
+            let since = Timestamp::from_second(since.as_second()).unwrap_or(since);
+            parts.push(format!("since {since}"));
         }
         parts.join(", ")
     }
@@ -754,7 +757,7 @@ mod tests {
 
     #[test]
     fn an_empty_report_says_no_records_match_and_what_was_asked() {
-        let now = Timestamp::from_second(T0).unwrap();
+        let now = Timestamp::from_second(T0).unwrap() + std::time::Duration::from_millis(250);
         assert_eq!(
             no_match(&Filter::default(), now),
             "No records match: the cluster holds no AccessRecords."
