@@ -93,8 +93,7 @@ enum Command {
             value_parser = lifecycle::duration::parse
         )]
         resync_period: Duration,
-        /// How long an AccessRecord is kept after its request or agreement ended (400 days); a
-        /// policy's `recordRetention` may ask for longer.
+        /// How long an AccessRecord is kept after its request or agreement ended (400 days).
         #[arg(
             long,
             env = "GATEHOUSE_RECORD_RETENTION",
