@@ -94,7 +94,7 @@ enum Command {
         )]
         resync_period: Duration,
         /// How long an AccessRecord is kept after its request or agreement ended (400 days); a
-        /// policy's `recordRetention` may ask for longer.
+        /// policy's `recordRetention` may ask for longer, never shorter.
         #[arg(
             long,
             env = "GATEHOUSE_RECORD_RETENTION",

@@ -9,7 +9,7 @@ use super::{Finding, SharedObject, SyncRecord, TransferMethod};
 
 /// The evidence of one AccessRequest or DataSharingAgreement that reached a decision: who asked
 /// for what, who decided, what was provided when, and how it ended. Written by the operator only
-/// (admission policy `gatehouse-records`), kept after the object is deleted until `retainUntil`.
+/// (admission policy `gatehouse-status`), kept after the object is deleted until `retainUntil`.
 // Each `printcolumn(...)` repeats the same keys, which this lint mistakes for duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
@@ -89,8 +89,8 @@ pub struct AccessRecordSpec {
     /// Whether the record is final: the object ended and what it provided is gone.
     #[serde(default)]
     pub complete: bool,
-    /// When the operator deletes this record (`--record-retention` after the end, or longer when
-    /// the policy asks).
+    /// When the operator deletes this record: `--record-retention` after the end, or the
+    /// governing policy's `recordRetention` when that is longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_until: Option<Time>,
 }

@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
-use gatehouse::api::{AccessRequest, DataSharingAgreement, GROUP};
+use gatehouse::api::{AccessRecord, AccessRequest, DataSharingAgreement, GROUP};
 use gatehouse::plugin::patch::{self, Change};
+use gatehouse::plugin::report::{self, RoleFilter, Since};
 use gatehouse::plugin::{Kind, PluginError, Summary, Target, Verdict, audit, pending};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
@@ -26,7 +27,7 @@ use kube::{Api, Client, Config};
 use serde_json::Value;
 
 /// Approve, deny and revoke Gatehouse access requests and data sharing agreements, see what
-/// waits for you, and audit who decided what.
+/// waits for you, audit who decided what, and report who had what access when.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-gatehouse",
@@ -37,7 +38,8 @@ use serde_json::Value;
         kubectl gatehouse approve ar/alice-db-read -n payments --role manager --reason \"PAY-1234 checked\"\n  \
         kubectl gatehouse deny dsa/orders-to-analytics -n orders --role privacy --reason \"no DPA\"\n  \
         kubectl gatehouse audit ar/alice-db-read -n payments\n  \
-        kubectl gatehouse revoke ar/alice-db-read -n payments"
+        kubectl gatehouse revoke ar/alice-db-read -n payments\n  \
+        kubectl gatehouse report --since 7d --requester alice -o csv"
 )]
 struct Cli {
     #[command(flatten)]
@@ -87,6 +89,48 @@ enum Command {
         #[arg(value_name = "KIND/NAME")]
         target: Target,
     },
+    /// Who had what access when, approved by whom: one row per AccessRecord, kept by the operator
+    /// after the request or agreement is deleted. Every namespace unless -n is given. Needs get
+    /// and list on accessrecords (ClusterRole gatehouse-auditor)
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Only records active at or after this: activated, ended or created then, or still running;
+    /// a duration back from now (24h, 90m, 7d, 1d12h) or an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIME", value_parser = Since::parse)]
+    since: Option<Since>,
+    /// Only records of this requester, exactly as recorded
+    #[arg(long, value_name = "USER")]
+    requester: Option<String>,
+    /// Only records governed by this policy
+    #[arg(long, value_name = "NAME")]
+    policy: Option<String>,
+    /// Only access requests that granted this role: ClusterRole/NAME, Role/NAME, or NAME for
+    /// either kind (not an approver role)
+    #[arg(long, value_name = "ROLE", value_parser = RoleFilter::parse)]
+    role: Option<RoleFilter>,
+    /// Only records of this kind: ar (AccessRequest) or dsa (DataSharingAgreement)
+    #[arg(long, value_name = "ar|dsa", value_parser = parse_record_kind)]
+    kind: Option<Kind>,
+    /// How to print the records: a table, CSV (RFC 4180, the table's columns) or JSON (the
+    /// record specs)
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_record_kind(kind: &str) -> Result<Kind, PluginError> {
+    Kind::from_alias(kind).ok_or_else(|| PluginError::InvalidRecordKind {
+        value: kind.to_string(),
+    })
 }
 
 #[derive(Debug, Args)]
@@ -120,12 +164,25 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), PluginError> {
     let session = Session::connect(&cli.connection).await?;
+    // The report is cluster-wide: only an explicit -n narrows it, never the context's default.
+    let explicit_namespace = cli.connection.namespace;
     match cli.command {
         Command::Approve(decide) => session.decide(Verdict::Approve, decide).await,
         Command::Deny(decide) => session.decide(Verdict::Deny, decide).await,
         Command::Revoke { target } => session.revoke(&target).await,
         Command::Pending { all_namespaces } => session.pending(all_namespaces).await,
         Command::Audit { target } => session.audit(&target).await,
+        Command::Report(args) => {
+            let filter = report::Filter {
+                since: args.since,
+                requester: args.requester,
+                policy: args.policy,
+                role: args.role,
+                kind: args.kind,
+                namespace: explicit_namespace,
+            };
+            session.report(&filter, args.output).await
+        }
     }
 }
 
@@ -443,6 +500,55 @@ impl Session {
         print!("{}", audit::render(&item, Timestamp::now()));
         Ok(())
     }
+
+    async fn report(&self, filter: &report::Filter, format: Format) -> Result<(), PluginError> {
+        let records = self.records(filter.label_selector().as_deref()).await?;
+        let now = Timestamp::now();
+        let rows = report::rows(&records, filter, now);
+        if rows.is_empty() {
+            eprintln!("{}", report::no_match(filter, now));
+        }
+        match format {
+            // An empty table would be headers alone; the message says it all.
+            Format::Table if rows.is_empty() => {}
+            Format::Table => print!("{}", report::table(&rows)),
+            // Scripts get a well-formed document even when it is empty.
+            Format::Csv => print!("{}", report::csv(&rows)),
+            Format::Json => print!("{}", report::json(&rows)),
+        }
+        Ok(())
+    }
+
+    /// Every AccessRecord the selector matches, in pages: a retention of 400 days keeps many.
+    async fn records(&self, selector: Option<&str>) -> Result<Vec<AccessRecord>, PluginError> {
+        let api = Api::<AccessRecord>::all(self.client.clone());
+        let mut params = ListParams::default().limit(500);
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        let mut records = Vec::new();
+        loop {
+            let page = match api.list(&params).await {
+                Ok(page) => page,
+                Err(kube::Error::Api(status)) if status.code == 403 => {
+                    return Err(PluginError::MayNotReadRecords {
+                        message: status.message.clone(),
+                    });
+                }
+                Err(err) => {
+                    return Err(PluginError::from_kube(
+                        "list accessrecords.gatehouse.dev",
+                        &err,
+                    ));
+                }
+            };
+            records.extend(page.items);
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(records),
+            }
+        }
+    }
 }
 
 /// The API server's message, or the client error.
@@ -495,6 +601,61 @@ mod tests {
                 all_namespaces: true
             }
         ));
+    }
+
+    #[test]
+    fn report_flags_parse_into_filters() {
+        let cli = Cli::try_parse_from([
+            "kubectl-gatehouse",
+            "report",
+            "--since",
+            "7d",
+            "--requester",
+            "alice",
+            "--role",
+            "ClusterRole/db-reader",
+            "--kind",
+            "ar",
+            "-o",
+            "csv",
+        ])
+        .expect("parses");
+        let Command::Report(args) = cli.command else {
+            panic!("report expected")
+        };
+        assert_eq!(
+            args.since,
+            Some(Since::Ago(std::time::Duration::from_secs(7 * 86_400)))
+        );
+        assert_eq!(args.requester.as_deref(), Some("alice"));
+        assert_eq!(
+            args.role.map(|r| r.to_string()).as_deref(),
+            Some("ClusterRole/db-reader")
+        );
+        assert_eq!(args.kind, Some(Kind::AccessRequest));
+        assert_eq!(args.output, Format::Csv);
+        assert_eq!(cli.connection.namespace, None, "no -n: every namespace");
+
+        let cli = Cli::try_parse_from(["kubectl-gatehouse", "report"]).expect("parses");
+        let Command::Report(args) = cli.command else {
+            panic!("report expected")
+        };
+        assert_eq!(args.output, Format::Table);
+    }
+
+    #[test]
+    fn bad_report_flags_say_what_to_write() {
+        for (flag, value, hint) in [
+            ("--since", "yesterday", "write e.g. 24h, 7d"),
+            ("--role", "Secret/x", "ClusterRole/NAME"),
+            ("--kind", "pod", "use ar (AccessRequest) or dsa"),
+            ("-o", "yaml", "table"),
+        ] {
+            let err = Cli::try_parse_from(["kubectl-gatehouse", "report", flag, value])
+                .expect_err(value)
+                .to_string();
+            assert!(err.contains(hint), "{flag} {value}: {err}");
+        }
     }
 
     #[test]

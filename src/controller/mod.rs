@@ -8,7 +8,7 @@ mod fixtures;
 mod integrity;
 mod readiness;
 mod reconciler;
-mod records;
+pub mod records;
 mod seal_key;
 mod sharing;
 mod status;

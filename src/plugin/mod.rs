@@ -3,12 +3,14 @@
 //! Everything here is pure (no I/O, `now` injected) so it can be unit-tested: naming objects
 //! ([`target`]), building the annotation patches and checking them against what is already there
 //! ([`patch`]), reading AccessRequests and DataSharingAgreements into one shape ([`summary`]),
-//! deciding what waits for whom ([`pending`]), and rendering tables ([`table`], [`audit`]). The
+//! deciding what waits for whom ([`pending`]), rendering tables ([`table`], [`audit`]), and the
+//! auditor's report over AccessRecords ([`report`]). The
 //! binary `src/bin/kubectl-gatehouse.rs` is the thin shell that talks to the API server.
 
 pub mod audit;
 pub mod patch;
 pub mod pending;
+pub mod report;
 pub mod summary;
 pub mod table;
 pub mod target;
@@ -116,6 +118,30 @@ pub enum PluginError {
         resource: &'static str,
         namespace: String,
     },
+
+    /// `--since` is neither a duration nor a time.
+    #[error(
+        "--since {value:?} is neither a duration nor a time: write e.g. 24h, 7d, 1d12h or 90m (units d, h, m, s), or an RFC 3339 time such as 2026-01-01T00:00:00Z"
+    )]
+    InvalidSince { value: String },
+
+    /// `--role` does not name a role.
+    #[error(
+        "--role {value:?} does not name a role: write ClusterRole/NAME, Role/NAME, or NAME for either kind (e.g. ClusterRole/db-reader)"
+    )]
+    InvalidRoleFilter { value: String },
+
+    /// `--kind` is not a kind AccessRecords record.
+    #[error(
+        "--kind {value:?} is not a recorded kind: use ar (AccessRequest) or dsa (DataSharingAgreement)"
+    )]
+    InvalidRecordKind { value: String },
+
+    /// The user may not list AccessRecords.
+    #[error(
+        "you may not read AccessRecords ({message}); the report needs get and list on accessrecords.gatehouse.dev: ask an administrator for a ClusterRoleBinding to ClusterRole gatehouse-auditor"
+    )]
+    MayNotReadRecords { message: String },
 
     /// The API server refused a request; its message is kept verbatim.
     #[error("the API server refused to {action}: {message}")]
