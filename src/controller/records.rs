@@ -53,6 +53,15 @@ pub(super) async fn write<K: Reconciled>(
     let Some(mut spec) = record::record::<K::Core>(status, facts, ctx.record_retention) else {
         return Ok(());
     };
+    // Its retention ended: the record is gone for good, never written again (the object may
+    // outlive it, e.g. a finished request still in Git).
+    if spec
+        .retain_until
+        .as_ref()
+        .is_some_and(|until| until.0 <= Timestamp::now())
+    {
+        return Ok(());
+    }
     let name = name(
         &spec.object.kind,
         &spec.object.namespace,
