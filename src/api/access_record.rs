@@ -164,6 +164,8 @@ named_enum! {
         Revoked,
         /// An approver or a check denied it.
         Denied,
+        /// An approver asked for changes; a new request or agreement carries them.
+        ChangesRequested,
         /// Not fully approved in time.
         TimedOut,
         /// Deleted while it was still open or running: what it provided was removed first.

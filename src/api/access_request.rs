@@ -110,6 +110,9 @@ named_enum! {
         Active,
         /// An approver denied the request, or a check refused it.
         Denied,
+        /// An approver asked for changes (`changes.gatehouse.dev/<role>`): nothing is provided;
+        /// file a new request with the changes.
+        ChangesRequested,
         /// Not fully approved within the policy's `pendingTimeout`.
         TimedOut,
         /// Access ran its duration and was removed.

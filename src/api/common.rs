@@ -107,6 +107,9 @@ named_enum! {
         Approved,
         /// The approver denied the request; it ends.
         Denied,
+        /// The approver asked for changes: it ends without access, and the requester files a
+        /// new one with the changes.
+        ChangesRequested,
     }
 }
 

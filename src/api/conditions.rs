@@ -83,6 +83,8 @@ pub mod reason {
     pub const APPROVED: &str = "Approved";
     /// An approver denied the request.
     pub const DENIED: &str = "Denied";
+    /// An approver asked for changes; the object ended without access.
+    pub const CHANGES_REQUESTED: &str = "ChangesRequested";
     /// A separation-of-duties rule forbids the grant.
     pub const SEPARATION_OF_DUTIES: &str = "SeparationOfDutiesConflict";
     /// Not fully approved within the policy's pendingTimeout.

@@ -176,6 +176,9 @@ named_enum! {
         Suspended,
         /// A reviewer denied the share, or a check refused it.
         Denied,
+        /// An approver asked for changes (`changes.gatehouse.dev/<role>`): nothing is provided;
+        /// file a new agreement with the changes.
+        ChangesRequested,
         /// Not fully reviewed within the policy's `pendingTimeout`.
         TimedOut,
         /// Retention ended and everything shared was removed.

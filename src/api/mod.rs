@@ -72,6 +72,10 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "gatehouse
 pub const APPROVE_PREFIX: &str = "approve.gatehouse.dev/";
 /// Annotation key prefix of a denial: `deny.gatehouse.dev/<role>: <approver username>`.
 pub const DENY_PREFIX: &str = "deny.gatehouse.dev/";
+/// Annotation prefix of a request for changes: `changes.gatehouse.dev/<role>=<username>`, with
+/// the wanted changes in `reason.gatehouse.dev/<role>`; it ends the object in phase
+/// `ChangesRequested`.
+pub const CHANGES_PREFIX: &str = "changes.gatehouse.dev/";
 /// Annotation key prefix of an approver's reason: `reason.gatehouse.dev/<role>: <text>`.
 pub const REASON_PREFIX: &str = "reason.gatehouse.dev/";
 /// Annotation that ends an active grant or share early; its value is the revoking user.

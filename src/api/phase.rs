@@ -50,6 +50,8 @@ pub enum Phase {
     Expired,
     Revoked,
     Denied,
+    /// An approver asked for changes: nothing is provided, a new object carries the changes.
+    ChangesRequested,
     TimedOut,
     /// Does not fit a policy (yet): retried on every change, nothing is provided.
     Failed,
@@ -60,7 +62,11 @@ impl Phase {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Phase::Expired | Phase::Revoked | Phase::Denied | Phase::TimedOut
+            Phase::Expired
+                | Phase::Revoked
+                | Phase::Denied
+                | Phase::ChangesRequested
+                | Phase::TimedOut
         )
     }
 
@@ -88,6 +94,7 @@ impl From<Phase> for AccessPhase {
             Phase::Expired => AccessPhase::Expired,
             Phase::Revoked => AccessPhase::Revoked,
             Phase::Denied => AccessPhase::Denied,
+            Phase::ChangesRequested => AccessPhase::ChangesRequested,
             Phase::TimedOut => AccessPhase::TimedOut,
             Phase::Failed => AccessPhase::Failed,
         }
@@ -104,6 +111,7 @@ impl From<AccessPhase> for Phase {
             AccessPhase::Expired => Phase::Expired,
             AccessPhase::Revoked => Phase::Revoked,
             AccessPhase::Denied => Phase::Denied,
+            AccessPhase::ChangesRequested => Phase::ChangesRequested,
             AccessPhase::TimedOut => Phase::TimedOut,
             AccessPhase::Failed => Phase::Failed,
         }
@@ -122,6 +130,7 @@ impl From<Phase> for SharingPhase {
             Phase::Expired => SharingPhase::Expired,
             Phase::Revoked => SharingPhase::Revoked,
             Phase::Denied => SharingPhase::Denied,
+            Phase::ChangesRequested => SharingPhase::ChangesRequested,
             Phase::TimedOut => SharingPhase::TimedOut,
             Phase::Failed => SharingPhase::Failed,
         }
@@ -140,6 +149,7 @@ impl From<SharingPhase> for Phase {
             SharingPhase::Expired => Phase::Expired,
             SharingPhase::Revoked => Phase::Revoked,
             SharingPhase::Denied => Phase::Denied,
+            SharingPhase::ChangesRequested => Phase::ChangesRequested,
             SharingPhase::TimedOut => Phase::TimedOut,
             SharingPhase::Failed => Phase::Failed,
         }

@@ -69,6 +69,10 @@ enum Command {
     /// Deny as an approver role: annotates deny.gatehouse.dev/<role>=<your username>; this ends
     /// the request
     Deny(Decide),
+    /// Ask for changes as an approver role: annotates changes.gatehouse.dev/<role>=<your
+    /// username> with --reason saying what to change; this ends the request or agreement
+    /// (phase ChangesRequested) and the requester files a new one
+    Changes(Decide),
     /// End an active grant or share early: annotates revoke.gatehouse.dev/by=<your username>
     Revoke {
         /// The object: ar/NAME (AccessRequest) or dsa/NAME (DataSharingAgreement)
@@ -169,6 +173,7 @@ async fn run(cli: Cli) -> Result<(), PluginError> {
     match cli.command {
         Command::Approve(decide) => session.decide(Verdict::Approve, decide).await,
         Command::Deny(decide) => session.decide(Verdict::Deny, decide).await,
+        Command::Changes(decide) => session.decide(Verdict::RequestChanges, decide).await,
         Command::Revoke { target } => session.revoke(&target).await,
         Command::Pending { all_namespaces } => session.pending(all_namespaces).await,
         Command::Audit { target } => session.audit(&target).await,
@@ -341,6 +346,11 @@ impl Session {
             reason,
         } = decide;
         let reason = patch::normalize_reason(reason.as_deref())?;
+        if verdict == Verdict::RequestChanges && reason.is_none() {
+            return Err(PluginError::ChangesWithoutReason {
+                target: target.to_string(),
+            });
+        }
         let user = self.whoami().await?;
         match self.can_i("approve", &self.namespace, Some(&role)).await {
             Ok(true) => {}

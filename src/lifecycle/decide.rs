@@ -238,6 +238,14 @@ impl<K: Kind> Draft<'_, '_, K> {
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
+            if denial.decision == crate::api::common::Decision::ChangesRequested {
+                let message = format!(
+                    "changes requested by {} as {}{why}; file a new {} with the changes",
+                    denial.user, denial.role, wording.noun
+                );
+                self.end(Phase::ChangesRequested, reason::CHANGES_REQUESTED, &message);
+                return;
+            }
             let message = format!("denied by {} as {}{why}", denial.user, denial.role);
             self.end(Phase::Denied, reason::DENIED, &message);
             return;

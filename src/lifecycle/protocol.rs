@@ -12,7 +12,7 @@ use crate::api::common::{
     ApprovalRecord, ApprovalStage, Decision, StageCondition, Subject, SubjectKind,
 };
 use crate::api::conditions::{ConditionUpdate, reason, stage_condition};
-use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
+use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
 
 /// Who revoked the object (`gatehouse.dev/revoke=<username>`), if anyone: admission verified the
 /// author, so any value ends it.
@@ -32,7 +32,7 @@ pub struct ApprovalState {
     pub records: Vec<ApprovalRecord>,
     /// Required roles whose approval counts (all earlier stages approved too).
     pub passed: Vec<String>,
-    /// The first denial by a required role, if any: it ends the request.
+    /// The first denial or request for changes by a required role, if any: it ends the object.
     pub denial: Option<ApprovalRecord>,
     /// Annotations that do not count, with why.
     pub ignored: Vec<String>,
@@ -134,6 +134,8 @@ pub fn evaluate(
             (Decision::Approved, role)
         } else if let Some(role) = key.strip_prefix(DENY_PREFIX) {
             (Decision::Denied, role)
+        } else if let Some(role) = key.strip_prefix(CHANGES_PREFIX) {
+            (Decision::ChangesRequested, role)
         } else {
             continue;
         };
@@ -152,7 +154,7 @@ pub fn evaluate(
             ))
         } else if parties.subjects.iter().any(|s| is_subject(s, user)) {
             Some(format!("is by {user:?}, who would receive the access"))
-        } else if decision == Decision::Denied && !required.iter().any(|r| r == role) {
+        } else if decision != Decision::Approved && !required.iter().any(|r| r == role) {
             Some(format!(
                 "is for role {role:?}, which is no stage of this object (stages: {})",
                 required.join(", ")
@@ -187,9 +189,10 @@ pub fn evaluate(
     };
     records.sort_by(|a, b| (stage_index(&a.role), &a.role).cmp(&(stage_index(&b.role), &b.role)));
 
+    // A denial or a request for changes, whichever stage comes first: either ends the object.
     let denial = records
         .iter()
-        .find(|r| r.decision == Decision::Denied)
+        .find(|r| r.decision != Decision::Approved)
         .cloned();
     // Stages pass in order, each by a different person: one approver holding several roles
     // (a namespace admin holds them all) never stands in for the people a policy asks for.

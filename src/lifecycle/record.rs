@@ -65,6 +65,7 @@ pub fn record<K: Kind>(
         Some(Phase::Expired) => Outcome::Expired,
         Some(Phase::Revoked) => Outcome::Revoked,
         Some(Phase::Denied) => Outcome::Denied,
+        Some(Phase::ChangesRequested) => Outcome::ChangesRequested,
         Some(Phase::TimedOut) => Outcome::TimedOut,
         _ if facts.deleted_at.is_some() => Outcome::Deleted,
         // Decided by someone, but not (or no longer) fitting a policy: still waiting.
@@ -73,7 +74,7 @@ pub fn record<K: Kind>(
     let denied_by = record
         .approvals
         .iter()
-        .find(|a| a.decision == Decision::Denied)
+        .find(|a| a.decision != Decision::Approved)
         .map(|a| a.user.clone());
     let end = if terminal {
         ready.map(|ready| RecordedEnd {
@@ -81,7 +82,7 @@ pub fn record<K: Kind>(
             reason: ready.reason.clone(),
             by: match ready.reason.as_str() {
                 reason::REVOKED => facts.revoked_by.clone(),
-                reason::DENIED => denied_by,
+                reason::DENIED | reason::CHANGES_REQUESTED => denied_by,
                 _ => None,
             },
             message: bounded(&ready.message, MESSAGE_LIMIT),

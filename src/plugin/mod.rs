@@ -22,6 +22,11 @@ pub use target::{Kind, Target};
 /// Everything that can go wrong in the plugin, each message saying what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// A request for changes that does not say what to change.
+    #[error(
+        "asking for changes on {target} needs --reason saying what to change (e.g. --reason \"ask for 1h, not 8h\"): the requester files a new request with them"
+    )]
+    ChangesWithoutReason { target: String },
     /// The object was not named as `KIND/NAME`.
     #[error(
         "{input:?} does not name a Gatehouse object: write ar/NAME for an AccessRequest or dsa/NAME for a DataSharingAgreement"

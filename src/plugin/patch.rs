@@ -6,21 +6,25 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{PluginError, Target};
-use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
+use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
 
 /// An approver's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Approve,
     Deny,
+    /// Ask for changes: ends the object like a denial, the reason says what to change.
+    RequestChanges,
 }
 
 impl Verdict {
-    /// The annotation key prefix: `approve.gatehouse.dev/` or `deny.gatehouse.dev/`.
+    /// The annotation key prefix: `approve.gatehouse.dev/`, `deny.gatehouse.dev/` or
+    /// `changes.gatehouse.dev/`.
     pub fn prefix(self) -> &'static str {
         match self {
             Verdict::Approve => APPROVE_PREFIX,
             Verdict::Deny => DENY_PREFIX,
+            Verdict::RequestChanges => CHANGES_PREFIX,
         }
     }
 
@@ -29,6 +33,7 @@ impl Verdict {
         match self {
             Verdict::Approve => "approve",
             Verdict::Deny => "deny",
+            Verdict::RequestChanges => "changes",
         }
     }
 
@@ -37,6 +42,7 @@ impl Verdict {
         match self {
             Verdict::Approve => "approved",
             Verdict::Deny => "denied",
+            Verdict::RequestChanges => "asked for changes",
         }
     }
 
@@ -114,7 +120,7 @@ pub fn check_decision(
     user: &str,
     reason: Option<&str>,
 ) -> Result<Change, PluginError> {
-    let existing: Vec<String> = [Verdict::Approve, Verdict::Deny]
+    let existing: Vec<String> = [Verdict::Approve, Verdict::Deny, Verdict::RequestChanges]
         .into_iter()
         .filter_map(|v| {
             annotations

@@ -277,6 +277,9 @@ impl<'a> Row<'a> {
             .map(|d| match d.decision {
                 Decision::Approved => format!("{}:{}", d.role, d.user),
                 Decision::Denied => format!("{}:{} (denied)", d.role, d.user),
+                Decision::ChangesRequested => {
+                    format!("{}:{} (changes requested)", d.role, d.user)
+                }
             })
             .collect();
         let time = |t: Option<&_>| t.map(|t| table::time(Some(t)));

@@ -6,6 +6,7 @@ mod admission;
 mod attacks_admission;
 mod attacks_operator;
 mod attacks_policy;
+mod changes;
 mod data_sharing_agreement;
 mod decisions;
 mod deploy;

@@ -886,3 +886,72 @@ async fn an_auditor_reports_who_had_what_access_after_the_request_is_gone() {
         .expect("the auditor's binding is deleted");
     s.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
+async fn an_approver_asks_for_changes_with_the_plugin() {
+    let kubeconfig = support::kubeconfig();
+    let s = setup(kubeconfig, "plugin-changes").await;
+    s.request(&s.alice, "alice", "alice-read").await;
+    s.wait("alice-read", "stages listed", |ar| {
+        waiting_for(ar).as_deref() == Some("manager,data-owner")
+    })
+    .await;
+
+    let without_reason = s
+        .run("bob", &["changes", "ar/alice-read", "--role", "manager"])
+        .await;
+    assert!(!without_reason.ok, "{without_reason}");
+    assert!(
+        without_reason
+            .stderr
+            .contains("needs --reason saying what to change"),
+        "{without_reason}"
+    );
+    assert!(
+        !s.annotations("alice-read")
+            .await
+            .contains_key("changes.gatehouse.dev/manager"),
+        "nothing was sent"
+    );
+
+    let asked = s
+        .run(
+            "bob",
+            &[
+                "changes",
+                "ar/alice-read",
+                "--role",
+                "manager",
+                "--reason",
+                "ask for 1h, not 8h",
+            ],
+        )
+        .await;
+    assert!(asked.ok, "{asked}");
+    let annotations = s.annotations("alice-read").await;
+    assert_eq!(
+        annotations
+            .get("changes.gatehouse.dev/manager")
+            .map(String::as_str),
+        Some("bob")
+    );
+    assert_eq!(
+        annotations
+            .get("reason.gatehouse.dev/manager")
+            .map(String::as_str),
+        Some("ask for 1h, not 8h")
+    );
+    s.wait("alice-read", "ChangesRequested", |ar| {
+        phase(ar) == Some(AccessPhase::ChangesRequested)
+    })
+    .await;
+    let late = s
+        .run(
+            "carol",
+            &["approve", "ar/alice-read", "--role", "data-owner"],
+        )
+        .await;
+    assert!(!late.ok, "an ended request takes no approval: {late}");
+    s.cleanup().await;
+}
