@@ -5,10 +5,9 @@
 use gatehouse::api::SharingPhase;
 use gatehouse::api::conditions::{READY, find, reason};
 use gatehouse::api::{AccessPhase, AccessRecord, AccessRequest, DataSharingAgreement, Outcome};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::support;
@@ -46,26 +45,8 @@ async fn an_approver_asking_for_changes_ends_the_request_without_access() {
     let ns = support::manager_approved_namespace(&admin, "changes", ROLE).await;
     let alice = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "alice").await, &ns);
     let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
-    let request: AccessRequest = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
-        "metadata": { "name": "too-long", "namespace": ns },
-        "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": ROLE },
-                  "duration": "1h", "justification": "CHG-12" }
-    }))
-    .expect("valid request");
-    let uid = alice
-        .create(&PostParams::default(), &request)
-        .await
-        .expect("filed")
-        .metadata
-        .uid
-        .expect("uid");
-    support::wait_until(&alice, "too-long", "stages listed", |ar| {
-        ar.status
-            .as_ref()
-            .is_some_and(|s| !s.required_approvals.is_empty())
-    })
-    .await;
+    let uid = support::file_request(&alice, &ns, "too-long", ROLE, "1h", "CHG-12").await;
+    support::wait_for_stages(&alice, "too-long").await;
 
     // The requester never asks for changes on her own request, and nobody signs as someone else.
     let (code, message) = try_annotate(
@@ -173,34 +154,19 @@ async fn a_reviewer_asking_for_changes_ends_the_agreement_with_nothing_shared() 
         json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "1h" }),
     )
     .await;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "orders-db" }, "stringData": { "password": "s3cret" }
-    }))
-    .expect("valid Secret");
-    Api::<Secret>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("source");
-    let agreement: DataSharingAgreement = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
-        "metadata": { "name": "too-much", "namespace": ns },
-        "spec": { "requester": "alice", "data": [{ "secret": "orders-db", "keys": ["password"] }],
-                  "recipient": { "namespace": recipient }, "purpose": "CHG-13",
-                  "transfer": { "method": "Copy" }, "retention": "30m", "policy": ns }
-    }))
-    .expect("valid DataSharingAgreement");
+    support::source_secret(&admin, &ns, "orders-db", json!({ "password": "s3cret" })).await;
     let alice =
         Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
-    alice
-        .create(&PostParams::default(), &agreement)
-        .await
-        .expect("filed");
-    support::wait_until(&alice, "too-much", "reviews listed", |a| {
-        a.status
-            .as_ref()
-            .is_some_and(|s| !s.required_approvals.is_empty())
-    })
+    support::file_agreement(
+        &alice,
+        &ns,
+        "too-much",
+        json!({ "data": [{ "secret": "orders-db", "keys": ["password"] }],
+                "recipient": { "namespace": recipient }, "purpose": "CHG-13",
+                "transfer": { "method": "Copy" }, "retention": "30m" }),
+    )
     .await;
+    support::wait_for_stages(&alice, "too-much").await;
     let carol =
         Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
     support::annotate(

@@ -279,27 +279,9 @@ async fn nobody_but_the_operator_creates_changes_or_deletes_a_record() {
     let alice_client = support::client(kubeconfig, "alice").await;
     let alice = Api::<AccessRequest>::namespaced(alice_client.clone(), &ns);
     let bob = Api::<AccessRequest>::namespaced(support::client(kubeconfig, "bob").await, &ns);
-    let request: AccessRequest = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
-        "metadata": { "name": "denied", "namespace": ns },
-        "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": ROLE },
-                  "duration": "1h", "justification": "AUD-3" }
-    }))
-    .expect("valid request");
-    let uid = alice
-        .create(&PostParams::default(), &request)
-        .await
-        .expect("filed")
-        .metadata
-        .uid
-        .expect("uid");
+    let uid = support::file_request(&alice, &ns, "denied", ROLE, "1h", "AUD-3").await;
     // A denial counts only once the operator listed the stages it may deny.
-    support::wait_until(&alice, "denied", "required approvals listed", |ar| {
-        ar.status
-            .as_ref()
-            .is_some_and(|s| !s.required_approvals.is_empty())
-    })
-    .await;
+    support::wait_for_stages(&alice, "denied").await;
     support::annotate(
         &bob,
         "denied",

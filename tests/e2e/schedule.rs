@@ -174,30 +174,20 @@ async fn a_share_reviewed_before_its_start_waits_then_counts_its_retention_from_
         json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "1h" }),
     )
     .await;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "orders-db" }, "stringData": { "password": "s3cret" }
-    }))
-    .expect("valid Secret");
-    Api::<Secret>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("source");
+    support::source_secret(&admin, &ns, "orders-db", json!({ "password": "s3cret" })).await;
     let start = in_seconds(6);
-    let agreement: DataSharingAgreement = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
-        "metadata": { "name": "later-share", "namespace": ns },
-        "spec": { "requester": "alice", "data": [{ "secret": "orders-db", "keys": ["password"] }],
-                  "recipient": { "namespace": recipient }, "purpose": "CHG-9",
-                  "transfer": { "method": "Copy" }, "retention": "30m", "policy": ns,
-                  "startAt": start.to_string() }
-    }))
-    .expect("valid DataSharingAgreement");
     let alice =
         Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
-    alice
-        .create(&PostParams::default(), &agreement)
-        .await
-        .expect("filed");
+    support::file_agreement(
+        &alice,
+        &ns,
+        "later-share",
+        json!({ "data": [{ "secret": "orders-db", "keys": ["password"] }],
+                "recipient": { "namespace": recipient }, "purpose": "CHG-9",
+                "transfer": { "method": "Copy" }, "retention": "30m",
+                "startAt": start.to_string() }),
+    )
+    .await;
     let carol =
         Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
     support::annotate(

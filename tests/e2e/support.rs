@@ -889,3 +889,85 @@ pub async fn create_service_account(by: &Client, ns: &str, name: &str) {
         .await
         .unwrap_or_else(|e| panic!("ServiceAccount {ns}/{name}: {e}"));
 }
+
+/// `requests`' user files an AccessRequest `name` in `ns` for ClusterRole `role` as alice, for
+/// `duration`, with `justification`; returns its UID (records are named by it).
+pub async fn file_request(
+    requests: &Api<gatehouse::api::AccessRequest>,
+    ns: &str,
+    name: &str,
+    role: &str,
+    duration: &str,
+    justification: &str,
+) -> String {
+    let request: gatehouse::api::AccessRequest = serde_json::from_value(serde_json::json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
+        "metadata": { "name": name, "namespace": ns },
+        "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": role },
+                  "duration": duration, "justification": justification }
+    }))
+    .expect("valid request");
+    requests
+        .create(&PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|err| panic!("{name} cannot be filed: {err}"))
+        .metadata
+        .uid
+        .expect("the API server assigns a UID")
+}
+
+/// Waits until the operator listed the stages of `name` (status.requiredApprovals): only then
+/// does admission take a denial or a request for changes.
+pub async fn wait_for_stages<K>(api: &Api<K>, name: &str) -> K
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + serde::Serialize,
+{
+    wait_until(api, name, "its stages listed", |object| {
+        serde_json::to_value(object)
+            .ok()
+            .and_then(|v| {
+                v["status"]["requiredApprovals"]
+                    .as_array()
+                    .map(|a| !a.is_empty())
+            })
+            .unwrap_or(false)
+    })
+    .await
+}
+
+/// A source Secret `name` in `ns` with `string_data`, created as `admin`.
+pub async fn source_secret(admin: &Client, ns: &str, name: &str, string_data: serde_json::Value) {
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name }, "stringData": string_data
+    }))
+    .expect("valid Secret");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap_or_else(|err| panic!("source {name} cannot be created: {err}"));
+}
+
+/// alice files a DataSharingAgreement `name` in `ns` (the SharingPolicy named like `ns` governs
+/// it) with `spec` as its spec besides requester and policy; returns its UID.
+pub async fn file_agreement(
+    agreements: &Api<gatehouse::api::DataSharingAgreement>,
+    ns: &str,
+    name: &str,
+    mut spec: serde_json::Value,
+) -> String {
+    spec["requester"] = serde_json::json!("alice");
+    spec["policy"] = serde_json::json!(ns);
+    let agreement: gatehouse::api::DataSharingAgreement =
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
+            "metadata": { "name": name, "namespace": ns }, "spec": spec
+        }))
+        .expect("valid DataSharingAgreement");
+    agreements
+        .create(&PostParams::default(), &agreement)
+        .await
+        .unwrap_or_else(|err| panic!("{name} cannot be filed: {err}"))
+        .metadata
+        .uid
+        .expect("the API server assigns a UID")
+}
