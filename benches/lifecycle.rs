@@ -52,6 +52,7 @@ async fn main() {
         }
     }
 
+    let requests_before = api_requests(&support::shared_operator_metrics());
     let mut grant_latency = Vec::new();
     let mut expiry_lag = Vec::new();
     for i in 0..count {
@@ -103,7 +104,9 @@ async fn main() {
         expiry_lag.push(deleted.duration_since(expires));
     }
 
+    let requests_after_access = api_requests(&support::shared_operator_metrics());
     let shares = measure_shares(kubeconfig, count).await;
+    let requests_after_shares = api_requests(&support::shared_operator_metrics());
 
     println!(
         "\nGatehouse lifecycle benchmark: {count} requests and {count} shares, kube-apiserver on loopback\n"
@@ -132,6 +135,17 @@ async fn main() {
         .filter(|d| d.is_negative())
         .count();
     println!("copies deleted before their share's expiresAt: {early}");
+    // Everything the operator sent while the requests (then the shares) went from filing to
+    // removal: reconciles of every step, Events, records, proofs, and the other tests' objects
+    // it looked at meanwhile (none on a fresh control plane).
+    println!(
+        "operator API requests per access request, filed to removed: {:.1}",
+        (requests_after_access - requests_before) / count as f64
+    );
+    println!(
+        "operator API requests per share, filed to removed (incl. one rotation): {:.1}",
+        (requests_after_shares - requests_after_access) / count as f64
+    );
     if let Some(peak) = operator_peak_memory() {
         println!("operator peak resident memory (VmHWM): {peak}");
     }
@@ -293,6 +307,15 @@ fn row(metric: &str, samples: &[Duration]) {
         ms(at(0.9)),
         ms(at(1.0))
     );
+}
+
+/// The total of `gatehouse_api_requests_total` over every verb and resource in a `/metrics` text.
+fn api_requests(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("gatehouse_api_requests_total{"))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 /// VmHWM of the operator process started for this run, from /proc.

@@ -66,6 +66,15 @@ pub struct Metrics {
     requests: Arc<RequestGauges>,
     agreements: Arc<AgreementGauges>,
     share_syncs: Counter,
+    api_requests: Family<ApiLabels, Counter>,
+}
+
+/// Labels of a request to the Kubernetes API: its verb and resource (`rolebindings`,
+/// `accessrequests/status`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    verb: &'static str,
+    resource: String,
 }
 
 impl Default for Metrics {
@@ -127,7 +136,14 @@ impl Metrics {
             "Times a data share's objects were written from new source versions (activation and each rotation)",
             share_syncs.clone(),
         );
+        let api_requests = Family::default();
+        registry.register(
+            "api_requests",
+            "Requests the operator sent to the Kubernetes API, by verb and resource (watches count once, when they start)",
+            api_requests.clone(),
+        );
         Metrics {
+            api_requests,
             registry,
             reconciles,
             reconcile_errors,
@@ -197,6 +213,13 @@ impl Metrics {
             .store
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(agreements);
+    }
+
+    /// Counts one request to the Kubernetes API.
+    pub fn api_request(&self, verb: &'static str, resource: String) {
+        self.api_requests
+            .get_or_create(&ApiLabels { verb, resource })
+            .inc();
     }
 
     pub fn share_synced(&self) {

@@ -3,6 +3,7 @@
 
 mod access;
 mod approvers;
+mod client;
 #[cfg(test)]
 mod fixtures;
 mod integrity;
@@ -256,7 +257,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let readiness = Arc::new(readiness::Readiness::default());
     let listener = server::bind(options.metrics_address).await?;
     tokio::spawn(server::serve(listener, metrics.clone(), readiness.clone()));
-    let client = Client::try_default().await.map_err(Error::Connect)?;
+    let client = client::counted(metrics.clone())
+        .await
+        .map_err(Error::Connect)?;
     for probe in [
         Api::<AccessRequest>::all(client.clone())
             .list_metadata(&ListParams::default().limit(1))
