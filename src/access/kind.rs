@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
 use super::AcceptedRequest;
+use crate::api::Phase;
 use crate::api::common::ApprovalStage;
 use crate::api::conditions::{GRANTED, reason};
 use crate::api::{AccessPhase, AccessRequestStatus, BindingRef, Finding, Grant};
@@ -177,6 +178,14 @@ impl Kind for AccessKind {
 
     fn conditions(status: &mut AccessRequestStatus) -> &mut Vec<Condition> {
         &mut status.conditions
+    }
+
+    fn phase(status: &AccessRequestStatus) -> Option<Phase> {
+        status.phase.map(AccessPhase::into)
+    }
+
+    fn recorded_conditions(status: &AccessRequestStatus) -> &[Condition] {
+        &status.conditions
     }
 
     fn describe(details: &mut Details, facts: &Facts, executed: bool) {

@@ -148,7 +148,7 @@ pub trait Reconciled:
 
 /// The phase of `status` as the core sees it.
 fn phase_of<K: Kind>(status: Option<&K::Status>) -> Option<Phase> {
-    status.and_then(|s| K::split(s.clone()).0.phase)
+    status.and_then(K::phase)
 }
 
 /// Runs the controller of `K` until `stop`: every object of `K`, reconciled again when an object
@@ -340,9 +340,11 @@ async fn report<K: Reconciled>(
     if matches!(written, Written::Yes(_)) {
         // First, before the Events: whoever sees the new status may read the metrics at once.
         K::measure(ctx, current, desired, Timestamp::now());
-        let conditions_of = |status: &StatusOf<K>| K::Core::split(status.clone()).0.conditions;
-        let before = current.map(conditions_of).unwrap_or_default();
-        status::publish_transitions(ctx, object, &before, &conditions_of(desired)).await;
+        let before = current
+            .map(K::Core::recorded_conditions)
+            .unwrap_or_default();
+        let after = K::Core::recorded_conditions(desired);
+        status::publish_transitions(ctx, object, before, after).await;
         if phase_of::<K::Core>(current) != phase_of::<K::Core>(Some(desired)) {
             object.audit(desired);
         }

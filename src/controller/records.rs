@@ -49,6 +49,18 @@ pub(super) async fn write<K: Reconciled>(
     status: Option<&StatusOf<K>>,
     deleted_at: Option<Timestamp>,
 ) -> Result<(), Error> {
+    let name = name(
+        &K::kind(&()),
+        &object.namespace().unwrap_or_default(),
+        &object.name_any(),
+        &object.uid().unwrap_or_default(),
+    );
+    let existing = ctx.records.get(&ObjectRef::new(&name));
+    // A complete record is final: nothing to derive (every reconcile of an ended object passes
+    // here).
+    if existing.as_ref().is_some_and(|r| r.spec.complete) {
+        return Ok(());
+    }
     let facts = object.record_facts(ctx, status, deleted_at);
     let Some(mut spec) = record::record::<K::Core>(status, facts, ctx.record_retention) else {
         return Ok(());
@@ -62,17 +74,7 @@ pub(super) async fn write<K: Reconciled>(
     {
         return Ok(());
     }
-    let name = name(
-        &spec.object.kind,
-        &spec.object.namespace,
-        &spec.object.name,
-        &spec.object.uid,
-    );
-    let existing = ctx.records.get(&ObjectRef::new(&name));
     if let Some(existing) = &existing {
-        if existing.spec.complete {
-            return Ok(());
-        }
         merge_syncs(&mut spec, &existing.spec);
         if existing.spec == spec {
             return Ok(());

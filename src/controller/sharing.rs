@@ -114,48 +114,52 @@ fn affected<K: Resource<DynamicType = ()>>(
 pub struct Observed {
     accepted: Result<AcceptedShare, Refusal>,
     policy: Option<Arc<SharingPolicy>>,
-    /// What classification needs of each source (labels, which keys exist).
-    observed: Vec<ObservedSource>,
     /// The sources with the values of their listed keys only.
     sources: Vec<Source>,
+    /// What the sources are now, or why they cannot be shared as listed.
+    classification: Result<crate::api::ClassificationResult, Refusal>,
+    /// Reviews and the agreement gate, when both the policy and the sources pass.
+    checked: Result<Checked, Refusal>,
     unauthorized: Vec<(String, String)>,
     integrity_problem: Option<String>,
 }
 
-impl Observed {
-    /// What the sources are now, or why they cannot be shared as listed.
-    fn classification(
-        &self,
-        spec: &DataSharingAgreementSpec,
-    ) -> Result<crate::api::ClassificationResult, Refusal> {
-        classify::classify(&self.observed).and_then(|found| {
-            whole_objects::check_whole_objects(spec.transfer.method, &self.observed).map(|()| found)
-        })
-    }
+/// What the sources are, from what was read of them, or why they cannot be shared as listed.
+fn classification(
+    observed: &[ObservedSource],
+    spec: &DataSharingAgreementSpec,
+) -> Result<crate::api::ClassificationResult, Refusal> {
+    classify::classify(observed).and_then(|found| {
+        whole_objects::check_whole_objects(spec.transfer.method, observed).map(|()| found)
+    })
+}
 
-    /// Reviews and the agreement gate, when both the policy and the sources pass.
-    fn checked(&self, spec: &DataSharingAgreementSpec) -> Result<Checked, Refusal> {
-        let classification = self.classification(spec);
-        match (&self.accepted, &classification, &self.policy) {
-            (Ok(accepted), Ok(found), Some(policy)) => combination::check_combination(
-                &accepted.policy,
-                &policy.spec,
-                spec,
-                found,
-            )
-            .map(|gate| Checked {
-                policy: accepted.policy.clone(),
-                retention: accepted.retention,
-                pending_timeout: policy.spec.pending_timeout.clone(),
-                required: reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient),
-                gate,
-            }),
-            (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
-            (Ok(_), Ok(_), None) => Err(Refusal::new(
-                reason::POLICY_NOT_FOUND,
-                "the governing SharingPolicy disappeared",
-            )),
-        }
+/// Reviews and the agreement gate, when both the policy and the sources pass.
+fn checked(
+    accepted: &Result<AcceptedShare, Refusal>,
+    policy: Option<&SharingPolicy>,
+    classification: &Result<crate::api::ClassificationResult, Refusal>,
+    spec: &DataSharingAgreementSpec,
+) -> Result<Checked, Refusal> {
+    match (accepted, classification, policy) {
+        (Ok(accepted), Ok(found), Some(policy)) => combination::check_combination(
+            &accepted.policy,
+            &policy.spec,
+            spec,
+            found,
+        )
+        .map(|gate| Checked {
+            policy: accepted.policy.clone(),
+            retention: accepted.retention,
+            pending_timeout: policy.spec.pending_timeout.clone(),
+            required: reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient),
+            gate,
+        }),
+        (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
+        (Ok(_), Ok(_), None) => Err(Refusal::new(
+            reason::POLICY_NOT_FOUND,
+            "the governing SharingPolicy disappeared",
+        )),
     }
 }
 
@@ -189,23 +193,27 @@ impl Reconciled for DataSharingAgreement {
         } else {
             read_sources(ctx, &namespace, spec).await?
         };
-        let mut observed = Observed {
+        let classification = classification(&observed, spec);
+        let checked = checked(&accepted, policy.as_deref(), &classification, spec);
+        // Also while active: the reviews that keep a share are re-derived on every reconcile.
+        let required = checked
+            .as_ref()
+            .map(|c| c.required.as_slice())
+            .unwrap_or_default();
+        let unauthorized = if terminal {
+            Vec::new()
+        } else {
+            unauthorized_reviews(ctx, self, policy.as_deref(), required).await?
+        };
+        let observed = Observed {
             accepted,
             policy,
-            observed,
             sources,
-            unauthorized: Vec::new(),
+            classification,
+            checked,
+            unauthorized,
             integrity_problem: ctx.integrity.problem(),
         };
-        // Also while active: the reviews that keep a share are re-derived on every reconcile.
-        if !terminal {
-            let required = observed
-                .checked(spec)
-                .map(|c| c.required)
-                .unwrap_or_default();
-            observed.unauthorized =
-                unauthorized_reviews(ctx, self, observed.policy.as_deref(), &required).await?;
-        }
         Ok(observed)
     }
 
@@ -254,8 +262,8 @@ impl Reconciled for DataSharingAgreement {
             current: self.status.as_ref(),
             approvals_unverified: observed.integrity_problem.as_deref(),
             accepted: observed.accepted.as_ref().map(|_| ()).map_err(Clone::clone),
-            classification: observed.classification(spec),
-            checked: observed.checked(spec),
+            classification: observed.classification.clone(),
+            checked: observed.checked.clone(),
             provided: provided
                 .iter()
                 .map(|o| shares::record(o, &observed.sources))

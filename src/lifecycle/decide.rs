@@ -555,6 +555,14 @@ mod tests {
         ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
             &mut status.conditions
         }
+        fn phase(status: &Record) -> Option<Phase> {
+            status.phase
+        }
+        fn recorded_conditions(
+            status: &Record,
+        ) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+            &status.conditions
+        }
         fn describe((): &mut (), (): &(), _: bool) {}
         fn activated((): &mut (), (): &()) {}
         fn provided((): &mut (), (): &(), _: Timestamp) {}

@@ -83,6 +83,10 @@ pub trait Kind {
     fn join(record: Record, details: Self::Details) -> Self::Status;
     /// The status conditions, for what acting adds (proofs, removal failures).
     fn conditions(status: &mut Self::Status) -> &mut Vec<Condition>;
+    /// The phase and the conditions a status records, read without taking it apart (every
+    /// reconcile compares them before and after).
+    fn phase(status: &Self::Status) -> Option<Phase>;
+    fn recorded_conditions(status: &Self::Status) -> &[Condition];
     /// Fills the kind's own fields from what was observed; `executed` once something is provided
     /// (what was approved is then kept as it was approved).
     fn describe(details: &mut Self::Details, facts: &Self::Facts, executed: bool);

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::combination::AgreementGate;
+use crate::api::Phase;
 use crate::api::common::{Subject, SubjectKind};
 use crate::api::conditions::{SHARED, reason};
 use crate::api::{
@@ -39,6 +40,7 @@ pub const SYNC_HISTORY: usize = 10;
 /// governing SharingPolicy ([`super::accept`]), the sources
 /// ([`super::classify::classify`]) and both together
 /// ([`super::reviews::required_reviews`], [`super::combination::check_combination`]).
+#[derive(Clone)]
 pub struct Checked {
     pub policy: String,
     pub retention: Duration,
@@ -207,6 +209,14 @@ impl Kind for SharingKind {
 
     fn conditions(status: &mut DataSharingAgreementStatus) -> &mut Vec<Condition> {
         &mut status.conditions
+    }
+
+    fn phase(status: &DataSharingAgreementStatus) -> Option<Phase> {
+        status.phase.map(SharingPhase::into)
+    }
+
+    fn recorded_conditions(status: &DataSharingAgreementStatus) -> &[Condition] {
+        &status.conditions
     }
 
     fn describe(details: &mut Details, facts: &Facts, executed: bool) {
