@@ -39,10 +39,12 @@ unit: ## Unit tests of pure logic, the generated-CRD check and the Argo CD healt
 # ignored instead of passing them unrun; this target starts the control plane, then includes them.
 # When it cannot start, the suite runs without them (its summary counts them as ignored) and the
 # target fails, in CI and out, so that a passing `make test` always means every test ran.
+# up.sh's output is copied to stderr by appending (`tee -a`): opening /dev/stderr to write would
+# truncate a log file that stderr is redirected to, erasing everything `make test` printed before.
 E2E_TESTS := --test e2e --test operator_process
 e2e: ## End-to-end tests against kube-apiserver + etcd built from source (started if needed)
 	@set -o pipefail; \
-	if reason=$$(bash hack/controlplane/up.sh 2>&1 >/dev/null | tee /dev/stderr | tail -n 1); then \
+	if reason=$$(bash hack/controlplane/up.sh 2>&1 >/dev/null | tee -a /dev/stderr | tail -n 1); then \
 	  cargo test $(E2E_TESTS) -- --include-ignored --nocapture; \
 	else \
 	  bar=$$(printf '!%.0s' {1..100}); \
