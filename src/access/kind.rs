@@ -21,6 +21,7 @@ use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed};
 use crate::lifecycle::duration;
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
+use crate::lifecycle::narrowing::Narrowed;
 use crate::lifecycle::protocol::{self as approvals, Parties};
 
 /// Default `pendingTimeout` when the policy names none.
@@ -52,7 +53,10 @@ pub struct Observation<'a> {
 
 /// An accepted request with what its policy and the automated checks add.
 pub struct Accepted<'a> {
+    /// The request as asked for.
     pub request: &'a AcceptedRequest,
+    /// How its approvals narrowed it.
+    pub narrowed: &'a Narrowed,
     pub stages: &'a [ApprovalStage],
     pub pending_timeout: Option<&'a str>,
     pub findings: Vec<Finding>,
@@ -134,6 +138,7 @@ impl Kind for AccessKind {
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
+            scope: status.scope,
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -157,6 +162,7 @@ impl Kind for AccessKind {
             policy: record.policy,
             required_approvals: record.required_approvals,
             waiting_for: record.waiting_for,
+            scope: record.scope,
             approvals: record.approvals,
             findings: details.findings,
             findings_summary: details.findings_summary,
@@ -225,6 +231,17 @@ pub fn plan(observed: &Observation) -> Plan {
         .as_ref()
         .map(|a| a.request.subjects.as_slice())
         .unwrap_or_default();
+    let unauthorized: Vec<(String, String)> = observed
+        .unauthorized_decisions
+        .iter()
+        .chain(
+            observed
+                .accepted
+                .iter()
+                .flat_map(|a| a.narrowed.invalid.iter()),
+        )
+        .cloned()
+        .collect();
     decide::decide::<AccessKind>(&decide::Observation {
         sealer: observed.sealer,
         annotations: observed.annotations,
@@ -233,7 +250,7 @@ pub fn plan(observed: &Observation) -> Plan {
             filed_by: observed.filed_by,
             subjects,
         },
-        unauthorized_decisions: observed.unauthorized_decisions,
+        unauthorized_decisions: &unauthorized,
         approvals_unverified: observed.approvals_unverified,
         created: observed.created,
         generation: observed.generation,
@@ -259,7 +276,8 @@ fn governed(accepted: &Accepted, start_at: Option<Timestamp>) -> Governed {
         no_stage: format!(
             "no approval stage of AccessPolicy {policy} applies to this request (every stage is `when: HighRisk` and it is not high-risk); nothing is granted without an approval, so the policy needs a stage that always applies"
         ),
-        duration: accepted.request.duration,
+        duration: accepted.narrowed.duration(accepted.request.duration),
+        scope: Some(accepted.narrowed.scope(&super::asked(accepted.request))),
         start_at,
         pending_timeout: accepted
             .pending_timeout
@@ -269,7 +287,16 @@ fn governed(accepted: &Accepted, start_at: Option<Timestamp>) -> Governed {
         denial: accepted
             .sod_denial
             .as_ref()
-            .map(|message| Refusal::new(reason::SEPARATION_OF_DUTIES, message.clone())),
+            .map(|message| Refusal::new(reason::SEPARATION_OF_DUTIES, message.clone()))
+            .or_else(|| {
+                let who = accepted.narrowed.nothing_left(&accepted.request.namespaces)?;
+                Some(Refusal::new(
+                    reason::NARROWED_TO_NOTHING,
+                    format!(
+                        "the approvals narrowed spec.namespaces to none in common ({who}); nothing is left to grant, so file a new request for what each approver approved"
+                    ),
+                ))
+            }),
         hold: None,
     }
 }
@@ -352,9 +379,14 @@ mod tests {
             let policy = access_policy("payments-db");
             let accepted_request =
                 accept(&request.spec, "payments", &[&policy], &namespaces()).expect("accepted");
+            let narrowed = crate::lifecycle::narrowing::read(
+                &self.annotations,
+                &crate::access::asked(&accepted_request),
+            );
             let accepted = if self.accepted {
                 Ok(Accepted {
                     request: &accepted_request,
+                    narrowed: &narrowed,
                     stages: self.stages.as_deref().unwrap_or(&policy.spec.approvals),
                     pending_timeout: policy.spec.pending_timeout.as_deref(),
                     findings: vec![],
@@ -430,6 +462,50 @@ mod tests {
         );
         assert_eq!(active.wake_at, Some(grant.expires_at.0));
         assert_eq!(condition(&active, READY), ("True", reason::PROVISIONED));
+    }
+
+    #[test]
+    fn an_approver_narrows_the_duration_and_the_status_shows_both() {
+        let active = Case::new()
+            .approved()
+            .annotate("duration.gatehouse.dev/data-owner", "20m")
+            .at(10);
+        assert_eq!(active.status.phase, Some(AccessPhase::Active));
+        let grant = active.status.grant.clone().expect("grant");
+        assert_eq!(grant.expires_at.0.as_second(), 1010 + 20 * 60);
+        let scope = active.status.scope.clone().expect("scope");
+        assert_eq!(scope.requested.duration, "1h");
+        assert_eq!(scope.approved.duration, "20m");
+        assert_eq!(scope.narrowed_by[0].user, "carol");
+    }
+
+    #[test]
+    fn a_narrowing_that_leaves_no_namespace_denies_and_an_unreadable_one_does_not_count() {
+        let denied = Case::new()
+            .approved()
+            .annotate("namespaces.gatehouse.dev/manager", "billing")
+            .at(10);
+        assert_eq!(denied.status.phase, Some(AccessPhase::Denied));
+        assert_eq!(denied.provision, Provision::Remove);
+        assert_eq!(
+            condition(&denied, READY),
+            ("False", reason::NARROWED_TO_NOTHING)
+        );
+
+        let waiting = Case::new()
+            .approved()
+            .annotate("duration.gatehouse.dev/manager", "forever")
+            .at(10);
+        assert_eq!(waiting.status.phase, Some(AccessPhase::Pending));
+        assert!(
+            waiting
+                .status
+                .ignored_annotations
+                .iter()
+                .any(|why| why.contains("duration.gatehouse.dev/manager")),
+            "{:?}",
+            waiting.status.ignored_annotations
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use regex::Regex;
 use crate::api::common::{RoleKind, RoleRef, Subject, SubjectKind};
 use crate::api::conditions::reason;
 use crate::api::{AccessPolicy, AccessPolicySpec, AccessRequestSpec, SubjectRules};
-use crate::lifecycle::{Refusal, duration, selector};
+use crate::lifecycle::{Refusal, duration, narrowing, selector};
 
 /// Labels of the namespaces that exist, by name.
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
@@ -36,6 +36,29 @@ pub struct AcceptedRequest {
     pub namespaces: Vec<String>,
     pub cluster_wide: bool,
     pub duration: Duration,
+}
+
+/// What an accepted request asks for, as its approvers may narrow it.
+pub fn asked(request: &AcceptedRequest) -> narrowing::Asked<'_> {
+    narrowing::Asked {
+        duration: request.duration,
+        namespaces: if request.cluster_wide {
+            Err(
+                "this request is cluster-wide (one ClusterRoleBinding, no namespaces); deny it or ask for changes instead",
+            )
+        } else {
+            Ok(&request.namespaces)
+        },
+    }
+}
+
+/// The request as its approvals narrowed it: what is granted.
+pub fn narrow(request: &AcceptedRequest, narrowed: &narrowing::Narrowed) -> AcceptedRequest {
+    AcceptedRequest {
+        namespaces: narrowed.namespaces(&request.namespaces),
+        duration: narrowed.duration(request.duration),
+        ..request.clone()
+    }
 }
 
 /// A request filed on someone's behalf (`filed_by`) for a `system:` identity is refused: that

@@ -3,7 +3,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ApprovalRecord, RoleRef, Subject};
+use super::common::{ApprovalRecord, ApprovedScope, RoleRef, Subject};
 use super::names::named_enum;
 
 /// One person or service asks for one role, in some namespaces, for a time, with a reason.
@@ -142,6 +142,9 @@ pub struct AccessRequestStatus {
     /// The approver roles still to approve, comma-separated (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// What was asked for and what the approvals allow (approvers may narrow it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ApprovedScope>,
     /// Every decision made, with approver, role, reason and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,

@@ -137,3 +137,42 @@ pub fn duration_rule() -> kube::core::Rule {
     kube::core::Rule::new("self.matches('^([0-9]+(h|m|s))+$') && duration(self) > duration('0s')")
         .message("must be a positive duration such as 30m, 8h or 1h30m (units: h, m, s)")
 }
+
+/// What was asked for and what the approvals allow: approvers may narrow the duration
+/// (`duration.gatehouse.dev/<role>`) and an AccessRequest's namespaces
+/// (`namespaces.gatehouse.dev/<role>`) together with their approval; the narrowest of all applies.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovedScope {
+    pub requested: Scope,
+    /// What is provided once every stage approved, narrowed by the approvals so far.
+    pub approved: Scope,
+    /// The approvals that narrowed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub narrowed_by: Vec<Narrowing>,
+}
+
+/// How long, and where: the duration (an agreement's retention) and the namespaces of an
+/// AccessRequest (empty: cluster-wide, or an agreement).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    /// e.g. `8h`.
+    pub duration: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}
+
+/// One approver's narrowing, as admitted with their approval.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Narrowing {
+    pub role: String,
+    pub user: String,
+    /// The duration they approved, when shorter than asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// The namespaces they approved, when fewer than asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}

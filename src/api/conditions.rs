@@ -85,6 +85,8 @@ pub mod reason {
     pub const DENIED: &str = "Denied";
     /// An approver asked for changes; the object ended without access.
     pub const CHANGES_REQUESTED: &str = "ChangesRequested";
+    /// Approvers narrowed an AccessRequest's namespaces to none in common: nothing is granted.
+    pub const NARROWED_TO_NOTHING: &str = "NarrowedToNothing";
     /// A separation-of-duties rule forbids the grant.
     pub const SEPARATION_OF_DUTIES: &str = "SeparationOfDutiesConflict";
     /// Not fully approved within the policy's pendingTimeout.

@@ -3,7 +3,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::ApprovalRecord;
+use super::common::{ApprovalRecord, ApprovedScope};
 use super::names::named_enum;
 use super::vocabulary::{Classification, TransferMethod};
 
@@ -214,6 +214,9 @@ pub struct DataSharingAgreementStatus {
     /// The review roles still to approve, comma-separated (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// What was asked for and what the approvals allow (approvers may narrow it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ApprovedScope>,
     /// Every decision made, with reviewer, role, reason and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,

@@ -78,6 +78,12 @@ pub const DENY_PREFIX: &str = "deny.gatehouse.dev/";
 pub const CHANGES_PREFIX: &str = "changes.gatehouse.dev/";
 /// Annotation key prefix of an approver's reason: `reason.gatehouse.dev/<role>: <text>`.
 pub const REASON_PREFIX: &str = "reason.gatehouse.dev/";
+/// Annotation key prefix of an approver's shorter duration (an agreement's retention), set with
+/// their approval: `duration.gatehouse.dev/<role>: 2h`.
+pub const DURATION_PREFIX: &str = "duration.gatehouse.dev/";
+/// Annotation key prefix of an approver's subset of an AccessRequest's namespaces, set with their
+/// approval: `namespaces.gatehouse.dev/<role>: payments,billing`.
+pub const NAMESPACES_PREFIX: &str = "namespaces.gatehouse.dev/";
 /// Annotation that ends an active grant or share early; its value is the revoking user.
 pub const REVOKE_ANNOTATION: &str = "revoke.gatehouse.dev/by";
 /// Annotation naming who filed an object on someone else's behalf (set at creation by that user,

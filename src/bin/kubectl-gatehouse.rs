@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use gatehouse::api::{AccessRecord, AccessRequest, DataSharingAgreement, GROUP};
-use gatehouse::plugin::patch::{self, Change};
+use gatehouse::plugin::patch::{self, Change, Narrow};
 use gatehouse::plugin::report::{self, RoleFilter, Since};
 use gatehouse::plugin::{Kind, PluginError, Summary, Target, Verdict, audit, pending};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -64,8 +64,9 @@ struct Connection {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Approve as an approver role: annotates approve.gatehouse.dev/<role>=<your username>
-    Approve(Decide),
+    /// Approve as an approver role: annotates approve.gatehouse.dev/<role>=<your username>,
+    /// optionally narrowed to a shorter --duration or fewer --namespaces
+    Approve(Approve),
     /// Deny as an approver role: annotates deny.gatehouse.dev/<role>=<your username>; this ends
     /// the request
     Deny(Decide),
@@ -150,6 +151,20 @@ struct Decide {
     reason: Option<String>,
 }
 
+#[derive(Debug, Args)]
+struct Approve {
+    #[command(flatten)]
+    decide: Decide,
+    /// Approve a shorter duration (an agreement's retention) than asked, e.g. 2h; recorded as
+    /// duration.gatehouse.dev/<role>
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Approve only these of the namespaces asked for, comma-separated (AccessRequests); recorded
+    /// as namespaces.gatehouse.dev/<role>
+    #[arg(long, value_name = "NS[,NS...]")]
+    namespaces: Option<String>,
+}
+
 fn parse_role(role: &str) -> Result<String, PluginError> {
     patch::validate_role(role).map(|()| role.to_string())
 }
@@ -171,9 +186,26 @@ async fn run(cli: Cli) -> Result<(), PluginError> {
     // The report is cluster-wide: only an explicit -n narrows it, never the context's default.
     let explicit_namespace = cli.connection.namespace;
     match cli.command {
-        Command::Approve(decide) => session.decide(Verdict::Approve, decide).await,
-        Command::Deny(decide) => session.decide(Verdict::Deny, decide).await,
-        Command::Changes(decide) => session.decide(Verdict::RequestChanges, decide).await,
+        Command::Approve(approve) => {
+            let narrow = Narrow::from_flags(
+                &approve.decide.target,
+                approve.duration.as_deref(),
+                approve.namespaces.as_deref(),
+            )?;
+            session
+                .decide(Verdict::Approve, approve.decide, &narrow)
+                .await
+        }
+        Command::Deny(decide) => {
+            session
+                .decide(Verdict::Deny, decide, &Narrow::default())
+                .await
+        }
+        Command::Changes(decide) => {
+            session
+                .decide(Verdict::RequestChanges, decide, &Narrow::default())
+                .await
+        }
         Command::Revoke { target } => session.revoke(&target).await,
         Command::Pending { all_namespaces } => session.pending(all_namespaces).await,
         Command::Audit { target } => session.audit(&target).await,
@@ -339,7 +371,12 @@ impl Session {
         }
     }
 
-    async fn decide(&self, verdict: Verdict, decide: Decide) -> Result<(), PluginError> {
+    async fn decide(
+        &self,
+        verdict: Verdict,
+        decide: Decide,
+        narrow: &Narrow,
+    ) -> Result<(), PluginError> {
         let Decide {
             target,
             role,
@@ -376,6 +413,7 @@ impl Session {
                 &role,
                 &user,
                 reason.as_deref(),
+                narrow,
             )?;
             if change == Change::AlreadyDone {
                 println!(
@@ -386,14 +424,25 @@ impl Session {
             }
             patch::check_open(&target, item.phase.as_deref())?;
         }
-        let body = patch::decision_patch(verdict, &role, &user, reason.as_deref());
+        let body = patch::decision_patch(verdict, &role, &user, reason.as_deref(), narrow);
         self.annotate(&target, &body).await?;
-        match reason {
-            Some(reason) => println!(
-                "{target} {} as {role} by {user} (reason: {reason})",
-                verdict.past()
+        let mut notes = Vec::new();
+        if let Some(duration) = &narrow.duration {
+            notes.push(format!("for at most {duration}"));
+        }
+        if !narrow.namespaces.is_empty() {
+            notes.push(format!("in {} only", narrow.namespaces.join(", ")));
+        }
+        if let Some(reason) = reason {
+            notes.push(format!("reason: {reason}"));
+        }
+        match notes.is_empty() {
+            true => println!("{target} {} as {role} by {user}", verdict.past()),
+            false => println!(
+                "{target} {} as {role} by {user} ({})",
+                verdict.past(),
+                notes.join("; ")
             ),
-            None => println!("{target} {} as {role} by {user}", verdict.past()),
         }
         Ok(())
     }
@@ -597,7 +646,7 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.connection.namespace.as_deref(), Some("payments"));
         assert_eq!(cli.connection.context.as_deref(), Some("bob"));
-        let Command::Approve(decide) = cli.command else {
+        let Command::Approve(Approve { decide, .. }) = cli.command else {
             panic!("approve expected")
         };
         assert_eq!(decide.target.kind, Kind::AccessRequest);

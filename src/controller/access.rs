@@ -28,7 +28,7 @@ use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{ConditionUpdate, reason};
 use crate::api::{AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION};
 use crate::apply::{self, Applied, Object as Binding, OwnerKind};
-use crate::lifecycle::{self, Refusal, record};
+use crate::lifecycle::{self, Refusal, narrowing, record};
 use kube::runtime::reflector::ObjectRef;
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
@@ -129,12 +129,28 @@ impl Reconciled for AccessRequest {
         now: Timestamp,
     ) -> Planned<AccessRequestStatus, Binding> {
         let namespace = self.namespace().unwrap_or_default();
+        let no_annotations = BTreeMap::new();
+        let annotations = self
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&no_annotations);
+        let narrowed = observed
+            .accepted
+            .as_ref()
+            .map(|a| narrowing::read(annotations, &policy_check::asked(a)))
+            .unwrap_or_default();
         let bindings = observed
             .accepted
             .as_ref()
-            .map(|a| rbac::desired(&namespace, &self.name_any(), a))
+            .map(|a| {
+                rbac::desired(
+                    &namespace,
+                    &self.name_any(),
+                    &policy_check::narrow(a, &narrowed),
+                )
+            })
             .unwrap_or_default();
-        let no_annotations = BTreeMap::new();
         let checks = &observed.checks;
         let decision = kind::plan(&kind::Observation {
             approvals_unverified: observed.integrity_problem.as_deref(),
@@ -145,11 +161,7 @@ impl Reconciled for AccessRequest {
                 .get(FILED_BY_ANNOTATION)
                 .map(String::as_str),
             sealer: ctx.sealer("AccessRequest", self),
-            annotations: self
-                .metadata
-                .annotations
-                .as_ref()
-                .unwrap_or(&no_annotations),
+            annotations,
             created: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
             generation: self.metadata.generation,
             start_at: self.spec.start_at.as_ref().map(|t| t.0),
@@ -157,6 +169,7 @@ impl Reconciled for AccessRequest {
             accepted: match (&observed.accepted, &observed.policy) {
                 (Ok(accepted), Some(policy)) => Ok(kind::Accepted {
                     request: accepted,
+                    narrowed: &narrowed,
                     stages: &policy.spec.approvals,
                     pending_timeout: policy.spec.pending_timeout.as_deref(),
                     findings: checks.findings.clone(),
@@ -402,6 +415,8 @@ async fn unauthorized_decisions(
     } else {
         accepted.namespaces.iter().cloned().map(Some).collect()
     };
+    // An approver who narrowed the namespaces approved only those: their right counts there.
+    let narrowed = narrowing::read(request.annotations(), &policy_check::asked(accepted));
     let controls: Vec<approvers::Control> = accepted
         .subjects
         .iter()
@@ -418,6 +433,8 @@ async fn unauthorized_decisions(
                 None
             } else if cluster_wide.iter().any(|r| r == role) {
                 Some(vec![None])
+            } else if let Some(approved) = narrowed.namespaces_of(role) {
+                Some(approved.iter().cloned().map(Some).collect())
             } else {
                 Some(scopes.clone())
             }

@@ -19,6 +19,7 @@ use super::duration::{self, after};
 use super::kind::{Kind, Record, RecordedWindow};
 use super::protocol::{self, ApprovalState, Parties};
 use crate::api::Phase;
+use crate::api::common::ApprovedScope;
 use crate::api::conditions::{
     self, ACCEPTED, APPROVAL_INTEGRITY, ConditionUpdate, READY, STATUS_TAMPERED, reason,
 };
@@ -57,8 +58,10 @@ pub struct Governed {
     pub required: Vec<String>,
     /// Why nothing can ever be provided when `required` is empty.
     pub no_stage: String,
-    /// How long the window lasts once it opens.
+    /// How long the window lasts once it opens: the narrowest the approvals allow.
     pub duration: Duration,
+    /// What was asked for against what the approvals allow, for the status.
+    pub scope: Option<ApprovedScope>,
     /// When the window may open at the earliest (`spec.startAt`).
     pub start_at: Option<Timestamp>,
     pub pending_timeout: Duration,
@@ -132,6 +135,10 @@ pub fn decide<K: Kind>(observed: &Observation<K>) -> Decision<K::Status> {
     K::describe(&mut draft.details, observed.facts, executed);
     if let Ok(governed) = &observed.governed {
         draft.record.policy = Some(governed.policy.clone());
+        // Once provided, the scope stays as it was approved.
+        if !executed {
+            draft.record.scope = governed.scope.clone();
+        }
         draft.set(&[ACCEPTED], true, reason::VALID, &governed.accepted);
     }
     if let Some(user) = protocol::revoked_by(observed.annotations) {
@@ -603,6 +610,7 @@ mod tests {
             required: vec!["manager".into()],
             no_stage: "no stage".into(),
             duration: std::time::Duration::from_secs(HOUR as u64),
+            scope: None,
             start_at: None,
             pending_timeout: std::time::Duration::from_secs(24 * HOUR as u64),
             remind: false,

@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 
 /// The shipped policies (deploy/admission), compiled into the operator so that it compares the
 /// cluster against what this version expects.
-const SHIPPED: [&str; 4] = [
+const SHIPPED: [&str; 5] = [
     include_str!("../../deploy/admission/requester.yaml"),
     include_str!("../../deploy/admission/approvals.yaml"),
+    include_str!("../../deploy/admission/narrowing.yaml"),
     include_str!("../../deploy/admission/revocation.yaml"),
     include_str!("../../deploy/admission/status.yaml"),
 ];
@@ -266,8 +267,8 @@ mod tests {
     #[test]
     fn the_shipped_policies_parse_and_verify_against_themselves() {
         let expected = expected(OPERATOR).expect("shipped policies parse");
-        assert_eq!(expected.policies.len(), 4);
-        assert_eq!(expected.bindings.len(), 4);
+        assert_eq!(expected.policies.len(), SHIPPED.len());
+        assert_eq!(expected.bindings.len(), SHIPPED.len());
         let (policies, bindings) = installed(&expected);
         assert_eq!(verify(&expected, &policies, &bindings), Ok(()));
     }
@@ -326,7 +327,11 @@ mod tests {
                 },
             );
         }
-        if let Some(spec) = bindings[2].1.as_mut().and_then(|b| b.spec.as_mut()) {
+        let revocation = bindings
+            .iter_mut()
+            .find(|(name, _)| name == "gatehouse-revocation")
+            .expect("shipped");
+        if let Some(spec) = revocation.1.as_mut().and_then(|b| b.spec.as_mut()) {
             spec.validation_actions = Some(vec!["Audit".into()]);
         }
         let problems = verify(&expected, &policies, &bindings).expect_err("unverified");

@@ -94,6 +94,20 @@ pub enum PluginError {
         existing: String,
     },
 
+    /// `--duration` or `--namespaces` cannot be written as given.
+    #[error("{flag}: {why}")]
+    InvalidNarrowing { flag: &'static str, why: String },
+
+    /// A narrowing for a role already approved: it is set only together with the approval.
+    #[error(
+        "{target} is already approved as {role:?}, without {narrowing}; a narrowing is set only together with its approval, which is final"
+    )]
+    NarrowedTooLate {
+        target: String,
+        role: String,
+        narrowing: String,
+    },
+
     /// The reason for the role was already given, with other text.
     #[error(
         "{target} already has a reason for role {role:?} ({existing:?}); reasons are final and cannot be changed"

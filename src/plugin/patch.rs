@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{PluginError, Target};
-use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
+use crate::api::{
+    APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, DURATION_PREFIX, NAMESPACES_PREFIX, REASON_PREFIX,
+    REVOKE_ANNOTATION,
+};
 
 /// An approver's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,10 +84,97 @@ pub fn normalize_reason(reason: Option<&str>) -> Result<Option<String>, PluginEr
     }
 }
 
-/// The JSON merge patch that records `user`'s decision for `role`, with the reason if given.
-pub fn decision_patch(verdict: Verdict, role: &str, user: &str, reason: Option<&str>) -> Value {
+/// What an approver narrows together with their approval (`--duration`, `--namespaces`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Narrow {
+    pub duration: Option<String>,
+    pub namespaces: Vec<String>,
+}
+
+impl Narrow {
+    /// The flags as they will be written: a duration the operator reads, namespaces trimmed and
+    /// never empty, and namespaces only on an AccessRequest.
+    pub fn from_flags(
+        target: &Target,
+        duration: Option<&str>,
+        namespaces: Option<&str>,
+    ) -> Result<Self, PluginError> {
+        let duration = duration
+            .map(|value| {
+                crate::lifecycle::duration::parse(value.trim())
+                    .map(|_| value.trim().to_string())
+                    .map_err(|why| PluginError::InvalidNarrowing {
+                        flag: "--duration",
+                        why,
+                    })
+            })
+            .transpose()?;
+        let namespaces: Vec<String> = match namespaces {
+            None => Vec::new(),
+            Some(list) => {
+                if target.kind != super::Kind::AccessRequest {
+                    return Err(PluginError::InvalidNarrowing {
+                        flag: "--namespaces",
+                        why: "a DataSharingAgreement has no namespaces to narrow; shorten its retention with --duration, or ask for changes".into(),
+                    });
+                }
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect();
+                if names.is_empty() {
+                    return Err(PluginError::InvalidNarrowing {
+                        flag: "--namespaces",
+                        why: format!(
+                            "{list:?} names no namespace; give a comma-separated subset of the namespaces asked for"
+                        ),
+                    });
+                }
+                names
+            }
+        };
+        Ok(Self {
+            duration,
+            namespaces,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.duration.is_none() && self.namespaces.is_empty()
+    }
+
+    /// The annotations it is written as.
+    fn annotations(&self, role: &str) -> Vec<(String, String)> {
+        let mut annotations = Vec::new();
+        if let Some(duration) = &self.duration {
+            annotations.push((format!("{DURATION_PREFIX}{role}"), duration.clone()));
+        }
+        if !self.namespaces.is_empty() {
+            annotations.push((
+                format!("{NAMESPACES_PREFIX}{role}"),
+                self.namespaces.join(","),
+            ));
+        }
+        annotations
+    }
+}
+
+/// The JSON merge patch that records `user`'s decision for `role`, with the reason and the
+/// narrowing if given.
+pub fn decision_patch(
+    verdict: Verdict,
+    role: &str,
+    user: &str,
+    reason: Option<&str>,
+    narrow: &Narrow,
+) -> Value {
     let mut annotations = serde_json::Map::new();
     annotations.insert(verdict.key(role), Value::String(user.to_string()));
+    for (key, value) in narrow.annotations(role) {
+        annotations.insert(key, Value::String(value));
+    }
     if let Some(reason) = reason {
         annotations.insert(
             format!("{REASON_PREFIX}{role}"),
@@ -119,6 +209,7 @@ pub fn check_decision(
     role: &str,
     user: &str,
     reason: Option<&str>,
+    narrow: &Narrow,
 ) -> Result<Change, PluginError> {
     let existing: Vec<String> = [Verdict::Approve, Verdict::Deny, Verdict::RequestChanges]
         .into_iter()
@@ -149,6 +240,19 @@ pub fn check_decision(
         });
     }
     let decided = annotations.contains_key(&verdict.key(role));
+    let unrecorded: Vec<String> = narrow
+        .annotations(role)
+        .into_iter()
+        .filter(|(key, value)| annotations.get(key) != Some(value))
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    if decided && !unrecorded.is_empty() {
+        return Err(PluginError::NarrowedTooLate {
+            target: target.to_string(),
+            role: role.to_string(),
+            narrowing: unrecorded.join(", "),
+        });
+    }
     let reason_missing = reason.is_some() && recorded_reason.is_none();
     Ok(if decided && !reason_missing {
         Change::AlreadyDone
@@ -208,11 +312,17 @@ mod tests {
     #[test]
     fn the_patch_carries_the_decision_and_the_reason() {
         assert_eq!(
-            decision_patch(Verdict::Approve, "manager", "bob", None),
+            decision_patch(Verdict::Approve, "manager", "bob", None, &Narrow::default()),
             json!({ "metadata": { "annotations": { "approve.gatehouse.dev/manager": "bob" } } })
         );
         assert_eq!(
-            decision_patch(Verdict::Deny, "data-owner", "carol", Some("no ticket")),
+            decision_patch(
+                Verdict::Deny,
+                "data-owner",
+                "carol",
+                Some("no ticket"),
+                &Narrow::default()
+            ),
             json!({ "metadata": { "annotations": {
                 "deny.gatehouse.dev/data-owner": "carol",
                 "reason.gatehouse.dev/data-owner": "no ticket"
@@ -259,6 +369,59 @@ mod tests {
     }
 
     #[test]
+    fn a_narrowing_goes_with_its_approval_and_never_after_it() {
+        let request = target();
+        let narrow =
+            Narrow::from_flags(&request, Some("20m"), Some(" payments, billing,")).expect("valid");
+        assert_eq!(
+            decision_patch(Verdict::Approve, "manager", "bob", None, &narrow),
+            json!({ "metadata": { "annotations": {
+                "approve.gatehouse.dev/manager": "bob",
+                "duration.gatehouse.dev/manager": "20m",
+                "namespaces.gatehouse.dev/manager": "payments,billing",
+            } } })
+        );
+        let done = annotations(&[("approve.gatehouse.dev/manager", "bob")]);
+        let err = check_decision(
+            &request,
+            &done,
+            Verdict::Approve,
+            "manager",
+            "bob",
+            None,
+            &narrow,
+        )
+        .expect_err("too late");
+        assert!(
+            err.to_string()
+                .contains("without duration.gatehouse.dev/manager=20m"),
+            "{err}"
+        );
+        assert!(matches!(
+            Narrow::from_flags(&request, Some("soon"), None),
+            Err(PluginError::InvalidNarrowing {
+                flag: "--duration",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Narrow::from_flags(&request, None, Some(" , ")),
+            Err(PluginError::InvalidNarrowing {
+                flag: "--namespaces",
+                ..
+            })
+        ));
+        let share: Target = "dsa/orders".parse().expect("target");
+        assert!(matches!(
+            Narrow::from_flags(&share, None, Some("analytics")),
+            Err(PluginError::InvalidNarrowing {
+                flag: "--namespaces",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn a_new_decision_is_sent() {
         let none = annotations(&[("approve.gatehouse.dev/manager", "bob")]);
         assert_eq!(
@@ -268,7 +431,8 @@ mod tests {
                 Verdict::Approve,
                 "data-owner",
                 "carol",
-                None
+                None,
+                &Narrow::default()
             )
             .ok(),
             Some(Change::New)
@@ -279,7 +443,16 @@ mod tests {
     fn repeating_ones_own_decision_is_a_no_op_unless_it_adds_the_reason() {
         let done = annotations(&[("approve.gatehouse.dev/manager", "bob")]);
         let check = |reason| {
-            check_decision(&target(), &done, Verdict::Approve, "manager", "bob", reason).ok()
+            check_decision(
+                &target(),
+                &done,
+                Verdict::Approve,
+                "manager",
+                "bob",
+                reason,
+                &Narrow::default(),
+            )
+            .ok()
         };
         assert_eq!(check(None), Some(Change::AlreadyDone));
         assert_eq!(check(Some("fine")), Some(Change::New));
@@ -294,7 +467,8 @@ mod tests {
                 Verdict::Approve,
                 "manager",
                 "bob",
-                Some("fine")
+                Some("fine"),
+                &Narrow::default()
             )
             .ok(),
             Some(Change::AlreadyDone)
@@ -307,14 +481,30 @@ mod tests {
             ("approve.gatehouse.dev/manager", "bob"),
             ("reason.gatehouse.dev/manager", "fine"),
         ]);
-        let err = check_decision(&target(), &done, Verdict::Deny, "manager", "bob", None)
-            .expect_err("bob already approved");
+        let err = check_decision(
+            &target(),
+            &done,
+            Verdict::Deny,
+            "manager",
+            "bob",
+            None,
+            &Narrow::default(),
+        )
+        .expect_err("bob already approved");
         assert_eq!(
             err.to_string(),
             "accessrequest.gatehouse.dev/alice-read already has a decision for role \"manager\": approved by bob; decisions are final and cannot be changed (see kubectl gatehouse audit ar/alice-read)"
         );
         assert!(matches!(
-            check_decision(&target(), &done, Verdict::Approve, "manager", "dave", None),
+            check_decision(
+                &target(),
+                &done,
+                Verdict::Approve,
+                "manager",
+                "dave",
+                None,
+                &Narrow::default()
+            ),
             Err(PluginError::AlreadyDecided { .. })
         ));
         assert!(matches!(
@@ -324,7 +514,8 @@ mod tests {
                 Verdict::Approve,
                 "manager",
                 "bob",
-                Some("other")
+                Some("other"),
+                &Narrow::default()
             ),
             Err(PluginError::ReasonAlreadyGiven { .. })
         ));

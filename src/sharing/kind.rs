@@ -27,6 +27,7 @@ use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed, Hold};
 use crate::lifecycle::duration::{self, second_floor};
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
+use crate::lifecycle::narrowing;
 use crate::lifecycle::protocol::Parties;
 
 /// Default `pendingTimeout` of a SharingPolicy that names none: a week, as reviews by privacy and
@@ -164,6 +165,7 @@ impl Kind for SharingKind {
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
+            scope: status.scope,
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -190,6 +192,7 @@ impl Kind for SharingKind {
             classification: details.classification,
             required_approvals: record.required_approvals,
             waiting_for: record.waiting_for,
+            scope: record.scope,
             approvals: record.approvals,
             ignored_annotations: record.ignored_annotations,
             untrusted_approvals: record.untrusted_approvals,
@@ -257,10 +260,26 @@ pub fn plan(observed: &Observation) -> Plan {
     };
     // A policy that no longer accepts the spec withdraws the share; otherwise sources that no
     // longer hold what was reviewed suspend it until they do.
-    let governed = match (&observed.accepted, &observed.checked) {
-        (Err(refusal), _) | (Ok(()), Err(refusal)) => Err(refusal.clone()),
-        (Ok(()), Ok(checked)) => Ok(governed(checked, observed)),
+    let (governed, unreadable) = match (&observed.accepted, &observed.checked) {
+        (Err(refusal), _) | (Ok(()), Err(refusal)) => (Err(refusal.clone()), Vec::new()),
+        (Ok(()), Ok(checked)) => {
+            let asked = narrowing::Asked {
+                duration: checked.retention,
+                namespaces: Err(
+                    "an agreement has no namespaces to narrow (narrow its retention with duration.gatehouse.dev/<role>, or ask for changes)",
+                ),
+            };
+            let narrowed = narrowing::read(observed.annotations, &asked);
+            let governed = governed(checked, observed, &narrowed, &asked);
+            (Ok(governed), narrowed.invalid)
+        }
     };
+    let unauthorized: Vec<(String, String)> = observed
+        .unauthorized_decisions
+        .iter()
+        .cloned()
+        .chain(unreadable)
+        .collect();
     let approved = observed.current.and_then(|s| s.classification.as_ref());
     let problem = match (&observed.accepted, &observed.classification, approved) {
         (Err(_), _, _) => None,
@@ -285,7 +304,7 @@ pub fn plan(observed: &Observation) -> Plan {
             filed_by: observed.filed_by,
             subjects: &recipients,
         },
-        unauthorized_decisions: observed.unauthorized_decisions,
+        unauthorized_decisions: &unauthorized,
         approvals_unverified: observed.approvals_unverified,
         created: observed.created,
         generation: observed.generation,
@@ -298,7 +317,12 @@ pub fn plan(observed: &Observation) -> Plan {
 }
 
 /// What the governing SharingPolicy requires of an agreement whose spec and sources it accepts.
-fn governed(checked: &Checked, observed: &Observation) -> Governed {
+fn governed(
+    checked: &Checked,
+    observed: &Observation,
+    narrowed: &narrowing::Narrowed,
+    asked: &narrowing::Asked,
+) -> Governed {
     let level = observed
         .classification
         .as_ref()
@@ -319,7 +343,8 @@ fn governed(checked: &Checked, observed: &Observation) -> Governed {
         no_stage: format!(
             "SharingPolicy {policy} requires no review for this share; nothing is shared unreviewed, so the policy needs `reviews.always` (e.g. [data-owner])"
         ),
-        duration: checked.retention,
+        duration: narrowed.duration(checked.retention),
+        scope: Some(narrowed.scope(asked)),
         start_at: observed.start_at,
         pending_timeout: checked
             .pending_timeout
