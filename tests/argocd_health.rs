@@ -165,6 +165,8 @@ fn access_request(
             justification: "PAY-1234: reconcile the ledger export".into(),
             policy: None,
             start_at: None,
+            extends: None,
+            supersedes: None,
         },
     );
     request.metadata.namespace = Some("payments".into());
@@ -217,6 +219,8 @@ fn agreement(phase: Option<SharingPhase>, updates: &[(&str, bool, &'static str, 
             retention: "2m".into(),
             agreement: None,
             start_at: None,
+            extends: None,
+            supersedes: None,
             policy: None,
         },
     );

@@ -21,6 +21,7 @@ use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed};
 use crate::lifecycle::duration;
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
+use crate::lifecycle::lineage::{self, Extension, Lineage};
 use crate::lifecycle::narrowing::Narrowed;
 use crate::lifecycle::protocol::{self as approvals, Parties};
 
@@ -48,6 +49,11 @@ pub struct Observation<'a> {
     pub approvals_unverified: Option<&'a str>,
     /// The policy check, with the governing policy's stages and timeout when accepted.
     pub accepted: Result<Accepted<'a>, Refusal>,
+    /// What `spec.extends` continues, when it names one, or why it may not.
+    pub extension: Option<Result<Extension, Refusal>>,
+    /// The requests that extend (once granted) and supersede this one.
+    pub extended_by: Option<String>,
+    pub superseded_by: Option<String>,
     pub now: Timestamp,
 }
 
@@ -139,6 +145,12 @@ impl Kind for AccessKind {
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
             scope: status.scope,
+            lineage: Lineage {
+                chain: status.chain,
+                chain_started_at: status.chain_started_at,
+                extended_by: status.extended_by,
+                superseded_by: status.superseded_by,
+            },
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -163,6 +175,10 @@ impl Kind for AccessKind {
             required_approvals: record.required_approvals,
             waiting_for: record.waiting_for,
             scope: record.scope,
+            chain: record.lineage.chain,
+            chain_started_at: record.lineage.chain_started_at,
+            extended_by: record.lineage.extended_by,
+            superseded_by: record.lineage.superseded_by,
             approvals: record.approvals,
             findings: details.findings,
             findings_summary: details.findings_summary,
@@ -255,11 +271,20 @@ pub fn plan(observed: &Observation) -> Plan {
         created: observed.created,
         generation: observed.generation,
         current: observed.current,
-        governed: observed
-            .accepted
-            .as_ref()
-            .map(|accepted| governed(accepted, observed.start_at))
-            .map_err(Clone::clone),
+        governed: lineage::governed(
+            observed
+                .accepted
+                .as_ref()
+                .map(|accepted| governed(accepted, observed.start_at))
+                .map_err(Clone::clone),
+            observed.extension.clone(),
+            observed
+                .current
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_running() || p.is_terminal()),
+        ),
+        extended_by: observed.extended_by.clone(),
+        superseded_by: observed.superseded_by.clone(),
         suspension: None,
         facts: &facts,
         now: observed.now,
@@ -279,6 +304,7 @@ fn governed(accepted: &Accepted, start_at: Option<Timestamp>) -> Governed {
         duration: accepted.narrowed.duration(accepted.request.duration),
         scope: Some(accepted.narrowed.scope(&super::asked(accepted.request))),
         start_at,
+        extension: None,
         pending_timeout: accepted
             .pending_timeout
             .and_then(|t| duration::parse(t).ok())
@@ -350,6 +376,7 @@ mod tests {
         unverified: Option<&'static str>,
         stages: Option<Vec<ApprovalStage>>,
         unauthorized: Vec<(String, String)>,
+        extension: Option<Result<Extension, Refusal>>,
     }
 
     impl Case {
@@ -363,6 +390,7 @@ mod tests {
                 unverified: None,
                 stages: None,
                 unauthorized: vec![],
+                extension: None,
             }
         }
         fn annotate(mut self, key: &str, value: &str) -> Self {
@@ -403,6 +431,9 @@ mod tests {
             };
             let key = test_key();
             plan(&Observation {
+                extension: self.extension.clone(),
+                extended_by: None,
+                superseded_by: None,
                 requester: "alice",
                 filed_by: None,
                 sealer: Sealer {
@@ -462,6 +493,54 @@ mod tests {
         );
         assert_eq!(active.wake_at, Some(grant.expires_at.0));
         assert_eq!(condition(&active, READY), ("True", reason::PROVISIONED));
+    }
+
+    #[test]
+    fn an_extension_of_an_active_grant_runs_on_from_its_expiry_within_the_chain_cap() {
+        let mut case = Case::new().approved();
+        case.extension = Some(Ok(Extension {
+            chain: vec!["first".into()],
+            continues_until: Some(Timestamp::from_second(1000 + 2 * HOUR).expect("valid")),
+            chain_started_at: Some(Timestamp::from_second(1000 - HOUR).expect("valid")),
+            max_total: None,
+        }));
+        let active = case.at(10);
+        let grant = active.status.grant.clone().expect("grant");
+        assert_eq!(grant.activated_at.0.as_second(), 1010, "at once: no gap");
+        assert_eq!(grant.expires_at.0.as_second(), 1000 + 3 * HOUR);
+        assert_eq!(active.status.chain, vec!["first".to_string()]);
+        assert_eq!(
+            active.status.chain_started_at.map(|t| t.0.as_second()),
+            Some(1000 - HOUR)
+        );
+
+        let mut capped = Case::new().approved();
+        capped.extension = Some(Ok(Extension {
+            max_total: Some(std::time::Duration::from_secs(3 * HOUR as u64 - 1800)),
+            ..case
+                .extension
+                .clone()
+                .and_then(Result::ok)
+                .expect("extension")
+        }));
+        let grant = capped.at(10).status.grant.expect("grant");
+        assert_eq!(
+            grant.expires_at.0.as_second(),
+            1000 - HOUR + 3 * HOUR - 1800
+        );
+
+        let mut refused = Case::new().approved();
+        refused.extension = Some(Err(Refusal::new(
+            reason::INVALID_EXTENSION,
+            "spec.extends: first was revoked",
+        )));
+        let failed = refused.at(10);
+        assert_eq!(failed.status.phase, Some(AccessPhase::Failed));
+        assert_eq!(failed.provision, Provision::Remove);
+        assert_eq!(
+            condition(&failed, READY),
+            ("False", reason::INVALID_EXTENSION)
+        );
     }
 
     #[test]

@@ -61,6 +61,60 @@ pub fn narrow(request: &AcceptedRequest, narrowed: &narrowing::Narrowed) -> Acce
     }
 }
 
+/// Whether `extension` (of `namespace`) asks for nothing beyond what `original` was granted: the
+/// same role and subjects, and no namespace or cluster-wide reach the original did not have
+/// (`granted_namespaces`: the namespaces its approvals allowed, when they narrowed them).
+pub fn covers(
+    extension: &AccessRequestSpec,
+    original: &AccessRequestSpec,
+    namespace: &str,
+    granted_namespaces: Option<&[String]>,
+) -> Result<(), String> {
+    if extension.role != original.role {
+        return Err(format!(
+            "it asks for {}, not {}",
+            extension.role, original.role
+        ));
+    }
+    let subjects = |spec: &AccessRequestSpec| {
+        let mut subjects: Vec<String> = spec
+            .subjects
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}/{}/{}",
+                    s.kind,
+                    s.namespace.as_deref().unwrap_or(""),
+                    s.name
+                )
+            })
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        subjects
+    };
+    if subjects(extension) != subjects(original) {
+        return Err("its spec.subjects differ".into());
+    }
+    if extension.cluster_wide && !original.cluster_wide {
+        return Err("it asks for a cluster-wide grant".into());
+    }
+    if original.cluster_wide {
+        return Ok(());
+    }
+    let allowed = granted_namespaces
+        .map(<[String]>::to_vec)
+        .unwrap_or_else(|| target_namespaces(original, namespace));
+    let beyond: Vec<String> = target_namespaces(extension, namespace)
+        .into_iter()
+        .filter(|ns| !allowed.contains(ns))
+        .collect();
+    match beyond.is_empty() {
+        true => Ok(()),
+        false => Err(format!("it asks for namespaces {}", beyond.join(", "))),
+    }
+}
+
 /// A request filed on someone's behalf (`filed_by`) for a `system:` identity is refused: that
 /// requester would receive access as a `User` no AccessPolicy lists (admission refuses it too).
 pub fn check_on_behalf(spec: &AccessRequestSpec, filed_by: Option<&str>) -> Result<(), Refusal> {

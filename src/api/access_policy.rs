@@ -61,6 +61,13 @@ pub struct AccessPolicySpec {
     /// Approval stages, in order; every applicable stage must approve before access is granted.
     #[schemars(length(min = 1, max = 16))]
     pub approvals: Vec<ApprovalStage>,
+    /// The longest uninterrupted access a chain of extensions (`spec.extends`) may give, from the
+    /// first activation to the last expiry, e.g. `24h`; an extension's window ends there at the
+    /// latest. Unset: each extension is capped only by `maxDuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub max_total_duration: Option<String>,
     /// A request not fully approved this long after creation ends as `TimedOut`. Default `72h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = super::common::duration_rule())]

@@ -89,6 +89,18 @@ pub struct AccessRequestSpec {
     /// approved after it, the clock starts at activation, never earlier. Unset: at approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<Time>,
+    /// The AccessRequest (same namespace, same requester) whose grant this one extends once approved:
+    /// approved while that grant is active, it continues without a gap until that grant's
+    /// expiry plus this one's own duration; approved later, it is a renewal that starts at
+    /// activation. It must ask for nothing beyond the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub extends: Option<String>,
+    /// The AccessRequest (same namespace, same requester) this one replaces, e.g. one that ended with
+    /// changes requested; the other one's status then names this one in `supersededBy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub supersedes: Option<String>,
     /// Name of the AccessPolicy that governs this request. Unset: the single policy whose roles
     /// and namespace selector match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +157,18 @@ pub struct AccessRequestStatus {
     /// What was asked for and what the approvals allow (approvers may narrow it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ApprovedScope>,
+    /// The extensions this one continues, from the first, when `spec.extends` names one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// When the uninterrupted access of the chain began, when this one extends an active one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_started_at: Option<Time>,
+    /// The object whose `spec.extends` names this one, once it is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_by: Option<String>,
+    /// The object whose `spec.supersedes` names this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
     /// Every decision made, with approver, role, reason and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,

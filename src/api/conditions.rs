@@ -87,6 +87,8 @@ pub mod reason {
     pub const CHANGES_REQUESTED: &str = "ChangesRequested";
     /// Approvers narrowed an AccessRequest's namespaces to none in common: nothing is granted.
     pub const NARROWED_TO_NOTHING: &str = "NarrowedToNothing";
+    /// `spec.extends` names nothing this object may extend; the message says why.
+    pub const INVALID_EXTENSION: &str = "InvalidExtension";
     /// A separation-of-duties rule forbids the grant.
     pub const SEPARATION_OF_DUTIES: &str = "SeparationOfDutiesConflict";
     /// Not fully approved within the policy's pendingTimeout.

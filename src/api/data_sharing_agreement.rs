@@ -53,7 +53,7 @@ use super::vocabulary::{Classification, TransferMethod};
 #[serde(rename_all = "camelCase")]
 // The one change allowed: filing the signed agreement's reference (once) on an agreement held in
 // AwaitingAgreement; it adds evidence, never scope.
-#[x_kube(validation = kube::core::Rule::new("self == oldSelf || (!has(oldSelf.agreement) && has(self.agreement) && self.requester == oldSelf.requester && self.data == oldSelf.data && self.recipient == oldSelf.recipient && self.purpose == oldSelf.purpose && self.transfer == oldSelf.transfer && self.retention == oldSelf.retention && has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy))").message("spec is immutable after creation, except that spec.agreement may be added once: reviews apply to exactly what was asked; create a new DataSharingAgreement instead"))]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf || (!has(oldSelf.agreement) && has(self.agreement) && self.requester == oldSelf.requester && self.data == oldSelf.data && self.recipient == oldSelf.recipient && self.purpose == oldSelf.purpose && self.transfer == oldSelf.transfer && self.retention == oldSelf.retention && has(self.policy) == has(oldSelf.policy) && (!has(self.policy) || self.policy == oldSelf.policy) && has(self.startAt) == has(oldSelf.startAt) && (!has(self.startAt) || self.startAt == oldSelf.startAt) && has(self.extends) == has(oldSelf.extends) && (!has(self.extends) || self.extends == oldSelf.extends) && has(self.supersedes) == has(oldSelf.supersedes) && (!has(self.supersedes) || self.supersedes == oldSelf.supersedes))").message("spec is immutable after creation, except that spec.agreement may be added once: reviews apply to exactly what was asked; create a new DataSharingAgreement instead"))]
 pub struct DataSharingAgreementSpec {
     /// Username of the person asking. Must be the user creating the agreement (checked at admission).
     #[schemars(length(min = 1, max = 253))]
@@ -80,6 +80,18 @@ pub struct DataSharingAgreementSpec {
     /// `Scheduled` and the retention counts from `startAt`; reviewed after it, from execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<Time>,
+    /// The DataSharingAgreement (same namespace, same requester) whose share this one extends once approved:
+    /// approved while that share is active, it continues without a gap until that share's
+    /// expiry plus this one's own duration; approved later, it is a renewal that starts at
+    /// activation. It must ask for nothing beyond the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub extends: Option<String>,
+    /// The DataSharingAgreement (same namespace, same requester) this one replaces, e.g. one that ended with
+    /// changes requested; the other one's status then names this one in `supersededBy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub supersedes: Option<String>,
     /// Name of the SharingPolicy that governs this share. Unset: the single matching policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
@@ -217,6 +229,18 @@ pub struct DataSharingAgreementStatus {
     /// What was asked for and what the approvals allow (approvers may narrow it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ApprovedScope>,
+    /// The extensions this one continues, from the first, when `spec.extends` names one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// When the uninterrupted access of the chain began, when this one extends an active one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_started_at: Option<Time>,
+    /// The object whose `spec.extends` names this one, once it is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_by: Option<String>,
+    /// The object whose `spec.supersedes` names this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
     /// Every decision made, with reviewer, role, reason and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,

@@ -62,6 +62,7 @@ pub fn access_policy(name: &str) -> AccessPolicy {
                 },
             ],
             pending_timeout: Some("72h".into()),
+            max_total_duration: None,
             record_retention: None,
             separation_of_duties: vec![],
             cluster_wide_approvers: vec![],
@@ -87,6 +88,8 @@ pub fn access_request() -> AccessRequest {
             justification: "PAY-1234 investigate failed settlement batch".into(),
             policy: None,
             start_at: None,
+            extends: None,
+            supersedes: None,
         },
     );
     request.metadata = ObjectMeta {
@@ -118,6 +121,7 @@ pub fn sharing_policy(name: &str) -> SharingPolicy {
             require_agreement: None,
             egress_namespace: Some("gatehouse-egress".into()),
             pending_timeout: None,
+            max_total_duration: None,
             record_retention: None,
             cluster_wide_approvers: vec![],
         },
@@ -154,6 +158,8 @@ pub fn data_sharing_agreement() -> DataSharingAgreement {
             retention: "720h".into(),
             agreement: None,
             start_at: None,
+            extends: None,
+            supersedes: None,
             policy: None,
         },
     );

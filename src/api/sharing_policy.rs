@@ -62,6 +62,13 @@ pub struct SharingPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     pub egress_namespace: Option<String>,
+    /// The longest uninterrupted share a chain of extensions (`spec.extends`) may give, from the
+    /// first execution to the last retention end, e.g. `720h`. Unset: each extension is capped
+    /// only by `maxRetention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub max_total_duration: Option<String>,
     /// An agreement not fully reviewed this long after creation ends as `TimedOut`. Default `168h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = super::common::duration_rule())]

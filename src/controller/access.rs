@@ -14,6 +14,7 @@ use kube::api::PostParams;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
+use super::lineage::{self, Links, Peers};
 use super::reconciler::{self, Note, Planned, Reconciled};
 use super::{Context, Error, approvers};
 use crate::access::bindings as rbac;
@@ -28,7 +29,7 @@ use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{ConditionUpdate, reason};
 use crate::api::{AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION};
 use crate::apply::{self, Applied, Object as Binding, OwnerKind};
-use crate::lifecycle::{self, Refusal, narrowing, record};
+use crate::lifecycle::{self, Refusal, duration, narrowing, record};
 use kube::runtime::reflector::ObjectRef;
 
 /// Finalizer that makes deleting a request revoke its access before the object goes.
@@ -59,6 +60,7 @@ pub struct Observed {
     rules: Option<Option<Vec<PolicyRule>>>,
     unauthorized: Vec<(String, String)>,
     integrity_problem: Option<String>,
+    links: lineage::Observed,
 }
 
 impl Reconciled for AccessRequest {
@@ -119,6 +121,7 @@ impl Reconciled for AccessRequest {
             rules,
             unauthorized,
             integrity_problem: ctx.integrity.problem(),
+            links: lineage::observe(self, &ctx.access_peers),
         })
     }
 
@@ -183,6 +186,18 @@ impl Reconciled for AccessRequest {
                     "the governing AccessPolicy disappeared",
                 )),
             },
+            extension: observed.links.extension(
+                "request",
+                &self.spec.requester,
+                observed
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p.spec.max_total_duration.as_deref())
+                    .and_then(|d| duration::parse(d).ok()),
+                now,
+            ),
+            extended_by: observed.links.extended_by.clone(),
+            superseded_by: observed.links.superseded_by.clone(),
             now,
         });
         Planned {
@@ -353,6 +368,40 @@ impl Reconciled for AccessRequest {
             revoked_by: lifecycle::protocol::revoked_by(self.annotations()).map(str::to_string),
             deleted_at,
         }
+    }
+
+    fn peers(ctx: &Context) -> &Peers<Self> {
+        &ctx.access_peers
+    }
+
+    fn links(&self) -> Links<'_> {
+        Links {
+            requester: &self.spec.requester,
+            extends: self.spec.extends.as_deref(),
+            supersedes: self.spec.supersedes.as_deref(),
+        }
+    }
+
+    fn phase_name(&self) -> Option<String> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .map(|p| p.to_string())
+    }
+
+    fn covers(&self, original: &Self) -> Result<(), String> {
+        let approved = original
+            .status
+            .as_ref()
+            .and_then(|s| s.scope.as_ref())
+            .map(|scope| scope.approved.namespaces.as_slice())
+            .filter(|namespaces| !namespaces.is_empty());
+        policy_check::covers(
+            &self.spec,
+            &original.spec,
+            &self.namespace().unwrap_or_default(),
+            approved,
+        )
     }
 
     fn audit(&self, status: &AccessRequestStatus) {

@@ -7,6 +7,7 @@ mod client;
 #[cfg(test)]
 mod fixtures;
 mod integrity;
+mod lineage;
 mod readiness;
 mod reconciler;
 pub mod records;
@@ -149,6 +150,9 @@ pub struct Context {
     pub sweep_interval: Duration,
     /// The longest a live object goes unchecked ([`Options::resync_period`]).
     pub resync_period: Duration,
+    /// Every AccessRequest and DataSharingAgreement, for the links between them.
+    pub access_peers: lineage::Peers<AccessRequest>,
+    pub sharing_peers: lineage::Peers<DataSharingAgreement>,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -323,6 +327,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
         records,
         record_retention: options.record_retention,
         owned,
+        access_peers: Default::default(),
+        sharing_peers: Default::default(),
         failures: Mutex::default(),
     });
 

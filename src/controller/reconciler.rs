@@ -33,6 +33,7 @@ use tracing::Instrument;
 #[cfg(test)]
 mod tests;
 
+use super::lineage::{Links, Peers};
 use super::status::{self, Written};
 use super::{Context, Error, records};
 use crate::api::Phase;
@@ -139,6 +140,19 @@ pub trait Reconciled:
         deleted_at: Option<Timestamp>,
     ) -> crate::lifecycle::record::Facts;
 
+    /// Its cache of every object of its kind, for links between them.
+    fn peers(ctx: &Context) -> &Peers<Self>;
+
+    /// The requester and the links its spec names.
+    fn links(&self) -> Links<'_>;
+
+    /// Its phase as the kind names it.
+    fn phase_name(&self) -> Option<String>;
+
+    /// Whether it asks for nothing beyond what `original` (which it extends) was granted; `Err`
+    /// says what it asks for beyond it.
+    fn covers(&self, original: &Self) -> Result<(), String>;
+
     /// One structured line per phase change, for a SIEM.
     fn audit(&self, status: &StatusOf<Self>);
 
@@ -167,8 +181,10 @@ pub async fn run<K: Reconciled>(
     );
     let store = controller.store();
     tokio::spawn(super::sweep::sweep_orphans(ctx.clone(), store.clone()));
+    let relinks = K::peers(&ctx).attach(store.clone());
     configure(controller, store)
         .reconcile_on(ctx.owned.changes(K::OWNER))
+        .reconcile_on(relinks)
         .with_config(controller::Config::default().concurrency(8))
         .reconcile_all_on(rechecks)
         .graceful_shutdown_on(stop)

@@ -20,6 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
+use super::lineage::{self, Links, Peers};
 use super::reconciler::{self, Note, Planned, Reconciled};
 use super::{Context, Error, approvers};
 use crate::api::Phase;
@@ -31,7 +32,7 @@ use crate::api::{
 };
 use crate::api::{RecordedData, RecordedObject, RecordedShare};
 use crate::apply::{self, Applied, Object, OwnerKind};
-use crate::lifecycle::{self, Refusal, record};
+use crate::lifecycle::{self, Refusal, duration, record};
 use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
 use crate::sharing::objects::{self as shares, Source, Target};
@@ -122,6 +123,7 @@ pub struct Observed {
     checked: Result<Checked, Refusal>,
     unauthorized: Vec<(String, String)>,
     integrity_problem: Option<String>,
+    links: lineage::Observed,
 }
 
 /// What the sources are, from what was read of them, or why they cannot be shared as listed.
@@ -213,6 +215,7 @@ impl Reconciled for DataSharingAgreement {
             checked,
             unauthorized,
             integrity_problem: ctx.integrity.problem(),
+            links: lineage::observe(self, &ctx.sharing_peers),
         };
         Ok(observed)
     }
@@ -264,6 +267,18 @@ impl Reconciled for DataSharingAgreement {
             accepted: observed.accepted.as_ref().map(|_| ()).map_err(Clone::clone),
             classification: observed.classification.clone(),
             checked: observed.checked.clone(),
+            extension: observed.links.extension(
+                "agreement",
+                &spec.requester,
+                observed
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p.spec.max_total_duration.as_deref())
+                    .and_then(|d| duration::parse(d).ok()),
+                now,
+            ),
+            extended_by: observed.links.extended_by.clone(),
+            superseded_by: observed.links.superseded_by.clone(),
             provided: provided
                 .iter()
                 .map(|o| shares::record(o, &observed.sources))
@@ -407,6 +422,40 @@ impl Reconciled for DataSharingAgreement {
                 .map(str::to_string),
             deleted_at,
         }
+    }
+
+    fn peers(ctx: &Context) -> &Peers<Self> {
+        &ctx.sharing_peers
+    }
+
+    fn links(&self) -> Links<'_> {
+        Links {
+            requester: &self.spec.requester,
+            extends: self.spec.extends.as_deref(),
+            supersedes: self.spec.supersedes.as_deref(),
+        }
+    }
+
+    fn phase_name(&self) -> Option<String> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .map(|p| p.to_string())
+    }
+
+    /// An extension shares exactly what the original shared, with the same recipient and method.
+    fn covers(&self, original: &Self) -> Result<(), String> {
+        let (mine, theirs) = (&self.spec, &original.spec);
+        if mine.recipient != theirs.recipient {
+            return Err("its spec.recipient differs".into());
+        }
+        if mine.transfer != theirs.transfer {
+            return Err("its spec.transfer differs".into());
+        }
+        if mine.data != theirs.data {
+            return Err("its spec.data differs".into());
+        }
+        Ok(())
     }
 
     fn audit(&self, status: &DataSharingAgreementStatus) {

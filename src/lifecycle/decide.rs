@@ -17,6 +17,7 @@ use super::Refusal;
 use super::activation::Sealer;
 use super::duration::{self, after};
 use super::kind::{Kind, Record, RecordedWindow};
+use super::lineage::Extension;
 use super::protocol::{self, ApprovalState, Parties};
 use crate::api::Phase;
 use crate::api::common::ApprovedScope;
@@ -39,6 +40,9 @@ pub struct Observation<'a, K: Kind> {
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
     pub current: Option<&'a K::Status>,
+    /// The objects that extend (once granted) and supersede this one.
+    pub extended_by: Option<String>,
+    pub superseded_by: Option<String>,
     /// The governing policy's verdict, with what it requires when it accepts.
     pub governed: Result<Governed, Refusal>,
     /// Why what was approved does not hold right now although the policy still allows it (a
@@ -64,6 +68,8 @@ pub struct Governed {
     pub scope: Option<ApprovedScope>,
     /// When the window may open at the earliest (`spec.startAt`).
     pub start_at: Option<Timestamp>,
+    /// What it extends (`spec.extends`), accepted.
+    pub extension: Option<Extension>,
     pub pending_timeout: Duration,
     /// Whether a reminder Event goes out when half the pending timeout has passed.
     pub remind: bool,
@@ -115,6 +121,13 @@ struct Draft<'a, 'o, K: Kind> {
 pub fn decide<K: Kind>(observed: &Observation<K>) -> Decision<K::Status> {
     let (mut record, details) = K::split(observed.current.cloned().unwrap_or_default());
     record.observed_generation = observed.generation;
+    // Links are history: recorded whatever the phase, and kept once recorded.
+    if observed.extended_by.is_some() {
+        record.lineage.extended_by = observed.extended_by.clone();
+    }
+    if observed.superseded_by.is_some() {
+        record.lineage.superseded_by = observed.superseded_by.clone();
+    }
     let phase = record.phase;
     let mut draft = Draft {
         record,
@@ -135,9 +148,14 @@ pub fn decide<K: Kind>(observed: &Observation<K>) -> Decision<K::Status> {
     K::describe(&mut draft.details, observed.facts, executed);
     if let Ok(governed) = &observed.governed {
         draft.record.policy = Some(governed.policy.clone());
-        // Once provided, the scope stays as it was approved.
+        // Once provided, the scope and the chain stay as they were approved.
         if !executed {
             draft.record.scope = governed.scope.clone();
+            draft.record.lineage.chain = governed
+                .extension
+                .as_ref()
+                .map(|e| e.chain.clone())
+                .unwrap_or_default();
         }
         draft.set(&[ACCEPTED], true, reason::VALID, &governed.accepted);
     }
@@ -384,7 +402,15 @@ impl<K: Kind> Draft<'_, '_, K> {
                     (Some(Phase::Scheduled), Some(start)) => start.min(self.observed.now),
                     _ => self.observed.now,
                 };
-                let opened = self.observed.sealer.open(opens, governed.duration);
+                let length = match &governed.extension {
+                    Some(extension) => {
+                        self.record.lineage.chain_started_at =
+                            Some(Time(duration::second_floor(extension.chain_start(opens))));
+                        extension.window_length(opens, governed.duration)
+                    }
+                    None => governed.duration,
+                };
+                let opened = self.observed.sealer.open(opens, length);
                 RecordedWindow {
                     activated_at: opened.activated_at,
                     expires_at: opened.expires_at,
@@ -612,6 +638,7 @@ mod tests {
             duration: std::time::Duration::from_secs(HOUR as u64),
             scope: None,
             start_at: None,
+            extension: None,
             pending_timeout: std::time::Duration::from_secs(24 * HOUR as u64),
             remind: false,
             denial: None,
@@ -665,6 +692,8 @@ mod tests {
             _ => at(120),
         };
         decide::<Bare>(&Observation {
+            extended_by: None,
+            superseded_by: None,
             sealer,
             annotations: &annotations,
             parties: Parties {
@@ -770,6 +799,8 @@ mod tests {
             let first = run(None, event);
             let key = key();
             let again = decide::<Bare>(&Observation {
+                extended_by: None,
+                superseded_by: None,
                 sealer: Sealer {
                     key: &key,
                     kind: "Bare",
@@ -809,6 +840,8 @@ mod tests {
             "alice".to_string(),
         )]);
         let decision = decide::<Bare>(&Observation {
+            extended_by: None,
+            superseded_by: None,
             sealer: Sealer {
                 key: &key,
                 kind: "Bare",
@@ -844,6 +877,8 @@ mod tests {
         let mut governed = governed(false);
         governed.start_at = start.map(at);
         decide::<Bare>(&Observation {
+            extended_by: None,
+            superseded_by: None,
             sealer: Sealer {
                 key: &key,
                 kind: "Bare",

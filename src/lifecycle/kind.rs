@@ -7,6 +7,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::lineage::Lineage;
 use crate::api::Phase;
 use crate::api::common::{ApprovalRecord, ApprovedScope};
 
@@ -28,6 +29,7 @@ pub struct Record {
     pub waiting_for: Option<String>,
     /// Requested against approved (approvers may narrow it).
     pub scope: Option<ApprovedScope>,
+    pub lineage: Lineage,
     pub approvals: Vec<ApprovalRecord>,
     pub untrusted_approvals: Vec<String>,
     pub ignored_annotations: Vec<String>,

@@ -7,6 +7,7 @@ pub mod decide;
 pub mod duration;
 pub mod integrity;
 pub mod kind;
+pub mod lineage;
 pub mod narrowing;
 pub mod outcome;
 pub mod protocol;

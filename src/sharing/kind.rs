@@ -27,6 +27,7 @@ use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed, Hold};
 use crate::lifecycle::duration::{self, second_floor};
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
+use crate::lifecycle::lineage::{self, Extension, Lineage};
 use crate::lifecycle::narrowing;
 use crate::lifecycle::protocol::Parties;
 
@@ -79,6 +80,11 @@ pub struct Observation<'a> {
     pub classification: Result<ClassificationResult, Refusal>,
     /// Reviews and the agreement gate, when both the policy and the sources passed.
     pub checked: Result<Checked, Refusal>,
+    /// What `spec.extends` continues, when it names one, or why it may not.
+    pub extension: Option<Result<Extension, Refusal>>,
+    /// The agreements that extend (once executed) and supersede this one.
+    pub extended_by: Option<String>,
+    pub superseded_by: Option<String>,
     /// The objects that carry the share as it would be provided now, and the source versions
     /// (`<kind>/<name>@<resourceVersion>`) they carry: the sharing record.
     pub provided: Vec<SharedObject>,
@@ -166,6 +172,12 @@ impl Kind for SharingKind {
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
             scope: status.scope,
+            lineage: Lineage {
+                chain: status.chain,
+                chain_started_at: status.chain_started_at,
+                extended_by: status.extended_by,
+                superseded_by: status.superseded_by,
+            },
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -193,6 +205,10 @@ impl Kind for SharingKind {
             required_approvals: record.required_approvals,
             waiting_for: record.waiting_for,
             scope: record.scope,
+            chain: record.lineage.chain,
+            chain_started_at: record.lineage.chain_started_at,
+            extended_by: record.lineage.extended_by,
+            superseded_by: record.lineage.superseded_by,
             approvals: record.approvals,
             ignored_annotations: record.ignored_annotations,
             untrusted_approvals: record.untrusted_approvals,
@@ -274,6 +290,14 @@ pub fn plan(observed: &Observation) -> Plan {
             (Ok(governed), narrowed.invalid)
         }
     };
+    let governed = lineage::governed(
+        governed,
+        observed.extension.clone(),
+        observed
+            .current
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_running() || p.is_terminal()),
+    );
     let unauthorized: Vec<(String, String)> = observed
         .unauthorized_decisions
         .iter()
@@ -310,6 +334,8 @@ pub fn plan(observed: &Observation) -> Plan {
         generation: observed.generation,
         current: observed.current,
         governed,
+        extended_by: observed.extended_by.clone(),
+        superseded_by: observed.superseded_by.clone(),
         suspension,
         facts: &facts,
         now: observed.now,
@@ -346,6 +372,7 @@ fn governed(
         duration: narrowed.duration(checked.retention),
         scope: Some(narrowed.scope(asked)),
         start_at: observed.start_at,
+        extension: None,
         pending_timeout: checked
             .pending_timeout
             .as_deref()
@@ -467,6 +494,7 @@ mod tests {
         accepted: Result<(), Refusal>,
         unverified: Option<&'static str>,
         unauthorized: Vec<(String, String)>,
+        extension: Option<Result<Extension, Refusal>>,
         now: i64,
     }
 
@@ -480,6 +508,7 @@ mod tests {
                 accepted: Ok(()),
                 unverified: None,
                 unauthorized: vec![],
+                extension: None,
                 now: 60,
             }
         }
@@ -492,6 +521,9 @@ mod tests {
         fn run(&self) -> Plan {
             let key = test_key();
             plan(&Observation {
+                extension: self.extension.clone(),
+                extended_by: None,
+                superseded_by: None,
                 requester: "erin",
                 filed_by: None,
                 sealer: Sealer {

@@ -1,0 +1,206 @@
+//! The links between objects of one kind, observed from the controller's own cache of them:
+//! what `spec.extends` continues, and which objects extend or supersede this one. A link only
+//! joins objects of the same requester in the same namespace.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::Stream;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::mpsc;
+
+use super::reconciler::Reconciled;
+use crate::lifecycle::Refusal;
+use crate::lifecycle::kind::Kind;
+use crate::lifecycle::lineage::{self, Extension, Lineage, Original};
+
+/// An object's own links, as its spec names them.
+pub struct Links<'a> {
+    pub requester: &'a str,
+    pub extends: Option<&'a str>,
+    pub supersedes: Option<&'a str>,
+}
+
+/// The controller's cache of every object of its kind, and a way to have a linked object
+/// reconciled when the one linking to it changes (so that the other one's status shows the link
+/// without waiting for its next resync).
+pub struct Peers<K: Reconciled> {
+    store: OnceLock<Store<K>>,
+    relink: mpsc::UnboundedSender<ObjectRef<K>>,
+    relinks: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<K>>>>,
+}
+
+impl<K: Reconciled> Default for Peers<K> {
+    fn default() -> Self {
+        let (relink, relinks) = mpsc::unbounded_channel();
+        Self {
+            store: OnceLock::new(),
+            relink,
+            relinks: Mutex::new(Some(relinks)),
+        }
+    }
+}
+
+impl<K: Reconciled> Peers<K> {
+    /// Hands over the controller's cache; returns the objects to reconcile for their links (once:
+    /// one controller per kind).
+    pub fn attach(&self, store: Store<K>) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
+        let _ = self.store.set(store);
+        let relinks = self.relinks.lock().ok().and_then(|mut r| r.take());
+        futures::stream::unfold(relinks, |relinks| async move {
+            let mut relinks = relinks?;
+            let next = relinks.recv().await?;
+            Some((next, Some(relinks)))
+        })
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.store
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The first object (by name) of the same requester in `object`'s namespace whose link
+    /// `names` names it, and that `counts`.
+    fn linking(
+        &self,
+        object: &K,
+        names: impl Fn(&Links) -> Option<String>,
+        counts: impl Fn(&K) -> bool,
+    ) -> Option<String> {
+        let store = self.store.get()?;
+        let (namespace, name) = (object.namespace(), object.name_any());
+        let requester = object.links().requester.to_string();
+        store
+            .state()
+            .iter()
+            .filter(|other| other.namespace() == namespace)
+            .filter(|other| {
+                let links = other.links();
+                links.requester == requester && names(&links).as_deref() == Some(name.as_str())
+            })
+            .filter(|other| counts(other))
+            .map(|other| other.name_any())
+            .min()
+    }
+}
+
+/// The original an extension names, as its cached status records it.
+struct Snapshot {
+    requester: String,
+    phase: Option<crate::api::Phase>,
+    phase_name: Option<String>,
+    window: Option<(Timestamp, Timestamp)>,
+    lineage: Lineage,
+}
+
+/// What `spec.extends` names, as observed.
+struct Extended {
+    name: String,
+    /// The original, when it exists.
+    original: Option<Snapshot>,
+    /// Whether the extension asks for nothing beyond it.
+    covers: Result<(), String>,
+}
+
+/// What was observed of an object's links.
+#[derive(Default)]
+pub struct Observed {
+    extended: Option<Extended>,
+    pub extended_by: Option<String>,
+    pub superseded_by: Option<String>,
+}
+
+impl Observed {
+    /// What `spec.extends` continues at `now`, or why it may not, when it names something;
+    /// `max_total` is the policy's cap on a chain.
+    pub fn extension(
+        &self,
+        noun: &str,
+        requester: &str,
+        max_total: Option<Duration>,
+        now: Timestamp,
+    ) -> Option<Result<Extension, Refusal>> {
+        let extended = self.extended.as_ref()?;
+        let original = extended.original.as_ref().map(|o| Original {
+            name: &extended.name,
+            requester: &o.requester,
+            phase: o.phase,
+            phase_name: o.phase_name.clone(),
+            window: o.window,
+            lineage: &o.lineage,
+        });
+        Some(lineage::extension(
+            noun,
+            original,
+            requester,
+            extended.covers.clone(),
+            max_total,
+            now,
+        ))
+    }
+}
+
+/// Observes `object`'s links, and asks for the objects it names to be reconciled when their
+/// status does not show the link yet.
+pub fn observe<K: Reconciled>(object: &K, peers: &Peers<K>) -> Observed {
+    let namespace = object.namespace().unwrap_or_default();
+    let links = object.links();
+    let extended = links.extends.map(|name| {
+        let original = peers.get(&namespace, name);
+        let covers = original
+            .as_ref()
+            .map(|o| object.covers(o))
+            .unwrap_or(Ok(()));
+        let original = original.map(|o| {
+            let record = K::Core::split(o.status().cloned().unwrap_or_default()).0;
+            // The original shows who extends it once this one is granted.
+            if record.lineage.extended_by.is_none() && granted::<K>(object) {
+                let _ = peers.relink.send(ObjectRef::new(name).within(&namespace));
+            }
+            Snapshot {
+                requester: o.links().requester.to_string(),
+                phase: record.phase,
+                phase_name: o.phase_name(),
+                window: record
+                    .window
+                    .as_ref()
+                    .map(|w| (w.activated_at.0, w.expires_at.0)),
+                lineage: record.lineage,
+            }
+        });
+        Extended {
+            name: name.to_string(),
+            original,
+            covers,
+        }
+    });
+    if let Some(name) = links.supersedes {
+        let unshown = peers.get(&namespace, name).is_some_and(|old| {
+            old.links().requester == links.requester
+                && K::Core::split(old.status().cloned().unwrap_or_default())
+                    .0
+                    .lineage
+                    .superseded_by
+                    .is_none()
+        });
+        if unshown {
+            let _ = peers.relink.send(ObjectRef::new(name).within(&namespace));
+        }
+    }
+    Observed {
+        extended,
+        extended_by: peers.linking(object, |l| l.extends.map(String::from), granted::<K>),
+        superseded_by: peers.linking(object, |l| l.supersedes.map(String::from), |_| true),
+    }
+}
+
+/// Whether what `object` grants was ever provided (it holds a recorded window).
+fn granted<K: Reconciled>(object: &K) -> bool {
+    object
+        .status()
+        .and_then(K::Core::phase)
+        .is_some_and(|p| p.is_running() || p == crate::api::Phase::Expired)
+}
