@@ -226,3 +226,90 @@ async fn a_new_request_supersedes_one_that_ended_with_changes_requested() {
     let redo = active(&alice, "redo").await;
     assert_eq!(redo.spec.supersedes.as_deref(), Some("draft"));
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
+async fn an_agreement_extension_runs_on_from_the_original_retention_end() {
+    use gatehouse::api::{DataSharingAgreement, SharingPhase};
+    let kubeconfig = support::kubeconfig();
+    let admin = support::client(kubeconfig, "admin").await;
+    let (ns, recipient) = support::sharing_namespaces(
+        &admin,
+        "extend-share",
+        json!({ "reviews": { "always": ["data-owner"] }, "maxRetention": "1h" }),
+    )
+    .await;
+    support::source_secret(&admin, &ns, "orders-db", json!({ "password": "s3cret" })).await;
+    let alice =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "alice").await, &ns);
+    let carol =
+        Api::<DataSharingAgreement>::namespaced(support::client(kubeconfig, "carol").await, &ns);
+    let spec = |extra: serde_json::Value| {
+        let mut spec = json!({ "data": [{ "secret": "orders-db", "keys": ["password"] }],
+                "recipient": { "namespace": recipient }, "purpose": "EXT-2",
+                "transfer": { "method": "Copy" }, "retention": "10m" });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        spec
+    };
+    let executed = |name: &'static str| {
+        let alice = alice.clone();
+        async move {
+            support::wait_until(&alice, name, "Active", |a| {
+                a.status.as_ref().and_then(|s| s.phase) == Some(SharingPhase::Active)
+            })
+            .await
+        }
+    };
+    support::file_agreement(&alice, &ns, "orders", spec(json!({}))).await;
+    support::wait_for_stages(&carol, "orders").await;
+    support::annotate(
+        &carol,
+        "orders",
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    let first = executed("orders").await;
+    support::file_agreement(
+        &alice,
+        &ns,
+        "orders-more",
+        spec(json!({ "extends": "orders" })),
+    )
+    .await;
+    support::wait_for_stages(&carol, "orders-more").await;
+    support::annotate(
+        &carol,
+        "orders-more",
+        &[("approve.gatehouse.dev/data-owner", "carol")],
+    )
+    .await;
+    let second = executed("orders-more").await;
+    let share = |a: &DataSharingAgreement| {
+        let share = a
+            .status
+            .as_ref()
+            .and_then(|s| s.share.as_ref())
+            .expect("share");
+        (
+            share.activated_at.0.as_second(),
+            share.expires_at.0.as_second(),
+        )
+    };
+    let ((_, first_end), (second_start, second_end)) = (share(&first), share(&second));
+    assert!(second_start <= first_end, "no gap");
+    assert_eq!(
+        second_end,
+        first_end + 600,
+        "the original's retention end plus 10m"
+    );
+    assert_eq!(
+        second.status.as_ref().expect("status").chain,
+        vec!["orders".to_string()]
+    );
+    support::wait_until(&alice, "orders", "extendedBy", |a| {
+        a.status.as_ref().and_then(|s| s.extended_by.as_deref()) == Some("orders-more")
+    })
+    .await;
+}
