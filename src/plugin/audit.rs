@@ -116,6 +116,7 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
             },
         ),
     ]);
+    fields.extend(item.timeline.iter().cloned());
     if let Some(by) = item.annotations.get(REVOKE_ANNOTATION) {
         fields.push(("Revoked by".into(), by.clone()));
     }

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::Kind;
 use crate::access;
-use crate::api::common::{ApprovalRecord, SubjectKind};
+use crate::api::common::{ApprovalRecord, ApprovedScope, SubjectKind};
 use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 
 /// What the plugin needs of one request or agreement.
@@ -41,6 +41,71 @@ pub struct Summary {
     pub ignored_annotations: Vec<String>,
     pub annotations: BTreeMap<String, String>,
     pub created: Option<Time>,
+    /// Its schedule, approved scope and links to other objects, as `(field, value)` lines.
+    pub timeline: Vec<(String, String)>,
+}
+
+/// What `kubectl gatehouse audit` shows of a schedule, a narrowed scope, an extension chain and a
+/// replacement, from the spec and the status of either kind.
+struct Timeline<'a> {
+    start_at: Option<&'a Time>,
+    extends: Option<&'a str>,
+    supersedes: Option<&'a str>,
+    scope: Option<&'a ApprovedScope>,
+    chain: &'a [String],
+    chain_started_at: Option<&'a Time>,
+    extended_by: Option<&'a str>,
+    superseded_by: Option<&'a str>,
+}
+
+impl Timeline<'_> {
+    fn fields(&self) -> Vec<(String, String)> {
+        let mut fields = Vec::new();
+        if let Some(start) = self.start_at {
+            fields.push(("Starts at".into(), start.0.to_string()));
+        }
+        if let Some(scope) = self.scope.filter(|s| !s.narrowed_by.is_empty()) {
+            let describe = |s: &crate::api::common::Scope| match s.namespaces.is_empty() {
+                true => s.duration.clone(),
+                false => format!("{} in {}", s.duration, s.namespaces.join(", ")),
+            };
+            let by: Vec<String> = scope
+                .narrowed_by
+                .iter()
+                .map(|n| format!("{} as {}", n.user, n.role))
+                .collect();
+            fields.push((
+                "Approved scope".into(),
+                format!(
+                    "{} (asked for {}; narrowed by {})",
+                    describe(&scope.approved),
+                    describe(&scope.requested),
+                    by.join(", ")
+                ),
+            ));
+        }
+        if let Some(original) = self.extends {
+            let mut chain = self.chain.to_vec();
+            if chain.is_empty() {
+                chain.push(original.to_string());
+            }
+            let since = self
+                .chain_started_at
+                .map(|t| format!(", uninterrupted since {}", t.0))
+                .unwrap_or_default();
+            fields.push(("Extends".into(), format!("{}{since}", chain.join(" → "))));
+        }
+        if let Some(by) = self.extended_by {
+            fields.push(("Extended by".into(), by.to_string()));
+        }
+        if let Some(old) = self.supersedes {
+            fields.push(("Supersedes".into(), old.to_string()));
+        }
+        if let Some(by) = self.superseded_by {
+            fields.push(("Superseded by".into(), by.to_string()));
+        }
+        fields
+    }
 }
 
 impl Summary {
@@ -66,6 +131,7 @@ impl Summary {
             ignored_annotations: Vec::new(),
             annotations: BTreeMap::new(),
             created: None,
+            timeline: Vec::new(),
         }
     }
 
@@ -138,6 +204,17 @@ impl From<&AccessRequest> for Summary {
             ignored_annotations: status.ignored_annotations,
             annotations: request.metadata.annotations.clone().unwrap_or_default(),
             created: request.metadata.creation_timestamp.clone(),
+            timeline: Timeline {
+                start_at: spec.start_at.as_ref(),
+                extends: spec.extends.as_deref(),
+                supersedes: spec.supersedes.as_deref(),
+                scope: status.scope.as_ref(),
+                chain: &status.chain,
+                chain_started_at: status.chain_started_at.as_ref(),
+                extended_by: status.extended_by.as_deref(),
+                superseded_by: status.superseded_by.as_deref(),
+            }
+            .fields(),
         }
     }
 }
@@ -165,6 +242,17 @@ impl From<&DataSharingAgreement> for Summary {
             ignored_annotations: Vec::new(),
             annotations: agreement.metadata.annotations.clone().unwrap_or_default(),
             created: agreement.metadata.creation_timestamp.clone(),
+            timeline: Timeline {
+                start_at: agreement.spec.start_at.as_ref(),
+                extends: agreement.spec.extends.as_deref(),
+                supersedes: agreement.spec.supersedes.as_deref(),
+                scope: status.scope.as_ref(),
+                chain: &status.chain,
+                chain_started_at: status.chain_started_at.as_ref(),
+                extended_by: status.extended_by.as_deref(),
+                superseded_by: status.superseded_by.as_deref(),
+            }
+            .fields(),
         }
     }
 }
@@ -173,6 +261,46 @@ impl From<&DataSharingAgreement> for Summary {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn shows_the_schedule_the_narrowed_scope_and_the_links() {
+        let request: AccessRequest = serde_json::from_value(json!({
+            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessRequest",
+            "metadata": { "name": "more", "namespace": "payments" },
+            "spec": { "requester": "alice", "role": { "kind": "ClusterRole", "name": "db-reader" },
+                      "justification": "PAY-1 look", "startAt": "2026-12-24T09:00:00Z",
+                      "extends": "first", "supersedes": "draft" },
+            "status": {
+                "scope": { "requested": { "duration": "1h", "namespaces": ["payments", "billing"] },
+                           "approved": { "duration": "20m", "namespaces": ["payments"] },
+                           "narrowedBy": [{ "role": "manager", "user": "bob", "duration": "20m",
+                                            "namespaces": ["payments"] }] },
+                "chain": ["zero", "first"], "chainStartedAt": "2026-12-24T08:00:00Z",
+                "extendedBy": "even-more", "supersededBy": "other"
+            }
+        }))
+        .expect("valid");
+        let timeline = Summary::from(&request).timeline;
+        let field = |key: &str| {
+            timeline
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("no {key} in {timeline:?}"))
+        };
+        assert_eq!(field("Starts at"), "2026-12-24T09:00:00Z");
+        assert_eq!(
+            field("Approved scope"),
+            "20m in payments (asked for 1h in payments, billing; narrowed by bob as manager)"
+        );
+        assert_eq!(
+            field("Extends"),
+            "zero → first, uninterrupted since 2026-12-24T08:00:00Z"
+        );
+        assert_eq!(field("Extended by"), "even-more");
+        assert_eq!(field("Supersedes"), "draft");
+        assert_eq!(field("Superseded by"), "other");
+    }
 
     #[test]
     fn reads_an_access_request_with_its_grant() {
