@@ -10,7 +10,7 @@ local_plane=false
 if [[ -z ${KUBECONFIG:-} ]]; then
   local_plane=true
   bash hack/controlplane/up.sh >/dev/null
-  export KUBECONFIG=$root/target/controlplane/kubeconfig
+  export KUBECONFIG=${GATEHOUSE_CONTROLPLANE_DIR:-$root/target/controlplane}/kubeconfig
 fi
 log "cluster: $(kubectl config current-context) at $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
 
