@@ -410,20 +410,20 @@ async fn unauthorized_decisions(
             approvers::service_account_tokens(s.namespace.as_deref().unwrap_or_default(), &s.name)
         })
         .collect();
-    approvers::unauthorized(
-        ctx,
-        request.annotations(),
-        |role| {
-            if !stages.contains(&role) {
-                None
-            } else if cluster_wide.iter().any(|r| r == role) {
-                Some(vec![None])
+    approvers::unauthorized(ctx, request.annotations(), |role| {
+        if !stages.contains(&role) {
+            return None;
+        }
+        Some(approvers::Checks {
+            scopes: if cluster_wide.iter().any(|r| r == role) {
+                vec![None]
             } else {
-                Some(scopes.clone())
-            }
-        },
-        &controls,
-    )
+                scopes.clone()
+            },
+            controls: &controls,
+            recipient_consent: false,
+        })
+    })
     .await
 }
 

@@ -46,6 +46,8 @@ pub struct Checked {
     pub retention: Duration,
     pub pending_timeout: Option<String>,
     pub required: Vec<String>,
+    /// The roles of `required` that are the recipient's consent (checked in its namespace).
+    pub recipient_consent: Vec<String>,
     pub gate: AgreementGate,
 }
 
@@ -94,6 +96,8 @@ pub struct SharingKind;
 /// What an agreement's own status fields come from.
 pub struct Facts {
     pub recipient: Option<String>,
+    /// The recipient consent roles, when the policy and the sources were checked.
+    pub recipient_approvals: Option<Vec<String>>,
     pub classification: Option<ClassificationResult>,
     pub agreement_reference: Option<String>,
     /// What the share consists of as decided now, and the source versions it carries.
@@ -104,6 +108,7 @@ pub struct Facts {
 /// The status fields of an agreement beside the lifecycle's: the sharing record.
 pub struct Details {
     recipient: Option<String>,
+    recipient_approvals: Vec<String>,
     classification: Option<ClassificationResult>,
     objects: Vec<SharedObject>,
     agreement: Option<String>,
@@ -173,6 +178,7 @@ impl Kind for SharingKind {
         };
         let details = Details {
             recipient: status.recipient,
+            recipient_approvals: status.recipient_approvals,
             classification: status.classification,
             objects,
             agreement,
@@ -189,6 +195,7 @@ impl Kind for SharingKind {
             recipient: details.recipient,
             classification: details.classification,
             required_approvals: record.required_approvals,
+            recipient_approvals: details.recipient_approvals,
             waiting_for: record.waiting_for,
             approvals: record.approvals,
             ignored_annotations: record.ignored_annotations,
@@ -223,6 +230,10 @@ impl Kind for SharingKind {
         if facts.recipient.is_some() {
             details.recipient = facts.recipient.clone();
         }
+        // Listed for admission, which checks these roles' right in the recipient namespace.
+        if let Some(roles) = &facts.recipient_approvals {
+            details.recipient_approvals = roles.clone();
+        }
         // An executed share keeps the classification it was reviewed as: what the sources are now
         // is compared with it.
         if let (false, Some(classification)) = (executed, &facts.classification) {
@@ -250,6 +261,11 @@ impl Kind for SharingKind {
 pub fn plan(observed: &Observation) -> Plan {
     let facts = Facts {
         recipient: observed.recipient_description.clone(),
+        recipient_approvals: observed
+            .checked
+            .as_ref()
+            .ok()
+            .map(|c| c.recipient_consent.clone()),
         classification: observed.classification.as_ref().ok().cloned(),
         agreement_reference: observed.agreement_reference.map(str::to_string),
         objects: observed.provided.clone(),
@@ -430,6 +446,7 @@ mod tests {
             retention: Duration::from_secs(2 * HOUR as u64),
             pending_timeout: Some("24h".into()),
             required: required.iter().map(|r| r.to_string()).collect(),
+            recipient_consent: vec![],
             gate,
         }
     }
@@ -492,6 +509,7 @@ mod tests {
                         retention: c.retention,
                         pending_timeout: c.pending_timeout.clone(),
                         required: c.required.clone(),
+                        recipient_consent: c.recipient_consent.clone(),
                         gate: c.gate.clone(),
                     }),
                     Err(r) => Err(r.clone()),
