@@ -14,6 +14,7 @@ mod gitops;
 mod helm;
 mod lifecycle;
 mod plugin;
+mod recipient_consent;
 mod records;
 mod schedule;
 // Shared with the restart test and the benchmark, which use other parts of it.
