@@ -573,6 +573,34 @@ mod tests {
     }
 
     #[test]
+    fn the_status_lists_the_recipient_consent_for_admission_while_it_is_checked() {
+        let mut case = Case::new(&["data-owner", "recipient-owner"]);
+        if let Ok(checked) = &mut case.checked {
+            checked.recipient_consent = vec!["recipient-owner".into()];
+        }
+        let pending = case.run();
+        assert_eq!(pending.status.recipient_approvals, ["recipient-owner"]);
+        assert_eq!(
+            pending.status.required_approvals,
+            ["data-owner", "recipient-owner"]
+        );
+
+        // A policy that no longer asks for consent un-lists it: admission checks the role where
+        // the agreement is again.
+        let mut relaxed = Case::new(&["data-owner"]).then(&pending, 120);
+        assert_eq!(
+            relaxed.run().status.recipient_approvals,
+            Vec::<String>::new()
+        );
+        // While the policy or the sources cannot be checked, the list stays as it was.
+        relaxed.checked = Err(Refusal::new(reason::POLICY_NOT_FOUND, "gone"));
+        assert_eq!(
+            relaxed.run().status.recipient_approvals,
+            ["recipient-owner"]
+        );
+    }
+
+    #[test]
     fn the_requester_and_the_recipient_cannot_review() {
         let plan = Case::new(&["data-owner"])
             .annotate("approve.gatehouse.dev/data-owner", "erin")
