@@ -223,6 +223,11 @@ pub struct DataSharingAgreementStatus {
     /// Review roles that must approve, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_approvals: Vec<String>,
+    /// The roles of `requiredApprovals` that are the recipient's consent (SharingPolicy
+    /// `reviews.recipient`): admission and the operator check their approvers' right in the
+    /// recipient namespace instead of the agreement's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipient_approvals: Vec<String>,
     /// The review roles still to approve, comma-separated (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,

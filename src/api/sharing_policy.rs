@@ -109,6 +109,17 @@ pub struct RequiredReviews {
     /// Additional roles when the recipient's region differs from the data's residency.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_border: Vec<String>,
+    /// Recipient consent: roles that review every share into a namespace, decided by the
+    /// recipient team. Their approvers must hold verb `approve` on `approvals.gatehouse.dev`
+    /// (resourceName the role) in the **recipient** namespace (or cluster-wide), not in the
+    /// agreement's, so that a team cannot push data into another team's namespace without that
+    /// team agreeing. They come after every other review and are listed in
+    /// `status.recipientApprovals`. Not required for external recipients (no namespace to consent
+    /// in; `externalRecipient` and the signed agreement cover them). A role listed here and in
+    /// another list is refused: one decision cannot be made in two namespaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub recipient: Vec<String>,
 }
 
 /// Review roles per classification level; a level's roles apply to it and every higher level.

@@ -474,22 +474,22 @@ async fn unauthorized_decisions(
             approvers::service_account_tokens(s.namespace.as_deref().unwrap_or_default(), &s.name)
         })
         .collect();
-    approvers::unauthorized(
-        ctx,
-        request.annotations(),
-        |role| {
-            if !stages.contains(&role) {
-                None
-            } else if cluster_wide.iter().any(|r| r == role) {
-                Some(vec![None])
+    approvers::unauthorized(ctx, request.annotations(), |role| {
+        if !stages.contains(&role) {
+            return None;
+        }
+        Some(approvers::Checks {
+            scopes: if cluster_wide.iter().any(|r| r == role) {
+                vec![None]
             } else if let Some(approved) = narrowed.namespaces_of(role) {
-                Some(approved.iter().cloned().map(Some).collect())
+                approved.iter().cloned().map(Some).collect()
             } else {
-                Some(scopes.clone())
-            }
-        },
-        &controls,
-    )
+                scopes.clone()
+            },
+            controls: &controls,
+            recipient_consent: false,
+        })
+    })
     .await
 }
 

@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::{Context, Error};
-use crate::api::{APPROVE_PREFIX, DENY_PREFIX, GROUP};
+use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, GROUP};
 
 /// A right whose holder could act as, or read what goes to, the beneficiary of an object.
 pub struct Control {
@@ -50,28 +50,47 @@ pub fn secrets_in(namespace: &str) -> Control {
     }
 }
 
+/// What a decision for one role must pass to count.
+pub struct Checks<'a> {
+    /// Where its author must hold verb `approve` for the role (`None`: cluster-wide).
+    pub scopes: Vec<Option<String>>,
+    /// Rights its author must not hold.
+    pub controls: &'a [Control],
+    /// Whether the role is the recipient's consent, its scope the recipient namespace (messages).
+    pub recipient_consent: bool,
+}
+
+/// The role a decision annotation decides (approve, deny or request changes), if it is one. A
+/// request for changes ends an object as a denial does, so it is verified as one.
+pub fn decided_role(key: &str) -> Option<&str> {
+    key.strip_prefix(APPROVE_PREFIX)
+        .or_else(|| key.strip_prefix(DENY_PREFIX))
+        .or_else(|| key.strip_prefix(CHANGES_PREFIX))
+}
+
 /// The decision annotations that do not count, with why: their author lacks verb `approve` on
-/// `approvals.gatehouse.dev` for the role in one of the scopes `scopes(role)` names (`None`:
-/// cluster-wide), or holds one of `controls`. `scopes(role)` is `None` for roles that are no stage
-/// (their annotations never count anyway, so they cost no review). Rights that
-/// come only through groups are not seen: for the approve right that fails closed; a control held
-/// only through a group is missed (the admission policy refuses members of Group subjects).
-pub async fn unauthorized(
+/// `approvals.gatehouse.dev` for the role in one of the scopes `checks(role)` names, or holds one
+/// of its controls. `checks(role)` is `None` for roles that are no stage (their annotations never
+/// count anyway, so they cost no review). Rights that come only through groups are not seen: for
+/// the approve right that fails closed; a control held only through a group is missed (the
+/// admission policy refuses members of Group subjects).
+pub async fn unauthorized<'a>(
     ctx: &Context,
     annotations: &BTreeMap<String, String>,
-    scopes: impl Fn(&str) -> Option<Vec<Option<String>>>,
-    controls: &[Control],
+    checks: impl Fn(&str) -> Option<Checks<'a>>,
 ) -> Result<Vec<(String, String)>, Error> {
     let mut unauthorized = Vec::new();
     for (key, user) in annotations {
-        let Some(role) = key
-            .strip_prefix(APPROVE_PREFIX)
-            .or_else(|| key.strip_prefix(DENY_PREFIX))
-        else {
+        let Some(role) = decided_role(key) else {
             continue;
         };
         let user = user.trim();
-        let Some(scopes) = scopes(role) else {
+        let Some(Checks {
+            scopes,
+            controls,
+            recipient_consent,
+        }) = checks(role)
+        else {
             continue;
         };
         let mut why = None;
@@ -86,7 +105,13 @@ pub async fn unauthorized(
             };
             if !allowed(ctx, user, right).await? {
                 let place = scope
-                    .map(|ns| format!("in namespace {ns}, where this applies"))
+                    .map(|ns| {
+                        if recipient_consent {
+                            format!("in namespace {ns}, the recipient's, as {role} is its consent (reviews.recipient)")
+                        } else {
+                            format!("in namespace {ns}, where this applies")
+                        }
+                    })
                     .unwrap_or_else(|| "cluster-wide, as this applies cluster-wide or its policy lists the role in clusterWideApprovers".into());
                 why = Some(format!(
                     "{user} may not approve as {role} {place} (verb approve on approvals.gatehouse.dev, resourceName {role})"
@@ -133,4 +158,29 @@ async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> R
         })?
         .status
         .is_some_and(|s| s.allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decided_role;
+
+    #[test]
+    fn every_decision_is_verified_and_nothing_else() {
+        assert_eq!(
+            decided_role("approve.gatehouse.dev/security"),
+            Some("security")
+        );
+        assert_eq!(
+            decided_role("deny.gatehouse.dev/security"),
+            Some("security")
+        );
+        assert_eq!(
+            decided_role("changes.gatehouse.dev/security"),
+            Some("security"),
+            "a request for changes ends the object as a denial does"
+        );
+        assert_eq!(decided_role("reason.gatehouse.dev/security"), None);
+        assert_eq!(decided_role("revoke.gatehouse.dev/by"), None);
+        assert_eq!(decided_role("gatehouse.dev/filed-by"), None);
+    }
 }

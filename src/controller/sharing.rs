@@ -144,19 +144,23 @@ fn checked(
     spec: &DataSharingAgreementSpec,
 ) -> Result<Checked, Refusal> {
     match (accepted, classification, policy) {
-        (Ok(accepted), Ok(found), Some(policy)) => combination::check_combination(
-            &accepted.policy,
-            &policy.spec,
-            spec,
-            found,
-        )
-        .map(|gate| Checked {
-            policy: accepted.policy.clone(),
-            retention: accepted.retention,
-            pending_timeout: policy.spec.pending_timeout.clone(),
-            required: reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient),
-            gate,
-        }),
+        (Ok(accepted), Ok(found), Some(policy)) => {
+            let gate = combination::check_combination(&accepted.policy, &policy.spec, spec, found)?;
+            let reviews = reviews::required_reviews(
+                &accepted.policy,
+                &policy.spec.reviews,
+                found,
+                &spec.recipient,
+            )?;
+            Ok(Checked {
+                policy: accepted.policy.clone(),
+                retention: accepted.retention,
+                pending_timeout: policy.spec.pending_timeout.clone(),
+                required: reviews.required,
+                recipient_consent: reviews.recipient_consent,
+                gate,
+            })
+        }
         (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
         (Ok(_), Ok(_), None) => Err(Refusal::new(
             reason::POLICY_NOT_FOUND,
@@ -198,14 +202,11 @@ impl Reconciled for DataSharingAgreement {
         let classification = classification(&observed, spec);
         let checked = checked(&accepted, policy.as_deref(), &classification, spec);
         // Also while active: the reviews that keep a share are re-derived on every reconcile.
-        let required = checked
-            .as_ref()
-            .map(|c| c.required.as_slice())
-            .unwrap_or_default();
-        let unauthorized = if terminal {
-            Vec::new()
-        } else {
-            unauthorized_reviews(ctx, self, policy.as_deref(), required).await?
+        let unauthorized = match (&checked, terminal) {
+            (Ok(checked), false) => {
+                unauthorized_reviews(ctx, self, policy.as_deref(), checked).await?
+            }
+            _ => Vec::new(),
         };
         let observed = Observed {
             accepted,
@@ -527,14 +528,18 @@ fn synced(before: Option<&DataSharingAgreementStatus>, after: &DataSharingAgreem
 
 /// The review annotations that do not count, with why. Admission checks a reviewer's right in the
 /// agreement's namespace, whose admins hold every verb there; roles the policy lists in
-/// `clusterWideApprovers` count only cluster-wide. Only required reviews are checked: other roles'
-/// annotations never count anyway. Whoever can read what the share delivers, or act as the
-/// recipient, reviews nothing on it.
+/// `clusterWideApprovers` count only cluster-wide. A recipient consent counts only from a holder
+/// of the right in the recipient namespace (only there: the recipient team needs no right in the
+/// data owner's namespace), as admission checks once the status lists it, but not for an approval
+/// made before. Only required reviews are checked: other roles' annotations never count anyway.
+/// Whoever can read what the share delivers, or act as the recipient, reviews nothing on it;
+/// except the recipient's consent, which is exactly the receiving team's say (the recipient
+/// ServiceAccount itself still never decides: it is a party, refused by admission and the core).
 async fn unauthorized_reviews(
     ctx: &Context,
     agreement: &DataSharingAgreement,
     policy: Option<&SharingPolicy>,
-    required: &[String],
+    checked: &Checked,
 ) -> Result<Vec<(String, String)>, Error> {
     let spec = &agreement.spec;
     let cluster_wide = policy
@@ -556,21 +561,26 @@ async fn unauthorized_reviews(
     ) {
         controls.push(approvers::service_account_tokens(recipient, account));
     }
-    approvers::unauthorized(
-        ctx,
-        agreement.annotations(),
-        |role| {
-            if !required.iter().any(|r| r == role) {
-                None
-            } else if cluster_wide.iter().any(|r| r == role) {
-                Some(vec![None])
-            } else {
-                // Admission checked the right in this namespace; the controls remain.
-                Some(Vec::new())
-            }
-        },
-        &controls,
-    )
+    approvers::unauthorized(ctx, agreement.annotations(), |role| {
+        if !checked.required.iter().any(|r| r == role) {
+            return None;
+        }
+        let consent = checked.recipient_consent.iter().any(|r| r == role);
+        let scopes = if cluster_wide.iter().any(|r| r == role) {
+            vec![None]
+        } else if consent {
+            // A consent is required only for a namespace recipient.
+            vec![spec.recipient.namespace.clone()]
+        } else {
+            // Admission checked the right in this namespace; the controls remain.
+            Vec::new()
+        };
+        Some(approvers::Checks {
+            scopes,
+            controls: if consent { &[] } else { &controls },
+            recipient_consent: consent,
+        })
+    })
     .await
 }
 

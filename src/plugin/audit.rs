@@ -7,7 +7,7 @@ use super::summary::is_running_phase;
 use super::table::{self, NONE};
 use super::{Kind, Summary};
 use crate::api::common::Decision;
-use crate::api::{APPROVE_PREFIX, DENY_PREFIX, REVOKE_ANNOTATION};
+use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, REVOKE_ANNOTATION};
 
 /// Decision annotations present on the object that the operator has not recorded in
 /// `status.approvals` (nor reported as ignored) yet, as `key=value`.
@@ -17,8 +17,13 @@ pub fn unrecorded_decisions(item: &Summary) -> Vec<String> {
         .filter_map(|(key, user)| {
             let (decision, role) = if let Some(role) = key.strip_prefix(APPROVE_PREFIX) {
                 (Decision::Approved, role)
+            } else if let Some(role) = key.strip_prefix(DENY_PREFIX) {
+                (Decision::Denied, role)
             } else {
-                (Decision::Denied, key.strip_prefix(DENY_PREFIX)?)
+                (
+                    Decision::ChangesRequested,
+                    key.strip_prefix(CHANGES_PREFIX)?,
+                )
             };
             let recorded = item
                 .approvals
@@ -31,6 +36,15 @@ pub fn unrecorded_decisions(item: &Summary) -> Vec<String> {
             (!recorded && !ignored).then(|| format!("{key}={user}"))
         })
         .collect()
+}
+
+/// `role`, marked when it is the recipient's consent (decided in the recipient namespace).
+fn consent_marked(item: &Summary, role: &str) -> String {
+    if item.recipient_approvals.iter().any(|r| r == role) {
+        format!("{role} (recipient consent)")
+    } else {
+        role.to_string()
+    }
 }
 
 /// The full audit text.
@@ -56,7 +70,7 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
             .map(|a| {
                 vec![
                     table::time(a.time.as_ref()),
-                    a.role.clone(),
+                    consent_marked(item, &a.role),
                     a.user.clone(),
                     a.decision.to_string(),
                     a.reason.clone().unwrap_or_else(|| NONE.to_string()),
@@ -97,8 +111,23 @@ pub fn render(item: &Summary, now: Timestamp) -> String {
             fields.push((key.into(), value.clone()));
         }
     }
+    let required: Vec<String> = item
+        .required_approvals
+        .iter()
+        .map(|role| consent_marked(item, role))
+        .collect();
+    fields.push(("Required".into(), list(&required)));
+    if !item.recipient_approvals.is_empty() {
+        fields.push((
+            "Recipient consent".into(),
+            format!(
+                "{}, decided by holders of the right in the recipient namespace {}",
+                item.recipient_approvals.join(", "),
+                item.recipient_namespace.as_deref().unwrap_or(NONE)
+            ),
+        ));
+    }
     fields.extend([
-        ("Required".into(), list(&item.required_approvals)),
         ("Waiting for".into(), list(&waiting)),
         (
             format!("{what} activated"),
@@ -330,5 +359,51 @@ Ready      True     Provisioned   access granted until 11:00
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn marks_the_recipient_consent_and_where_it_is_decided() {
+        let mut item = Summary::new(Kind::DataSharingAgreement, "orders", "share", "erin");
+        item.phase = Some("Active".into());
+        item.required_approvals = vec!["data-owner".into(), "recipient-owner".into()];
+        item.recipient_approvals = vec!["recipient-owner".into()];
+        item.recipient_namespace = Some("analytics".into());
+        item.approvals = vec![
+            record("data-owner", "carol", Decision::Approved, None, T0),
+            record("recipient-owner", "frank", Decision::Approved, None, T0 + 5),
+        ];
+        let text = render(&item, Timestamp::from_second(T0 + 10).expect("valid"));
+        assert!(
+            text.contains(
+                "2026-01-01T10:00:05Z   recipient-owner (recipient consent)   frank   Approved"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Required:           data-owner, recipient-owner (recipient consent)\n\
+                 Recipient consent:  recipient-owner, decided by holders of the right in the recipient namespace analytics\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unrecorded_request_for_changes_is_reported() {
+        let mut item = Summary::new(Kind::DataSharingAgreement, "orders", "share", "erin");
+        item.annotations
+            .insert("changes.gatehouse.dev/data-owner".into(), "carol".into());
+        assert_eq!(
+            unrecorded_decisions(&item),
+            vec!["changes.gatehouse.dev/data-owner=carol"]
+        );
+        item.approvals = vec![record(
+            "data-owner",
+            "carol",
+            Decision::ChangesRequested,
+            None,
+            T0,
+        )];
+        assert!(unrecorded_decisions(&item).is_empty());
     }
 }

@@ -31,6 +31,11 @@ pub struct Summary {
     pub phase: Option<String>,
     pub policy: Option<String>,
     pub required_approvals: Vec<String>,
+    /// The roles of `required_approvals` that are the recipient's consent, decided in
+    /// `recipient_namespace` (`status.recipientApprovals`; agreements only).
+    pub recipient_approvals: Vec<String>,
+    /// The namespace an agreement shares into; `None` for requests and external recipients.
+    pub recipient_namespace: Option<String>,
     pub waiting_for: Option<String>,
     pub approvals: Vec<ApprovalRecord>,
     pub conditions: Vec<Condition>,
@@ -123,6 +128,8 @@ impl Summary {
             phase: None,
             policy: None,
             required_approvals: Vec::new(),
+            recipient_approvals: Vec::new(),
+            recipient_namespace: None,
             waiting_for: None,
             approvals: Vec::new(),
             conditions: Vec::new(),
@@ -196,6 +203,8 @@ impl From<&AccessRequest> for Summary {
             phase: status.phase.map(|p| p.to_string()),
             policy: status.policy,
             required_approvals: status.required_approvals,
+            recipient_approvals: Vec::new(),
+            recipient_namespace: None,
             waiting_for: status.waiting_for,
             approvals: status.approvals,
             conditions: status.conditions,
@@ -234,6 +243,8 @@ impl From<&DataSharingAgreement> for Summary {
             phase: status.phase.map(|p| p.to_string()),
             policy: status.policy,
             required_approvals: status.required_approvals,
+            recipient_approvals: status.recipient_approvals,
+            recipient_namespace: agreement.spec.recipient.namespace.clone(),
             waiting_for: status.waiting_for,
             approvals: status.approvals,
             conditions: status.conditions,

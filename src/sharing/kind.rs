@@ -48,6 +48,8 @@ pub struct Checked {
     pub retention: Duration,
     pub pending_timeout: Option<String>,
     pub required: Vec<String>,
+    /// The roles of `required` that are the recipient's consent (checked in its namespace).
+    pub recipient_consent: Vec<String>,
     pub gate: AgreementGate,
 }
 
@@ -101,6 +103,8 @@ pub struct SharingKind;
 /// What an agreement's own status fields come from.
 pub struct Facts {
     pub recipient: Option<String>,
+    /// The recipient consent roles, when the policy and the sources were checked.
+    pub recipient_approvals: Option<Vec<String>>,
     pub classification: Option<ClassificationResult>,
     pub agreement_reference: Option<String>,
     /// What the share consists of as decided now, and the source versions it carries.
@@ -111,6 +115,7 @@ pub struct Facts {
 /// The status fields of an agreement beside the lifecycle's: the sharing record.
 pub struct Details {
     recipient: Option<String>,
+    recipient_approvals: Vec<String>,
     classification: Option<ClassificationResult>,
     objects: Vec<SharedObject>,
     agreement: Option<String>,
@@ -187,6 +192,7 @@ impl Kind for SharingKind {
         };
         let details = Details {
             recipient: status.recipient,
+            recipient_approvals: status.recipient_approvals,
             classification: status.classification,
             objects,
             agreement,
@@ -203,6 +209,7 @@ impl Kind for SharingKind {
             recipient: details.recipient,
             classification: details.classification,
             required_approvals: record.required_approvals,
+            recipient_approvals: details.recipient_approvals,
             waiting_for: record.waiting_for,
             scope: record.scope,
             chain: record.lineage.chain,
@@ -242,6 +249,10 @@ impl Kind for SharingKind {
         if facts.recipient.is_some() {
             details.recipient = facts.recipient.clone();
         }
+        // Listed for admission, which checks these roles' right in the recipient namespace.
+        if let Some(roles) = &facts.recipient_approvals {
+            details.recipient_approvals = roles.clone();
+        }
         // An executed share keeps the classification it was reviewed as: what the sources are now
         // is compared with it.
         if let (false, Some(classification)) = (executed, &facts.classification) {
@@ -269,6 +280,11 @@ impl Kind for SharingKind {
 pub fn plan(observed: &Observation) -> Plan {
     let facts = Facts {
         recipient: observed.recipient_description.clone(),
+        recipient_approvals: observed
+            .checked
+            .as_ref()
+            .ok()
+            .map(|c| c.recipient_consent.clone()),
         classification: observed.classification.as_ref().ok().cloned(),
         agreement_reference: observed.agreement_reference.map(str::to_string),
         objects: observed.provided.clone(),
@@ -482,6 +498,7 @@ mod tests {
             retention: Duration::from_secs(2 * HOUR as u64),
             pending_timeout: Some("24h".into()),
             required: required.iter().map(|r| r.to_string()).collect(),
+            recipient_consent: vec![],
             gate,
         }
     }
@@ -549,6 +566,7 @@ mod tests {
                         retention: c.retention,
                         pending_timeout: c.pending_timeout.clone(),
                         required: c.required.clone(),
+                        recipient_consent: c.recipient_consent.clone(),
                         gate: c.gate.clone(),
                     }),
                     Err(r) => Err(r.clone()),
@@ -608,6 +626,34 @@ mod tests {
         assert_eq!(
             expired.status.share.and_then(|s| s.removed_at).map(|t| t.0),
             Some(at(60 + 2 * HOUR))
+        );
+    }
+
+    #[test]
+    fn the_status_lists_the_recipient_consent_for_admission_while_it_is_checked() {
+        let mut case = Case::new(&["data-owner", "recipient-owner"]);
+        if let Ok(checked) = &mut case.checked {
+            checked.recipient_consent = vec!["recipient-owner".into()];
+        }
+        let pending = case.run();
+        assert_eq!(pending.status.recipient_approvals, ["recipient-owner"]);
+        assert_eq!(
+            pending.status.required_approvals,
+            ["data-owner", "recipient-owner"]
+        );
+
+        // A policy that no longer asks for consent un-lists it: admission checks the role where
+        // the agreement is again.
+        let mut relaxed = Case::new(&["data-owner"]).then(&pending, 120);
+        assert_eq!(
+            relaxed.run().status.recipient_approvals,
+            Vec::<String>::new()
+        );
+        // While the policy or the sources cannot be checked, the list stays as it was.
+        relaxed.checked = Err(Refusal::new(reason::POLICY_NOT_FOUND, "gone"));
+        assert_eq!(
+            relaxed.run().status.recipient_approvals,
+            ["recipient-owner"]
         );
     }
 

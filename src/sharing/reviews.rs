@@ -1,7 +1,17 @@
 //! Which reviews a DataSharingAgreement needs: the review roles its SharingPolicy asks for,
 //! given what the data is and where it goes, in the order they approve.
 
+use crate::api::conditions::reason;
 use crate::api::{Classification, ClassificationResult, Recipient, RequiredReviews};
+use crate::lifecycle::Refusal;
+
+/// The reviews one share needs: every role in stage order, and which of them are the recipient's
+/// consent (decided by holders of the right in the recipient namespace).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reviews {
+    pub required: Vec<String>,
+    pub recipient_consent: Vec<String>,
+}
 
 /// The source residency regions the recipient is not in: non-empty means a cross-border transfer.
 /// Only an external recipient names a country or region; a namespace recipient stays in the
@@ -27,47 +37,107 @@ pub fn cross_border_regions(
 /// The review roles that must approve a share, in stage order: `always`, then the roles of every
 /// classification level at or below the data's (`byClassification`: a level's roles apply to it
 /// and every higher level), then `externalRecipient` for an external recipient, `personalData`
-/// when any source is personal data, and `crossBorder` when the recipient is outside a source's
-/// residency. Each role appears once, at its first stage.
+/// when any source is personal data, `crossBorder` when the recipient is outside a source's
+/// residency, and last the recipient's consent (`recipient`) for a namespace recipient: the
+/// recipient agrees to what the data owner's side reviewed. Each role appears once, at its first
+/// stage.
 ///
-/// An empty result means the policy asks for no review at all; the caller decides whether that
-/// may execute unreviewed.
+/// A policy listing a role both as recipient consent and as another review is refused: one
+/// annotation decides a role, and its approver's right cannot be checked in the recipient
+/// namespace and the agreement's at once. An empty `required` means the policy asks for no
+/// review at all; the caller decides whether that may execute unreviewed.
 pub fn required_reviews(
+    policy_name: &str,
     reviews: &RequiredReviews,
     classification: &ClassificationResult,
     recipient: &Recipient,
-) -> Vec<String> {
+) -> Result<Reviews, Refusal> {
+    let doubled: Vec<String> = reviews
+        .recipient
+        .iter()
+        .filter_map(|role| {
+            let lists: Vec<&str> = other_lists(reviews)
+                .into_iter()
+                .filter(|(_, roles)| roles.contains(role))
+                .map(|(list, _)| list)
+                .collect();
+            (!lists.is_empty()).then(|| format!("{role} (also in {})", lists.join(", ")))
+        })
+        .collect();
+    if !doubled.is_empty() {
+        return Err(Refusal::new(
+            reason::POLICY_VIOLATION,
+            format!(
+                "SharingPolicy {policy_name} lists a recipient consent role in reviews.recipient and in another review list: {}; a recipient consent is decided by holders of the right in the recipient namespace, every other review in the agreement's, so give the recipient's role a name of its own (e.g. recipient-owner)",
+                doubled.join(", ")
+            ),
+        ));
+    }
     let mut roles: Vec<String> = Vec::new();
-    let mut add = |stage: &[String]| {
+    let add = |roles: &mut Vec<String>, stage: &[String]| {
         for role in stage {
             if !roles.contains(role) {
                 roles.push(role.clone());
             }
         }
     };
-    add(&reviews.always);
+    add(&mut roles, &reviews.always);
     if let Some(by) = &reviews.by_classification {
         let level = classification.level;
         if level >= Classification::Internal {
-            add(&by.internal);
+            add(&mut roles, &by.internal);
         }
         if level >= Classification::Confidential {
-            add(&by.confidential);
+            add(&mut roles, &by.confidential);
         }
         if level >= Classification::Restricted {
-            add(&by.restricted);
+            add(&mut roles, &by.restricted);
         }
     }
     if recipient.external.is_some() {
-        add(&reviews.external_recipient);
+        add(&mut roles, &reviews.external_recipient);
     }
     if classification.personal_data {
-        add(&reviews.personal_data);
+        add(&mut roles, &reviews.personal_data);
     }
     if !cross_border_regions(classification, recipient).is_empty() {
-        add(&reviews.cross_border);
+        add(&mut roles, &reviews.cross_border);
     }
-    roles
+    // Only a namespace recipient has a team that consents in its namespace; no other list names
+    // these roles (refused above), so the roles added here are exactly the consents.
+    let others = roles.len();
+    if recipient.namespace.is_some() {
+        add(&mut roles, &reviews.recipient);
+    }
+    let recipient_consent = roles[others..].to_vec();
+    Ok(Reviews {
+        required: roles,
+        recipient_consent,
+    })
+}
+
+/// Every review list of a policy except `recipient`, with its field name.
+fn other_lists(reviews: &RequiredReviews) -> Vec<(&'static str, &[String])> {
+    let by = reviews.by_classification.as_ref();
+    let empty: &[String] = &[];
+    vec![
+        ("always", reviews.always.as_slice()),
+        (
+            "byClassification.internal",
+            by.map_or(empty, |b| b.internal.as_slice()),
+        ),
+        (
+            "byClassification.confidential",
+            by.map_or(empty, |b| b.confidential.as_slice()),
+        ),
+        (
+            "byClassification.restricted",
+            by.map_or(empty, |b| b.restricted.as_slice()),
+        ),
+        ("externalRecipient", reviews.external_recipient.as_slice()),
+        ("personalData", reviews.personal_data.as_slice()),
+        ("crossBorder", reviews.cross_border.as_slice()),
+    ]
 }
 
 #[cfg(test)]
@@ -78,6 +148,17 @@ mod tests {
 
     fn roles(names: &[&str]) -> Vec<String> {
         names.iter().map(|k| k.to_string()).collect()
+    }
+
+    /// The roles of a policy without doubled roles.
+    fn required(
+        reviews: &RequiredReviews,
+        classification: &ClassificationResult,
+        recipient: &Recipient,
+    ) -> Vec<String> {
+        required_reviews("test", reviews, classification, recipient)
+            .expect("no role is both a consent and another review")
+            .required
     }
 
     fn namespace_recipient() -> Recipient {
@@ -97,12 +178,13 @@ mod tests {
             external_recipient: roles(&["security", "legal"]),
             personal_data: roles(&["privacy"]),
             cross_border: roles(&["privacy"]),
+            recipient: vec![],
         }
     }
 
     #[test]
     fn an_internal_share_into_a_namespace_needs_only_the_data_owner() {
-        let roles = required_reviews(
+        let roles = required(
             &issue_reviews(),
             &classified(Classification::Internal, false, &["EU"]),
             &namespace_recipient(),
@@ -116,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_confidential_external_cross_border_share_needs_security_privacy_and_legal() {
-        let roles = required_reviews(
+        let roles = required(
             &issue_reviews(),
             &classified(Classification::Confidential, false, &["EU"]),
             &external_recipient("US"),
@@ -126,7 +208,7 @@ mod tests {
 
     #[test]
     fn personal_data_adds_privacy_even_in_the_cluster() {
-        let roles = required_reviews(
+        let roles = required(
             &issue_reviews(),
             &classified(Classification::Internal, true, &[]),
             &namespace_recipient(),
@@ -146,7 +228,7 @@ mod tests {
             ..Default::default()
         };
         let for_level = |level| {
-            required_reviews(
+            required(
                 &reviews,
                 &classified(level, false, &[]),
                 &namespace_recipient(),
@@ -178,8 +260,9 @@ mod tests {
             external_recipient: roles(&["legal", "security"]),
             personal_data: roles(&["privacy"]),
             cross_border: roles(&["transfer-officer", "privacy"]),
+            recipient: roles(&["recipient-owner"]),
         };
-        let roles = required_reviews(
+        let roles = required(
             &reviews,
             &classified(Classification::Restricted, true, &["EU"]),
             &external_recipient("US"),
@@ -204,7 +287,7 @@ mod tests {
             ..Default::default()
         };
         let with = |residency: &[&str], country: &str| {
-            required_reviews(
+            required(
                 &reviews,
                 &classified(Classification::Internal, false, residency),
                 &external_recipient(country),
@@ -239,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_policy_without_classification_roles_adds_none() {
-        let roles = required_reviews(
+        let roles = required(
             &RequiredReviews {
                 always: roles(&["data-owner"]),
                 ..Default::default()
@@ -248,5 +331,68 @@ mod tests {
             &namespace_recipient(),
         );
         assert_eq!(roles, vec!["data-owner"]);
+    }
+
+    #[test]
+    fn recipient_consent_comes_last_and_only_for_a_namespace_recipient() {
+        let reviews = RequiredReviews {
+            recipient: roles(&["recipient-owner", "recipient-owner"]),
+            ..issue_reviews()
+        };
+        let into_namespace = required_reviews(
+            "p",
+            &reviews,
+            &classified(Classification::Confidential, true, &[]),
+            &namespace_recipient(),
+        )
+        .expect("no doubled role");
+        assert_eq!(
+            into_namespace,
+            Reviews {
+                required: roles(&["data-owner", "security", "privacy", "recipient-owner"]),
+                recipient_consent: roles(&["recipient-owner"]),
+            }
+        );
+        let external = required_reviews(
+            "p",
+            &reviews,
+            &classified(Classification::Confidential, false, &[]),
+            &external_recipient("US"),
+        )
+        .expect("no doubled role");
+        assert_eq!(
+            external,
+            Reviews {
+                required: roles(&["data-owner", "security", "legal"]),
+                recipient_consent: vec![],
+            },
+            "an external recipient has no namespace to consent in"
+        );
+    }
+
+    #[test]
+    fn a_role_both_consent_and_another_review_is_refused_naming_both_lists() {
+        let reviews = RequiredReviews {
+            recipient: roles(&["data-owner", "recipient-owner", "privacy"]),
+            ..issue_reviews()
+        };
+        let refusal = required_reviews(
+            "default-sharing",
+            &reviews,
+            &classified(Classification::Public, false, &[]),
+            &namespace_recipient(),
+        )
+        .expect_err("a role cannot be decided in two namespaces");
+        assert_eq!(refusal.reason, reason::POLICY_VIOLATION);
+        assert!(
+            refusal.message.contains("SharingPolicy default-sharing")
+                && refusal.message.contains("data-owner (also in always)")
+                && refusal
+                    .message
+                    .contains("privacy (also in personalData, crossBorder)")
+                && !refusal.message.contains("recipient-owner ("),
+            "{}",
+            refusal.message
+        );
     }
 }

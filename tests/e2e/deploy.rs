@@ -617,4 +617,6 @@ async fn the_examples_pass_a_server_side_dry_run_as_their_users() {
     apply("admin", "sharing-policy.yaml", true);
     apply("alice", "access-request.yaml", true);
     apply("erin", "data-sharing-agreement.yaml", true);
+    apply("admin", "recipient-consent.yaml", true);
+    apply("erin", "data-sharing-agreement-consent.yaml", true);
 }

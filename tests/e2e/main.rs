@@ -16,6 +16,7 @@ mod helm;
 mod lifecycle;
 mod narrowing;
 mod plugin;
+mod recipient_consent;
 mod records;
 mod schedule;
 // Shared with the restart test and the benchmark, which use other parts of it.
