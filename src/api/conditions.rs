@@ -87,6 +87,8 @@ pub mod reason {
     pub const CHANGES_REQUESTED: &str = "ChangesRequested";
     /// Approvers narrowed an AccessRequest's namespaces to none in common: nothing is granted.
     pub const NARROWED_TO_NOTHING: &str = "NarrowedToNothing";
+    /// An extension (`spec.extends`) was granted and continues what this one provided.
+    pub const EXTENDED: &str = "Extended";
     /// `spec.extends` names nothing this object may extend; the message says why.
     pub const INVALID_EXTENSION: &str = "InvalidExtension";
     /// A separation-of-duties rule forbids the grant.

@@ -31,14 +31,49 @@ impl Applied {
     }
 }
 
-/// Makes the objects of `owner` exactly `desired`, starting from what `index` holds of them.
+/// Objects passed along an extension chain under the same names, so that what they carry never
+/// disappears: an extension takes its original's over in place, and the original leaves alone
+/// what its extensions took.
+#[derive(Default)]
+pub struct Handover<'a> {
+    /// The original an extension continues: its objects under a desired name are taken over
+    /// (rewritten with the extension's labels).
+    pub from: Option<&'a Owner>,
+    /// The extensions of an original: objects they hold are theirs now.
+    pub to: &'a [Owner],
+}
+
+/// Makes the objects of `owner` exactly `desired`, starting from what `index` holds of them,
+/// passing objects along an extension chain as `handover` says.
 pub async fn converge(
     client: &Client,
     index: &Index,
     owner: &Owner,
+    handover: &Handover<'_>,
     desired: &[Object],
 ) -> Result<Applied, Error> {
-    execute(client, &diff(desired, &index.owned_by(owner))).await
+    let wanted: Vec<Key> = desired.iter().map(Object::key).collect();
+    let mut existing = index.owned_by(owner);
+    if let Some(original) = handover.from {
+        existing.extend(
+            index
+                .owned_by(original)
+                .into_iter()
+                .filter(|o| wanted.contains(&o.key())),
+        );
+    }
+    let taken: Vec<Key> = handover
+        .to
+        .iter()
+        .flat_map(|extension| index.owned_by(extension))
+        .map(|o| o.key())
+        .collect();
+    let desired: Vec<Object> = desired
+        .iter()
+        .filter(|o| !taken.contains(&o.key()))
+        .cloned()
+        .collect();
+    execute(client, &diff(&desired, &existing), owner, handover.to).await
 }
 
 /// How one desired object is written.
@@ -53,10 +88,16 @@ enum Write {
 /// the API server: a create that finds the name taken, or a replace that finds the object changed
 /// or gone, decides again from a fresh read of that object, so a lagging index never causes a
 /// write to an object the operator does not own, nor a write where nothing changed.
-pub async fn execute(client: &Client, changes: &Changes) -> Result<Applied, Error> {
+/// An object found held by one of `yields_to` (an extension took it over) is left to it.
+pub async fn execute(
+    client: &Client,
+    changes: &Changes,
+    owner: &Owner,
+    yields_to: &[Owner],
+) -> Result<Applied, Error> {
     let mut applied = Applied::default();
     for key in &changes.delete {
-        if remove(client, key).await? {
+        if remove_unless_handed_over(client, key, owner).await? {
             applied.deleted.push(key.to_string());
         }
     }
@@ -70,9 +111,9 @@ pub async fn execute(client: &Client, changes: &Changes) -> Result<Applied, Erro
     writes.sort_by_key(|(object, _)| object.kind());
     for (object, write) in writes {
         let written = match write {
-            Write::Create => create(client, object).await?,
-            Write::Replace => replace(client, object).await?,
-            Write::Recreate => recreate(client, object).await?,
+            Write::Create => create(client, object, yields_to).await?,
+            Write::Replace => replace(client, object, yields_to).await?,
+            Write::Recreate => recreate(client, object, yields_to).await?,
         };
         if written {
             applied.written.push(object.key().to_string());
@@ -82,35 +123,41 @@ pub async fn execute(client: &Client, changes: &Changes) -> Result<Applied, Erro
 }
 
 /// Creates `want`; true when it wrote something.
-async fn create(client: &Client, want: &Object) -> Result<bool, Error> {
+async fn create(client: &Client, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
     match post(client, want).await {
         Ok(()) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 409 => from_fresh_read(client, want).await,
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            from_fresh_read(client, want, yields_to).await
+        }
         Err(source) => Err(write_error(want, source)),
     }
 }
 
 /// Replaces the object at the resourceVersion `want` carries; true when it wrote something.
-async fn replace(client: &Client, want: &Object) -> Result<bool, Error> {
+async fn replace(client: &Client, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
     match put(client, want).await {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
-            from_fresh_read(client, want).await
+            from_fresh_read(client, want, yields_to).await
         }
         Err(source) => Err(write_error(want, source)),
     }
 }
 
 /// Deletes the binding at `want`'s name, which grants another role, and creates `want`.
-async fn recreate(client: &Client, want: &Object) -> Result<bool, Error> {
+async fn recreate(client: &Client, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
     remove(client, &want.key()).await?;
-    create(client, want).await.map(|_| true)
+    create(client, want, yields_to).await.map(|_| true)
 }
 
 /// Decides one object again from what the API server holds now: creates it if it is gone, leaves
 /// it if it is as desired, replaces it (or recreates a binding to another role) if it was created
 /// for the same owner, and refuses otherwise.
-async fn from_fresh_read(client: &Client, want: &Object) -> Result<bool, Error> {
+async fn from_fresh_read(
+    client: &Client,
+    want: &Object,
+    yields_to: &[Owner],
+) -> Result<bool, Error> {
     let key = want.key();
     let fresh = get(client, &key).await.map_err(|source| Error::List {
         kind: key.kind.as_str().into(),
@@ -123,6 +170,12 @@ async fn from_fresh_read(client: &Client, want: &Object) -> Result<bool, Error> 
             Err(source) => Err(write_error(want, source)),
         };
     };
+    if have
+        .owner()
+        .is_some_and(|holder| yields_to.contains(&holder))
+    {
+        return Ok(false);
+    }
     if have.owner().is_none() || have.owner() != want.owner() {
         return Err(name_taken(want));
     }
@@ -254,16 +307,31 @@ async fn get(client: &Client, key: &Key) -> Result<Option<Object>, kube::Error> 
 /// Callers pass only objects the operator created (from the index, or a binding its own request
 /// recorded under the name only that request has).
 pub async fn remove(client: &Client, key: &Key) -> Result<bool, Error> {
+    remove_keeping(client, key, None).await
+}
+
+/// Like [`remove`], but leaves an object another owner took over meanwhile (an extension
+/// continuing `owner`'s share): the index may still list it under `owner`.
+async fn remove_unless_handed_over(
+    client: &Client,
+    key: &Key,
+    owner: &Owner,
+) -> Result<bool, Error> {
+    remove_keeping(client, key, Some(owner)).await
+}
+
+async fn remove_keeping(client: &Client, key: &Key, owner: Option<&Owner>) -> Result<bool, Error> {
     let kind = key.kind.as_str();
+    let name = &key.name;
     match key.kind {
-        Kind::Secret => remove_with(&namespaced::<Secret>(client, key), kind, &key.name).await,
-        Kind::Role => remove_with(&namespaced::<Role>(client, key), kind, &key.name).await,
+        Kind::Secret => remove_with(&namespaced::<Secret>(client, key), kind, name, owner).await,
+        Kind::Role => remove_with(&namespaced::<Role>(client, key), kind, name, owner).await,
         Kind::RoleBinding => {
-            remove_with(&namespaced::<RoleBinding>(client, key), kind, &key.name).await
+            remove_with(&namespaced::<RoleBinding>(client, key), kind, name, owner).await
         }
         Kind::ClusterRoleBinding => {
             let api = Api::<ClusterRoleBinding>::all(client.clone());
-            remove_with(&api, kind, &key.name).await
+            remove_with(&api, kind, name, owner).await
         }
     }
 }
@@ -271,8 +339,14 @@ pub async fn remove(client: &Client, key: &Key) -> Result<bool, Error> {
 /// Deletes an object, and proves it gone: finalizers someone else added (which would keep the
 /// object, and the access or data it carries, alive past its end) are stripped first (by update:
 /// the operator holds no patch on Secrets), and a read after the delete must find nothing. Gone
-/// already is fine (false); a finalizer re-added in between gets a second round.
-async fn remove_with<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<bool, Error>
+/// already is fine (false); a finalizer re-added in between gets a second round. With `owner`,
+/// an object the operator created for another owner is left alone (false).
+async fn remove_with<K>(
+    api: &Api<K>,
+    kind: &'static str,
+    name: &str,
+    owner: Option<&Owner>,
+) -> Result<bool, Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
@@ -286,6 +360,11 @@ where
         let Some(mut existing) = api.get_opt(name).await.map_err(failed)? else {
             return Ok(round > 0);
         };
+        if let (Some(owner), Some(holder)) = (owner, Owner::of(existing.meta()))
+            && &holder != owner
+        {
+            return Ok(false);
+        }
         holding = existing.meta().finalizers.clone().unwrap_or_default();
         if !holding.is_empty() {
             existing.meta_mut().finalizers = None;

@@ -11,7 +11,7 @@ mod index;
 mod object;
 
 pub use diff::{Changes, diff, matches};
-pub use execute::{Applied, converge, execute, remove};
+pub use execute::{Applied, Handover, converge, execute, remove};
 pub use index::{Index, Orphan, orphans};
 pub use object::{Key, Kind, Object, Owner, OwnerKind, RBAC_GROUP};
 

@@ -235,7 +235,7 @@ impl Reconciled for AccessRequest {
                 changes.delete_also(key);
             }
         }
-        Ok(apply::execute(&ctx.client, &changes).await?)
+        Ok(apply::execute(&ctx.client, &changes, &owner, &[]).await?)
     }
 
     async fn prove(

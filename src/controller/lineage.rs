@@ -62,6 +62,25 @@ impl<K: Reconciled> Peers<K> {
             .get(&ObjectRef::new(name).within(namespace))
     }
 
+    /// Every object of the same requester in `object`'s namespace whose `spec.extends` names it.
+    pub fn extending(&self, object: &K) -> Vec<String> {
+        let Some(store) = self.store.get() else {
+            return Vec::new();
+        };
+        let (namespace, name) = (object.namespace(), object.name_any());
+        let requester = object.links().requester.to_string();
+        store
+            .state()
+            .iter()
+            .filter(|other| other.namespace() == namespace)
+            .filter(|other| {
+                let links = other.links();
+                links.requester == requester && links.extends == Some(name.as_str())
+            })
+            .map(|other| other.name_any())
+            .collect()
+    }
+
     /// The first object (by name) of the same requester in `object`'s namespace whose link
     /// `names` names it, and that `counts`.
     fn linking(

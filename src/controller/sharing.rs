@@ -230,9 +230,27 @@ impl Reconciled for DataSharingAgreement {
         let namespace = self.namespace().unwrap_or_default();
         let name = self.name_any();
         let spec = &self.spec;
+        let max_total = observed
+            .policy
+            .as_ref()
+            .and_then(|p| p.spec.max_total_duration.as_deref())
+            .and_then(|d| duration::parse(d).ok());
+        let extension = observed
+            .links
+            .extension("agreement", &spec.requester, max_total, now);
+        // An extension's objects keep the names of the chain's first agreement, so that a
+        // consumer of the share keeps reading the same Secret across extensions.
+        let recorded_root = self.status.as_ref().and_then(|s| s.chain.first());
+        let chain_root = extension
+            .as_ref()
+            .and_then(|e| e.as_ref().ok())
+            .and_then(|e| e.chain.first())
+            .or(recorded_root)
+            .unwrap_or(&name);
         let target = Target {
             agreement_namespace: &namespace,
             agreement_name: &name,
+            chain_root,
             spec,
             egress_namespace: observed
                 .policy
@@ -268,16 +286,7 @@ impl Reconciled for DataSharingAgreement {
             accepted: observed.accepted.as_ref().map(|_| ()).map_err(Clone::clone),
             classification: observed.classification.clone(),
             checked: observed.checked.clone(),
-            extension: observed.links.extension(
-                "agreement",
-                &spec.requester,
-                observed
-                    .policy
-                    .as_ref()
-                    .and_then(|p| p.spec.max_total_duration.as_deref())
-                    .and_then(|d| duration::parse(d).ok()),
-                now,
-            ),
+            extension,
             extended_by: observed.links.extended_by.clone(),
             superseded_by: observed.links.superseded_by.clone(),
             provided: provided
@@ -301,7 +310,22 @@ impl Reconciled for DataSharingAgreement {
             &self.namespace().unwrap_or_default(),
             &self.name_any(),
         );
-        Ok(apply::converge(&ctx.client, &ctx.owned, &owner, wanted).await?)
+        // Objects pass along an extension chain in place: they carry the same names.
+        let namespace = self.namespace().unwrap_or_default();
+        let agreement =
+            |name: &str| apply::Owner::new(OwnerKind::DataSharingAgreement, &namespace, name);
+        let original = self.spec.extends.as_deref().map(agreement);
+        let extensions: Vec<apply::Owner> = ctx
+            .sharing_peers
+            .extending(self)
+            .iter()
+            .map(|name| agreement(name))
+            .collect();
+        let handover = apply::Handover {
+            from: original.as_ref(),
+            to: &extensions,
+        };
+        Ok(apply::converge(&ctx.client, &ctx.owned, &owner, &handover, wanted).await?)
     }
 
     async fn prove(

@@ -459,6 +459,15 @@ impl<K: Kind> Draft<'_, '_, K> {
             self.expire(expires_at);
             return;
         }
+        // Its extension was granted and provides it from now on (a share's objects are taken over
+        // in place): one chain, one live grant.
+        if let Some(extension) = &observed.extended_by {
+            let message = format!(
+                "continued by {extension}, its extension, which was approved and now provides it until its own expiry"
+            );
+            self.end(Phase::Expired, reason::EXTENDED, &message);
+            return;
+        }
         if let Some(suspension) = &observed.suspension {
             self.record.phase = Some(Phase::Suspended);
             self.set(

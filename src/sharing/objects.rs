@@ -90,6 +90,9 @@ pub fn record(object: &Object, sources: &[Source]) -> SharedObject {
 pub struct Target<'a> {
     pub agreement_namespace: &'a str,
     pub agreement_name: &'a str,
+    /// What the objects are named after: the agreement itself, or the first agreement of the
+    /// extension chain it continues (`spec.extends`), whose objects it takes over.
+    pub chain_root: &'a str,
     pub spec: &'a DataSharingAgreementSpec,
     /// The governing policy's egress namespace, for `Export`.
     pub egress_namespace: Option<&'a str>,
@@ -132,11 +135,7 @@ fn copies(target: &Target, namespace: &str, sources: &[Source], export: bool) ->
         .map(|source| {
             let mut metadata = target.metadata(
                 namespace,
-                object_name(
-                    target.agreement_namespace,
-                    target.agreement_name,
-                    &source.name,
-                ),
+                object_name(target.agreement_namespace, target.chain_root, &source.name),
             );
             let annotations = metadata.annotations.get_or_insert_default();
             annotations.insert(
@@ -201,7 +200,7 @@ fn reference(target: &Target, sources: &[Source]) -> Vec<Object> {
         })
     })
     .collect();
-    let name = format!("gatehouse-share.{}", target.agreement_name);
+    let name = format!("gatehouse-share.{}", target.chain_root);
     let name = shorten(name);
     vec![
         Object::Role(Role {
@@ -287,6 +286,7 @@ mod tests {
         Target {
             agreement_namespace: "orders",
             agreement_name: "orders-to-analytics",
+            chain_root: "orders-to-analytics",
             spec,
             egress_namespace: Some("egress"),
         }

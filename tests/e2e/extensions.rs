@@ -144,19 +144,10 @@ async fn an_extension_continues_the_grant_without_a_gap_within_the_chain_cap() {
         status.chain_started_at.as_ref().map(|t| t.0.as_second()),
         Some(first_start)
     );
-    let first = support::wait_until(&alice, "first", "extendedBy", |ar| {
-        ar.status.as_ref().and_then(|s| s.extended_by.as_deref()) == Some("second")
-    })
-    .await;
-    assert_eq!(
-        first.status.and_then(|s| s.phase),
-        Some(AccessPhase::Active)
-    );
-
-    // Across the original's expiry, some binding of the chain always exists.
+    // The extension provides the grant from now on: the original ends, continued by it, and
+    // the extension's binding exists throughout.
     let extension_binding = format!("gatehouse.{ns}.second");
-    let until =
-        Instant::now() + Duration::from_secs((first_expiry - second_start + 3).max(3) as u64);
+    let until = Instant::now() + Duration::from_secs(3);
     let mut checks = 0;
     while Instant::now() < until {
         let present = bindings
@@ -166,12 +157,17 @@ async fn an_extension_continues_the_grant_without_a_gap_within_the_chain_cap() {
             .is_some();
         assert!(present, "the extension's binding exists throughout");
         checks += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    support::wait_until(&alice, "first", "Expired", |ar| {
-        ar.status.as_ref().and_then(|s| s.phase) == Some(AccessPhase::Expired)
+    let first = support::wait_until(&alice, "first", "ended by its extension", |ar| {
+        ar.status.as_ref().is_some_and(|s| {
+            s.extended_by.as_deref() == Some("second") && s.phase == Some(AccessPhase::Expired)
+        })
     })
     .await;
+    let ready = find(&first.status.as_ref().expect("status").conditions, READY).expect("Ready");
+    eprintln!("e2e: the original: {}", ready.message);
+    assert_eq!(ready.reason, reason::EXTENDED);
     assert!(
         bindings
             .get_opt(&format!("gatehouse.{ns}.first"))
@@ -186,7 +182,7 @@ async fn an_extension_continues_the_grant_without_a_gap_within_the_chain_cap() {
             .expect("get")
             .is_some()
     );
-    eprintln!("e2e: {checks} checks across the original's expiry, never without access");
+    eprintln!("e2e: {checks} checks while the extension took over, never without access");
 }
 
 #[tokio::test]
@@ -271,6 +267,26 @@ async fn an_agreement_extension_runs_on_from_the_original_retention_end() {
     )
     .await;
     let first = executed("orders").await;
+    // The recipient reads the copy under one name; it must never be missing across the
+    // handover.
+    let copy_name = format!("{ns}.orders.orders-db");
+    let copies = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), &recipient);
+    assert!(copies.get_opt(&copy_name).await.expect("get").is_some());
+    let watching = {
+        let copies = copies.clone();
+        let copy_name = copy_name.clone();
+        tokio::spawn(async move {
+            let mut checks = 0u32;
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                let copy = copies.get_opt(&copy_name).await.expect("get");
+                assert!(copy.is_some(), "the copy exists throughout the handover");
+                checks += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            checks
+        })
+    };
     support::file_agreement(
         &alice,
         &ns,
@@ -308,8 +324,25 @@ async fn an_agreement_extension_runs_on_from_the_original_retention_end() {
         second.status.as_ref().expect("status").chain,
         vec!["orders".to_string()]
     );
-    support::wait_until(&alice, "orders", "extendedBy", |a| {
-        a.status.as_ref().and_then(|s| s.extended_by.as_deref()) == Some("orders-more")
+    support::wait_until(&alice, "orders", "ended by its extension", |a| {
+        a.status.as_ref().is_some_and(|s| {
+            s.extended_by.as_deref() == Some("orders-more")
+                && s.phase == Some(SharingPhase::Expired)
+        })
     })
     .await;
+    let checks = watching.await.expect("the watcher saw the copy throughout");
+    let copy = copies
+        .get_opt(&copy_name)
+        .await
+        .expect("get")
+        .expect("the copy");
+    let owner = copy.metadata.labels.unwrap_or_default()["gatehouse.dev/owner"].clone();
+    eprintln!(
+        "e2e: {checks} reads of {copy_name} across the handover, never missing; now owned by {owner}"
+    );
+    assert!(
+        owner.ends_with(".orders-more"),
+        "taken over by the extension: {owner}"
+    );
 }
