@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::{Context, Error};
-use crate::api::{APPROVE_PREFIX, DENY_PREFIX, GROUP};
+use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, GROUP};
 
 /// A right whose holder could act as, or read what goes to, the beneficiary of an object.
 pub struct Control {
@@ -67,6 +67,7 @@ pub async fn unauthorized(
         let Some(role) = key
             .strip_prefix(APPROVE_PREFIX)
             .or_else(|| key.strip_prefix(DENY_PREFIX))
+            .or_else(|| key.strip_prefix(CHANGES_PREFIX))
         else {
             continue;
         };

@@ -31,6 +31,7 @@ use crate::api::{
 };
 use crate::api::{RecordedData, RecordedObject, RecordedShare};
 use crate::apply::{self, Applied, Object, OwnerKind};
+use crate::lifecycle::eligible::Approvers;
 use crate::lifecycle::{self, Refusal, record};
 use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
@@ -121,6 +122,7 @@ pub struct Observed {
     /// Reviews and the agreement gate, when both the policy and the sources pass.
     checked: Result<Checked, Refusal>,
     unauthorized: Vec<(String, String)>,
+    approvers: Approvers,
     integrity_problem: Option<String>,
 }
 
@@ -142,19 +144,30 @@ fn checked(
     spec: &DataSharingAgreementSpec,
 ) -> Result<Checked, Refusal> {
     match (accepted, classification, policy) {
-        (Ok(accepted), Ok(found), Some(policy)) => combination::check_combination(
-            &accepted.policy,
-            &policy.spec,
-            spec,
-            found,
-        )
-        .map(|gate| Checked {
-            policy: accepted.policy.clone(),
-            retention: accepted.retention,
-            pending_timeout: policy.spec.pending_timeout.clone(),
-            required: reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient),
-            gate,
-        }),
+        (Ok(accepted), Ok(found), Some(policy)) => {
+            combination::check_combination(&accepted.policy, &policy.spec, spec, found).map(
+                |gate| {
+                    let required =
+                        reviews::required_reviews(&policy.spec.reviews, found, &spec.recipient);
+                    let among = |roles: &[String]| {
+                        required
+                            .iter()
+                            .filter(|r| roles.contains(r))
+                            .cloned()
+                            .collect()
+                    };
+                    Checked {
+                        policy: accepted.policy.clone(),
+                        retention: accepted.retention,
+                        pending_timeout: policy.spec.pending_timeout.clone(),
+                        manager_stages: among(&policy.spec.reviews.requester_manager),
+                        cluster_wide: among(&policy.spec.cluster_wide_approvers),
+                        required,
+                        gate,
+                    }
+                },
+            )
+        }
         (Err(refusal), _, _) | (_, Err(refusal), _) => Err(refusal.clone()),
         (Ok(_), Ok(_), None) => Err(Refusal::new(
             reason::POLICY_NOT_FOUND,
@@ -205,6 +218,7 @@ impl Reconciled for DataSharingAgreement {
         } else {
             unauthorized_reviews(ctx, self, policy.as_deref(), required).await?
         };
+        let approvers = reviewers(ctx, self, checked.as_ref().ok());
         let observed = Observed {
             accepted,
             policy,
@@ -212,6 +226,7 @@ impl Reconciled for DataSharingAgreement {
             classification,
             checked,
             unauthorized,
+            approvers,
             integrity_problem: ctx.integrity.problem(),
         };
         Ok(observed)
@@ -239,6 +254,7 @@ impl Reconciled for DataSharingAgreement {
         let no_annotations = BTreeMap::new();
         let decision = kind::plan(&kind::Observation {
             unauthorized_decisions: &observed.unauthorized,
+            approvers: &observed.approvers,
             requester: &spec.requester,
             filed_by: self
                 .annotations()
@@ -491,6 +507,9 @@ async fn unauthorized_reviews(
     let cluster_wide = policy
         .map(|p| p.spec.cluster_wide_approvers.clone())
         .unwrap_or_default();
+    let managed = policy
+        .map(|p| p.spec.reviews.requester_manager.clone())
+        .unwrap_or_default();
     let mut controls = Vec::new();
     match (spec.transfer.method, spec.recipient.namespace.as_deref()) {
         (TransferMethod::Copy, Some(recipient)) => controls.push(approvers::secrets_in(recipient)),
@@ -513,6 +532,10 @@ async fn unauthorized_reviews(
         |role| {
             if !required.iter().any(|r| r == role) {
                 None
+            } else if managed.iter().any(|r| r == role) {
+                // The org chart decides who may (lifecycle::protocol::counted); the controls
+                // remain.
+                Some(Vec::new())
             } else if cluster_wide.iter().any(|r| r == role) {
                 Some(vec![None])
             } else {
@@ -523,6 +546,37 @@ async fn unauthorized_reviews(
         &controls,
     )
     .await
+}
+
+/// Who may review each required role of an agreement: holders of the right in its namespace
+/// (cluster-wide for roles in `clusterWideApprovers`), less the ServiceAccounts of the recipient
+/// namespace (admission refuses them), and the requester's manager.
+fn reviewers(
+    ctx: &Context,
+    agreement: &DataSharingAgreement,
+    checked: Option<&Checked>,
+) -> Approvers {
+    let namespace = agreement.namespace().unwrap_or_default();
+    let roles = checked.map(|c| {
+        c.required
+            .iter()
+            .map(|role| {
+                let scope = if c.cluster_wide.contains(role) {
+                    None
+                } else {
+                    Some(namespace.as_str())
+                };
+                (role.as_str(), vec![scope])
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut approvers = ctx.approvers(&agreement.spec.requester, roles.unwrap_or_default());
+    if let Some(recipient) = agreement.spec.recipient.namespace.as_deref() {
+        for holders in approvers.holders.values_mut() {
+            holders.service_accounts.retain(|(ns, _)| ns != recipient);
+        }
+    }
+    approvers
 }
 
 /// Reads every source the agreement lists: what classification needs (labels, which keys exist)

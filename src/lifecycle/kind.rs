@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::Phase;
-use crate::api::common::ApprovalRecord;
+use crate::api::common::{ApprovalRecord, StageApprovers};
 
 /// The activation window as a status records it; the seal may be missing (a forged status).
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +26,8 @@ pub struct Record {
     pub policy: Option<String>,
     pub required_approvals: Vec<String>,
     pub waiting_for: Option<String>,
+    pub manager_approvals: Vec<String>,
+    pub approvers: Vec<StageApprovers>,
     pub approvals: Vec<ApprovalRecord>,
     pub untrusted_approvals: Vec<String>,
     pub ignored_annotations: Vec<String>,

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::Kind;
 use crate::access;
-use crate::api::common::{ApprovalRecord, SubjectKind};
+use crate::api::common::{ApprovalRecord, StageApprovers, SubjectKind};
 use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 
 /// What the plugin needs of one request or agreement.
@@ -33,6 +33,8 @@ pub struct Summary {
     pub required_approvals: Vec<String>,
     pub waiting_for: Option<String>,
     pub approvals: Vec<ApprovalRecord>,
+    /// Who may decide each waiting stage, as the operator listed it (`status.approvers`).
+    pub approvers: Vec<StageApprovers>,
     pub conditions: Vec<Condition>,
     /// Grant (AccessRequest) or share (DataSharingAgreement) times, once active.
     pub activated_at: Option<Time>,
@@ -60,6 +62,7 @@ impl Summary {
             required_approvals: Vec::new(),
             waiting_for: None,
             approvals: Vec::new(),
+            approvers: Vec::new(),
             conditions: Vec::new(),
             activated_at: None,
             expires_at: None,
@@ -132,6 +135,7 @@ impl From<&AccessRequest> for Summary {
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
             approvals: status.approvals,
+            approvers: status.approvers,
             conditions: status.conditions,
             activated_at: status.grant.as_ref().map(|g| g.activated_at.clone()),
             expires_at: status.grant.as_ref().map(|g| g.expires_at.clone()),
@@ -159,6 +163,7 @@ impl From<&DataSharingAgreement> for Summary {
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
             approvals: status.approvals,
+            approvers: status.approvers,
             conditions: status.conditions,
             activated_at: status.share.as_ref().map(|s| s.activated_at.clone()),
             expires_at: status.share.as_ref().map(|s| s.expires_at.clone()),

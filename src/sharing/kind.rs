@@ -26,6 +26,7 @@ use crate::lifecycle::Refusal;
 use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed, Hold};
 use crate::lifecycle::duration::{self, second_floor};
+use crate::lifecycle::eligible::Approvers;
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
 use crate::lifecycle::protocol::Parties;
 
@@ -46,6 +47,10 @@ pub struct Checked {
     pub retention: Duration,
     pub pending_timeout: Option<String>,
     pub required: Vec<String>,
+    /// Those of `required` the requester's manager decides (`reviews.requesterManager`).
+    pub manager_stages: Vec<String>,
+    /// Those of `required` that count only from cluster-wide holders (`clusterWideApprovers`).
+    pub cluster_wide: Vec<String>,
     pub gate: AgreementGate,
 }
 
@@ -64,6 +69,8 @@ pub struct Observation<'a> {
     /// Decision annotations whose author lacks the right where the policy requires it (roles in
     /// `clusterWideApprovers` count only from cluster-wide holders), with why: they do not count.
     pub unauthorized_decisions: &'a [(String, String)],
+    /// Who holds each review role's right, and the requester's manager per the org chart.
+    pub approvers: &'a Approvers,
     pub agreement_reference: Option<&'a str>,
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
@@ -164,6 +171,8 @@ impl Kind for SharingKind {
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
+            manager_approvals: status.manager_approvals,
+            approvers: status.approvers,
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -190,6 +199,8 @@ impl Kind for SharingKind {
             classification: details.classification,
             required_approvals: record.required_approvals,
             waiting_for: record.waiting_for,
+            manager_approvals: record.manager_approvals,
+            approvers: record.approvers,
             approvals: record.approvals,
             ignored_annotations: record.ignored_annotations,
             untrusted_approvals: record.untrusted_approvals,
@@ -286,6 +297,7 @@ pub fn plan(observed: &Observation) -> Plan {
             subjects: &recipients,
         },
         unauthorized_decisions: observed.unauthorized_decisions,
+        approvers: observed.approvers,
         approvals_unverified: observed.approvals_unverified,
         created: observed.created,
         generation: observed.generation,
@@ -316,6 +328,15 @@ fn governed(checked: &Checked, observed: &Observation) -> Governed {
             }
         ),
         required: checked.required.clone(),
+        manager_stages: checked.manager_stages.clone(),
+        // Reviews in the agreement's namespace are checked by admission alone, which sees the
+        // reviewer's groups; cluster-wide ones the operator proves by username.
+        group_approvers: checked
+            .required
+            .iter()
+            .filter(|r| !checked.cluster_wide.contains(r) && !checked.manager_stages.contains(r))
+            .cloned()
+            .collect(),
         no_stage: format!(
             "SharingPolicy {policy} requires no review for this share; nothing is shared unreviewed, so the policy needs `reviews.always` (e.g. [data-owner])"
         ),
@@ -430,6 +451,8 @@ mod tests {
             retention: Duration::from_secs(2 * HOUR as u64),
             pending_timeout: Some("24h".into()),
             required: required.iter().map(|r| r.to_string()).collect(),
+            manager_stages: Vec::new(),
+            cluster_wide: Vec::new(),
             gate,
         }
     }
@@ -478,6 +501,7 @@ mod tests {
                 recipient: recipient_subject(Some("analytics"), Some("reporting")),
                 annotations: &self.annotations,
                 unauthorized_decisions: &self.unauthorized,
+                approvers: &crate::lifecycle::eligible::Approvers::nobody(),
                 agreement_reference: Some("DPA-1"),
                 created: Some(at(0)),
                 generation: Some(1),
@@ -492,6 +516,8 @@ mod tests {
                         retention: c.retention,
                         pending_timeout: c.pending_timeout.clone(),
                         required: c.required.clone(),
+                        manager_stages: c.manager_stages.clone(),
+                        cluster_wide: c.cluster_wide.clone(),
                         gate: c.gate.clone(),
                     }),
                     Err(r) => Err(r.clone()),

@@ -97,6 +97,7 @@ mod tests {
             external_recipient: roles(&["security", "legal"]),
             personal_data: roles(&["privacy"]),
             cross_border: roles(&["privacy"]),
+            requester_manager: vec![],
         }
     }
 
@@ -178,6 +179,7 @@ mod tests {
             external_recipient: roles(&["legal", "security"]),
             personal_data: roles(&["privacy"]),
             cross_border: roles(&["transfer-officer", "privacy"]),
+            requester_manager: vec![],
         };
         let roles = required_reviews(
             &reviews,
