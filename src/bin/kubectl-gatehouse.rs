@@ -361,23 +361,31 @@ impl Session {
             });
         }
         let user = self.whoami().await?;
-        match self.can_i("approve", &self.namespace, Some(&role)).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(PluginError::MayNotDecide {
-                    user,
-                    verb: verdict.verb(),
-                    role,
-                    namespace: self.namespace.clone(),
-                });
+        let item = self.get_for_checks(&target).await?;
+        // A stage the requester's manager decides needs no RBAC right: the org chart says who may,
+        // and the API server checks it.
+        let manager_stage = item
+            .as_ref()
+            .is_some_and(|i| i.manager_approvals.contains(&role));
+        if !manager_stage {
+            match self.can_i("approve", &self.namespace, Some(&role)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(PluginError::MayNotDecide {
+                        user,
+                        verb: verdict.verb(),
+                        role,
+                        namespace: self.namespace.clone(),
+                    });
+                }
+                Err(err) => eprintln!(
+                    "warning: cannot check your right to {} as {role} ({}); the API server decides",
+                    verdict.verb(),
+                    message(&err)
+                ),
             }
-            Err(err) => eprintln!(
-                "warning: cannot check your right to {} as {role} ({}); the API server decides",
-                verdict.verb(),
-                message(&err)
-            ),
         }
-        if let Some(item) = self.get_for_checks(&target).await? {
+        if let Some(item) = item {
             let change = patch::check_decision(
                 &target,
                 &item.annotations,

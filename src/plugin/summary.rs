@@ -35,6 +35,8 @@ pub struct Summary {
     pub approvals: Vec<ApprovalRecord>,
     /// Who may decide each waiting stage, as the operator listed it (`status.approvers`).
     pub approvers: Vec<StageApprovers>,
+    /// The stages the requester's manager decides (`status.managerApprovals`).
+    pub manager_approvals: Vec<String>,
     pub conditions: Vec<Condition>,
     /// Grant (AccessRequest) or share (DataSharingAgreement) times, once active.
     pub activated_at: Option<Time>,
@@ -63,6 +65,7 @@ impl Summary {
             waiting_for: None,
             approvals: Vec::new(),
             approvers: Vec::new(),
+            manager_approvals: Vec::new(),
             conditions: Vec::new(),
             activated_at: None,
             expires_at: None,
@@ -136,6 +139,7 @@ impl From<&AccessRequest> for Summary {
             waiting_for: status.waiting_for,
             approvals: status.approvals,
             approvers: status.approvers,
+            manager_approvals: status.manager_approvals,
             conditions: status.conditions,
             activated_at: status.grant.as_ref().map(|g| g.activated_at.clone()),
             expires_at: status.grant.as_ref().map(|g| g.expires_at.clone()),
@@ -164,6 +168,7 @@ impl From<&DataSharingAgreement> for Summary {
             waiting_for: status.waiting_for,
             approvals: status.approvals,
             approvers: status.approvers,
+            manager_approvals: status.manager_approvals,
             conditions: status.conditions,
             activated_at: status.share.as_ref().map(|s| s.activated_at.clone()),
             expires_at: status.share.as_ref().map(|s| s.expires_at.clone()),

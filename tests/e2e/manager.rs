@@ -166,14 +166,22 @@ async fn only_the_requesters_manager_decides_a_manager_stage() {
     );
     assert!(!table.contains("mallory"), "{table}");
 
-    let erin = as_user::<AccessRequest>(kubeconfig, "erin", &ns).await;
-    accepted(
-        &erin,
-        "dave-read",
-        json!({ "approve.gatehouse.dev/manager": "erin" }),
+    // erin holds no approver right, yet the plugin shows her what waits for her as dave's
+    // manager and approves through the API server's check of the org chart.
+    let pending = plugin("erin", &["pending", "-n", &ns]).await;
+    assert!(
+        has_line(&pending, &["dave-read", "dave", "manager"]),
+        "{pending}"
+    );
+    let approved = plugin(
         "erin",
+        &["approve", "ar/dave-read", "--role", "manager", "-n", &ns],
     )
     .await;
+    assert!(
+        approved.contains("approved as manager by erin"),
+        "{approved}"
+    );
     let approved = support::wait_until(&dave, "dave-read", "the manager stage passed", |r| {
         r.status.as_ref().is_some_and(|s| {
             s.approvals
