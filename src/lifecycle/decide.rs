@@ -856,6 +856,67 @@ mod tests {
         assert_eq!(decision.provision, Provision::Remove);
     }
 
+    /// A manager stage, observed with `annotations`: whom to ask while it waits, nobody once it
+    /// ended; the stage listed for admission either way.
+    fn manager_stage(annotations: &[(&str, &str)]) -> Decision<Record> {
+        let key = key();
+        let annotations: BTreeMap<String, String> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut governed = governed(false);
+        governed.manager_stages = vec!["manager".into()];
+        let approvers = Approvers {
+            manager: eligible::Manager::Named("bob".into()),
+            ..Approvers::nobody()
+        };
+        decide::<Bare>(&Observation {
+            sealer: Sealer {
+                key: &key,
+                kind: "Bare",
+                uid: "uid",
+            },
+            annotations: &annotations,
+            parties: Parties {
+                requester: "alice",
+                filed_by: None,
+                subjects: &[],
+            },
+            unauthorized_decisions: &[],
+            approvers: &approvers,
+            approvals_unverified: None,
+            created: Some(at(0)),
+            generation: Some(1),
+            current: None,
+            governed: Ok(governed),
+            suspension: None,
+            facts: &(),
+            now: at(10),
+        })
+    }
+
+    #[test]
+    fn a_waiting_stage_lists_whom_to_ask_and_an_ended_one_nobody() {
+        let waiting = manager_stage(&[("approve.gatehouse.dev/manager", "mallory")]);
+        assert_eq!(waiting.status.phase, Some(Phase::Pending));
+        assert_eq!(waiting.status.manager_approvals, ["manager"]);
+        assert_eq!(waiting.status.approvers.len(), 1);
+        assert_eq!(waiting.status.approvers[0].manager.as_deref(), Some("bob"));
+        assert!(
+            waiting.status.approvals.is_empty(),
+            "mallory is not the manager"
+        );
+
+        let denied = manager_stage(&[("deny.gatehouse.dev/manager", "bob")]);
+        assert_eq!(denied.status.phase, Some(Phase::Denied));
+        assert!(denied.status.approvers.is_empty());
+        assert_eq!(denied.status.manager_approvals, ["manager"]);
+
+        let approved = manager_stage(&[("approve.gatehouse.dev/manager", "bob")]);
+        assert_eq!(approved.status.phase, Some(Phase::Active));
+        assert!(approved.status.approvers.is_empty());
+    }
+
     /// The bare kind approved by bob, observed at `now` with `current`, starting at `start`.
     fn scheduled(current: Option<&Record>, now: i64, start: Option<i64>) -> Decision<Record> {
         let key = key();
