@@ -9,6 +9,7 @@ use gatehouse::api::conditions::{self, stage_condition};
 use gatehouse::api::{
     AccessPhase, AccessPolicy, AccessRequest, DataSharingAgreement, SharingPhase,
 };
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
@@ -334,6 +335,23 @@ async fn only_the_requesters_manager_reviews_a_manager_role_of_an_agreement() {
     support::allow_approval(&admin, &ns, "alice", "unrelated").await;
     support::allow_approval(&admin, &ns, "bob", "manager").await;
     support::source_secret(&admin, &ns, "orders-db", json!({ "password": "s3cret" })).await;
+    // Who may review data-owner besides carol: a group and a ServiceAccount of the namespace
+    // (both listed), and a ServiceAccount of the recipient namespace (never: it receives the data).
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "data-owners" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "gatehouse-approver-data-owner" },
+        "subjects": [
+            { "kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "orders-owners" },
+            { "kind": "ServiceAccount", "name": "review-bot", "namespace": ns },
+            { "kind": "ServiceAccount", "name": "reporting", "namespace": recipient }
+        ]
+    }))
+    .expect("valid RoleBinding");
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("RoleBinding data-owners");
     let mallory = as_user::<DataSharingAgreement>(kubeconfig, "mallory", &ns).await;
     let agreement: DataSharingAgreement = serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "DataSharingAgreement",
@@ -353,6 +371,8 @@ async fn only_the_requesters_manager_reviews_a_manager_role_of_an_agreement() {
         status["managerApprovals"] == json!(["manager"])
             && status["approvers"][0]["manager"] == "alice"
             && status["approvers"][1]["users"] == json!(["carol"])
+            && status["approvers"][1]["groups"] == json!(["orders-owners"])
+            && status["approvers"][1]["serviceAccounts"] == json!([format!("{ns}/review-bot")])
     })
     .await;
 
