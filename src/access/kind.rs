@@ -20,6 +20,7 @@ use crate::lifecycle::Refusal;
 use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed};
 use crate::lifecycle::duration;
+use crate::lifecycle::eligible::Approvers;
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
 use crate::lifecycle::lineage::{self, Extension, Lineage};
 use crate::lifecycle::narrowing::Narrowed;
@@ -44,6 +45,8 @@ pub struct Observation<'a> {
     /// Decision annotations whose author lacks the approver right in a namespace the grant
     /// reaches (admission checks the request's own namespace only), with why: they do not count.
     pub unauthorized_decisions: &'a [(String, String)],
+    /// Who holds each approver role's right, and the requester's manager per the org chart.
+    pub approvers: &'a Approvers,
     /// Why approvals cannot be trusted right now (the admission policies are missing or
     /// changed); `None` when they are verified.
     pub approvals_unverified: Option<&'a str>,
@@ -151,6 +154,8 @@ impl Kind for AccessKind {
                 extended_by: status.extended_by,
                 superseded_by: status.superseded_by,
             },
+            manager_approvals: status.manager_approvals,
+            approvers: status.approvers,
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -179,6 +184,8 @@ impl Kind for AccessKind {
             chain_started_at: record.lineage.chain_started_at,
             extended_by: record.lineage.extended_by,
             superseded_by: record.lineage.superseded_by,
+            manager_approvals: record.manager_approvals,
+            approvers: record.approvers,
             approvals: record.approvals,
             findings: details.findings,
             findings_summary: details.findings_summary,
@@ -267,6 +274,7 @@ pub fn plan(observed: &Observation) -> Plan {
             subjects,
         },
         unauthorized_decisions: &unauthorized,
+        approvers: observed.approvers,
         approvals_unverified: observed.approvals_unverified,
         created: observed.created,
         generation: observed.generation,
@@ -298,6 +306,10 @@ fn governed(accepted: &Accepted, start_at: Option<Timestamp>) -> Governed {
         policy: policy.clone(),
         accepted: format!("AccessPolicy {policy} governs this request"),
         required: approvals::required_roles(accepted.stages, accepted.high_risk),
+        manager_stages: approvals::manager_roles(accepted.stages),
+        // Every approver right of a request is proven again by username in the namespaces it
+        // reaches: a right held only through a group does not count there.
+        group_approvers: Vec::new(),
         no_stage: format!(
             "no approval stage of AccessPolicy {policy} applies to this request (every stage is `when: HighRisk` and it is not high-risk); nothing is granted without an approval, so the policy needs a stage that always applies"
         ),
@@ -448,6 +460,7 @@ mod tests {
                 current: self.status.as_ref(),
                 approvals_unverified: self.unverified,
                 unauthorized_decisions: &self.unauthorized,
+                approvers: &crate::lifecycle::eligible::Approvers::nobody(),
                 accepted,
                 now: Timestamp::from_second(1000 + now).expect("valid"),
             })
@@ -777,6 +790,7 @@ mod tests {
         case.stages = Some(vec![ApprovalStage {
             role: "security".into(),
             when: Some(crate::api::common::StageCondition::HighRisk),
+            approver: None,
         }]);
         let plan = case.at(10);
         assert_eq!(
@@ -984,14 +998,17 @@ mod tests {
             ApprovalStage {
                 role: "manager".into(),
                 when: None,
+                approver: None,
             },
             ApprovalStage {
                 role: "data-owner".into(),
                 when: None,
+                approver: None,
             },
             ApprovalStage {
                 role: "security".into(),
                 when: None,
+                approver: None,
             },
         ];
         let plan = Case {

@@ -3,7 +3,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ApprovalRecord, ApprovedScope, RoleRef, Subject};
+use super::common::{ApprovalRecord, ApprovedScope, RoleRef, StageApprovers, Subject};
 use super::names::named_enum;
 
 /// One person or service asks for one role, in some namespaces, for a time, with a reason.
@@ -169,6 +169,16 @@ pub struct AccessRequestStatus {
     /// The object whose `spec.supersedes` names this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
+    /// The required roles only the requester's manager decides (`approver: RequesterManager`):
+    /// admission policy gatehouse-requester-manager reads them here (only the operator writes
+    /// status) and admits their decisions only from the manager per ConfigMap
+    /// `gatehouse-org-chart`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manager_approvals: Vec<String>,
+    /// Who may decide each stage still waiting, from the RBAC bindings the operator sees (and for
+    /// manager stages the org chart): whom to ask (`kubectl gatehouse approvers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<StageApprovers>,
     /// Every decision made, with approver, role, reason and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,

@@ -83,6 +83,21 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// Who decides an approval stage.
+    #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+    pub enum Approver {
+        /// A holder of verb `approve` on `approvals.gatehouse.dev` with the stage's role as
+        /// resourceName (RBAC), in the object's namespace or cluster-wide.
+        #[default]
+        Role,
+        /// Only the requester's manager per the org chart: ConfigMap `gatehouse-org-chart` in
+        /// the operator's namespace, key the requester's username, value their manager's. RBAC
+        /// grants nothing here; no entry for the requester means nobody can decide the stage.
+        RequesterManager,
+    }
+}
+
 /// One approval stage: a role whose holder must approve, in order.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 pub struct ApprovalStage {
@@ -97,6 +112,37 @@ pub struct ApprovalStage {
     /// `Always` (default) or `HighRisk`: the stage applies only to high-risk grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<StageCondition>,
+    /// `Role` (default): whoever holds the approve right for `role`. `RequesterManager`: only the
+    /// requester's manager per ConfigMap `gatehouse-org-chart` (checked at admission and by the
+    /// operator); the annotation keeps the stage's role, e.g. `approve.gatehouse.dev/manager`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<Approver>,
+}
+
+/// Who may decide one waiting stage, as the operator sees it (`status.approvers`): from the RBAC
+/// bindings it caches, or for a `RequesterManager` stage from the org chart. For requesters, to
+/// know whom to ask; admission and the operator's own checks stay the authority.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StageApprovers {
+    /// The stage's role.
+    pub role: String,
+    /// Users holding the right where it counts (at most 20, sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Groups holding it: any member may decide (at most 20, sorted; `system:` groups left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// ServiceAccounts holding it, as `<namespace>/<name>` (at most 20, sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
+    /// For a `RequesterManager` stage: the requester's manager per the org chart (unset when it
+    /// has no entry for the requester: nobody can decide the stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    /// How many more holders there are than listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<u32>,
 }
 
 named_enum! {

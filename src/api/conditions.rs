@@ -78,6 +78,9 @@ pub mod reason {
     /// Waiting for an approver of this stage.
     pub const WAITING: &str = "Waiting";
     /// Approved, but counts only after the earlier stages approve.
+    /// A `RequesterManager` stage nobody can decide: the org chart names no manager for the
+    /// requester (the message names the ConfigMap key to add).
+    pub const NO_MANAGER: &str = "NoManager";
     pub const WAITING_FOR_EARLIER_STAGE: &str = "WaitingForEarlierStage";
     /// The stage approved.
     pub const APPROVED: &str = "Approved";

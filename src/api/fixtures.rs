@@ -51,14 +51,17 @@ pub fn access_policy(name: &str) -> AccessPolicy {
                 ApprovalStage {
                     role: "manager".into(),
                     when: None,
+                    approver: None,
                 },
                 ApprovalStage {
                     role: "data-owner".into(),
                     when: None,
+                    approver: None,
                 },
                 ApprovalStage {
                     role: "security".into(),
                     when: Some(StageCondition::HighRisk),
+                    approver: None,
                 },
             ],
             pending_timeout: Some("72h".into()),

@@ -86,6 +86,9 @@ pub const DURATION_PREFIX: &str = "duration.gatehouse.dev/";
 pub const NAMESPACES_PREFIX: &str = "namespaces.gatehouse.dev/";
 /// Annotation that ends an active grant or share early; its value is the revoking user.
 pub const REVOKE_ANNOTATION: &str = "revoke.gatehouse.dev/by";
+/// The org chart: a ConfigMap of this name in the operator's namespace maps usernames (keys) to
+/// their manager's username (values), for stages with `approver: RequesterManager`.
+pub const ORG_CHART: &str = "gatehouse-org-chart";
 /// Annotation naming who filed an object on someone else's behalf (set at creation by that user,
 /// checked and frozen by admission): the filer may not approve what they filed.
 pub const FILED_BY_ANNOTATION: &str = "gatehouse.dev/filed-by";

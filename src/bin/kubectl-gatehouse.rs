@@ -15,7 +15,7 @@ use futures::StreamExt;
 use gatehouse::api::{AccessRecord, AccessRequest, DataSharingAgreement, GROUP};
 use gatehouse::plugin::patch::{self, Change, Narrow};
 use gatehouse::plugin::report::{self, RoleFilter, Since};
-use gatehouse::plugin::{Kind, PluginError, Summary, Target, Verdict, audit, pending};
+use gatehouse::plugin::{Kind, PluginError, Summary, Target, Verdict, approvers, audit, pending};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
@@ -90,6 +90,14 @@ enum Command {
     /// Show who decided what, when and why, then the phase, what is granted to whom and where,
     /// the grant's times and the conditions
     Audit {
+        /// The object: ar/NAME (AccessRequest) or dsa/NAME (DataSharingAgreement)
+        #[arg(value_name = "KIND/NAME")]
+        target: Target,
+    },
+    /// Who may decide each stage the object waits for: the users, groups and ServiceAccounts
+    /// holding the approver right where it counts, or the requester's manager per the org chart,
+    /// as the operator lists them (status.approvers); requesters see whom to ask
+    Approvers {
         /// The object: ar/NAME (AccessRequest) or dsa/NAME (DataSharingAgreement)
         #[arg(value_name = "KIND/NAME")]
         target: Target,
@@ -209,6 +217,7 @@ async fn run(cli: Cli) -> Result<(), PluginError> {
         Command::Revoke { target } => session.revoke(&target).await,
         Command::Pending { all_namespaces } => session.pending(all_namespaces).await,
         Command::Audit { target } => session.audit(&target).await,
+        Command::Approvers { target } => session.approvers(&target).await,
         Command::Report(args) => {
             let filter = report::Filter {
                 since: args.since,
@@ -389,23 +398,31 @@ impl Session {
             });
         }
         let user = self.whoami().await?;
-        match self.can_i("approve", &self.namespace, Some(&role)).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(PluginError::MayNotDecide {
-                    user,
-                    verb: verdict.verb(),
-                    role,
-                    namespace: self.namespace.clone(),
-                });
+        let item = self.get_for_checks(&target).await?;
+        // A stage the requester's manager decides needs no RBAC right: the org chart says who may,
+        // and the API server checks it.
+        let manager_stage = item
+            .as_ref()
+            .is_some_and(|i| i.manager_approvals.contains(&role));
+        if !manager_stage {
+            match self.can_i("approve", &self.namespace, Some(&role)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(PluginError::MayNotDecide {
+                        user,
+                        verb: verdict.verb(),
+                        role,
+                        namespace: self.namespace.clone(),
+                    });
+                }
+                Err(err) => eprintln!(
+                    "warning: cannot check your right to {} as {role} ({}); the API server decides",
+                    verdict.verb(),
+                    message(&err)
+                ),
             }
-            Err(err) => eprintln!(
-                "warning: cannot check your right to {} as {role} ({}); the API server decides",
-                verdict.verb(),
-                message(&err)
-            ),
         }
-        if let Some(item) = self.get_for_checks(&target).await? {
+        if let Some(item) = item {
             let change = patch::check_decision(
                 &target,
                 &item.annotations,
@@ -557,6 +574,12 @@ impl Session {
     async fn audit(&self, target: &Target) -> Result<(), PluginError> {
         let item = self.require(target).await?;
         print!("{}", audit::render(&item, Timestamp::now()));
+        Ok(())
+    }
+
+    async fn approvers(&self, target: &Target) -> Result<(), PluginError> {
+        let item = self.require(target).await?;
+        print!("{}", approvers::render(&item));
         Ok(())
     }
 

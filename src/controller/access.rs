@@ -29,6 +29,7 @@ use crate::api::common::{RoleKind, SubjectKind};
 use crate::api::conditions::{ConditionUpdate, reason};
 use crate::api::{AccessPolicy, AccessRequest, AccessRequestStatus, FILED_BY_ANNOTATION};
 use crate::apply::{self, Applied, Object as Binding, OwnerKind};
+use crate::lifecycle::eligible::Approvers;
 use crate::lifecycle::{self, Refusal, duration, narrowing, record};
 use kube::runtime::reflector::ObjectRef;
 
@@ -59,6 +60,7 @@ pub struct Observed {
     /// role does not exist.
     rules: Option<Option<Vec<PolicyRule>>>,
     unauthorized: Vec<(String, String)>,
+    approvers: Approvers,
     integrity_problem: Option<String>,
     links: lineage::Observed,
 }
@@ -114,12 +116,21 @@ impl Reconciled for AccessRequest {
             }
             _ => Vec::new(),
         };
+        let approvers = match (&accepted, &policy) {
+            (Ok(accepted), Some(policy)) => {
+                approver_scopes(&namespace, accepted, policy, |roles| {
+                    ctx.approvers(&self.spec.requester, roles)
+                })
+            }
+            _ => ctx.approvers(&self.spec.requester, []),
+        };
         Ok(Observed {
             accepted,
             policy,
             checks,
             rules,
             unauthorized,
+            approvers,
             integrity_problem: ctx.integrity.problem(),
             links: lineage::observe(self, &ctx.access_peers),
         })
@@ -158,6 +169,7 @@ impl Reconciled for AccessRequest {
         let decision = kind::plan(&kind::Observation {
             approvals_unverified: observed.integrity_problem.as_deref(),
             unauthorized_decisions: &observed.unauthorized,
+            approvers: &observed.approvers,
             requester: &self.spec.requester,
             filed_by: self
                 .annotations()
@@ -459,6 +471,7 @@ async fn unauthorized_decisions(
         .iter()
         .map(|s| s.role.as_str())
         .collect();
+    let managed = lifecycle::protocol::manager_roles(&policy.spec.approvals);
     let scopes: Vec<Option<String>> = if accepted.cluster_wide {
         vec![None]
     } else {
@@ -479,7 +492,11 @@ async fn unauthorized_decisions(
             return None;
         }
         Some(approvers::Checks {
-            scopes: if cluster_wide.iter().any(|r| r == role) {
+            scopes: if managed.iter().any(|m| m == role) {
+                // The org chart decides who may (lifecycle::protocol::counted); RBAC grants
+                // nothing there, and the controls still apply.
+                Vec::new()
+            } else if cluster_wide.iter().any(|r| r == role) {
                 vec![None]
             } else if let Some(approved) = narrowed.namespaces_of(role) {
                 approved.iter().cloned().map(Some).collect()
@@ -491,6 +508,35 @@ async fn unauthorized_decisions(
         })
     })
     .await
+}
+
+/// Who may decide each approval stage of `policy` on a request in `namespace`: holders of the
+/// right in that namespace (where admission checks it) and every namespace the grant reaches,
+/// cluster-wide for a cluster-wide grant or a role in `clusterWideApprovers`. `collect` reads
+/// them from the caches.
+fn approver_scopes(
+    namespace: &str,
+    accepted: &AcceptedRequest,
+    policy: &AccessPolicy,
+    collect: impl for<'r> FnOnce(Vec<(&'r str, Vec<Option<&'r str>>)>) -> Approvers,
+) -> Approvers {
+    let cluster_wide = &policy.spec.cluster_wide_approvers;
+    let mut reached: Vec<Option<&str>> = vec![Some(namespace)];
+    reached.extend(accepted.namespaces.iter().map(|ns| Some(ns.as_str())));
+    let roles = policy
+        .spec
+        .approvals
+        .iter()
+        .map(|stage| {
+            let role = stage.role.as_str();
+            if accepted.cluster_wide || cluster_wide.iter().any(|r| r == role) {
+                (role, vec![None])
+            } else {
+                (role, reached.clone())
+            }
+        })
+        .collect();
+    collect(roles)
 }
 
 /// The rules of the requested role, or None when it does not exist (the checks then fail closed).

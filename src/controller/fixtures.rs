@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::{ByteString, jiff::Timestamp};
 use kube::api::{ObjectMeta, PartialObjectMetaExt};
@@ -382,6 +382,10 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         ]),
         role_bindings: store_of::<RoleBinding>([]),
         cluster_role_bindings: store_of([]),
+        roles: store_of::<Role>([]),
+        cluster_roles: store_of::<ClusterRole>([]),
+        org_chart: store_of::<ConfigMap>([]),
+        namespace: "gatehouse-system".into(),
         records: store_of(cluster.records()),
         record_retention: Duration::from_secs(400 * 24 * 3600),
         owned: Index::holding(owned),

@@ -61,6 +61,7 @@ pub async fn who_am_i(client: &Client) -> Result<String, Error> {
 pub async fn watch(
     client: &Client,
     operator: &str,
+    namespace: &str,
 ) -> Result<
     (
         Arc<Integrity>,
@@ -69,7 +70,7 @@ pub async fn watch(
     ),
     Error,
 > {
-    let expected = integrity::expected(operator).map_err(Error::ShippedPolicies)?;
+    let expected = integrity::expected(operator, namespace).map_err(Error::ShippedPolicies)?;
     let (policies, policy_changes) = cache::<ValidatingAdmissionPolicy>(client);
     let (bindings, binding_changes) = cache::<ValidatingAdmissionPolicyBinding>(client);
     policies

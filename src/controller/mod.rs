@@ -8,6 +8,7 @@ mod client;
 mod fixtures;
 mod integrity;
 mod lineage;
+mod org_chart;
 mod readiness;
 mod reconciler;
 pub mod records;
@@ -24,8 +25,8 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future, stream};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -39,6 +40,7 @@ use crate::api::{AccessPolicy, AccessRecord, AccessRequest, DataSharingAgreement
 use crate::apply;
 use crate::leader;
 use crate::lifecycle::activation::{SealKey, Sealer};
+use crate::lifecycle::eligible::{Approvers, Manager, Rbac};
 use crate::metrics::Metrics;
 use crate::server;
 
@@ -133,6 +135,15 @@ pub struct Context {
     /// checks.
     pub role_bindings: Store<RoleBinding>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// Every Role and ClusterRole: whose rules say who holds an approver right
+    /// (`status.approvers`).
+    pub roles: Store<Role>,
+    pub cluster_roles: Store<ClusterRole>,
+    /// The org chart (ConfigMap `gatehouse-org-chart` in [`Self::namespace`]), the one object of
+    /// its watch: who decides `RequesterManager` stages.
+    pub org_chart: Store<ConfigMap>,
+    /// The operator's own namespace ([`Options::namespace`]).
+    pub namespace: String,
     /// Every AccessRecord: a record already saying what a reconcile would write is not written.
     pub records: Store<AccessRecord>,
     /// How long a record is kept after its object ended ([`Options::record_retention`]).
@@ -169,7 +180,12 @@ impl Context {
             self.role_bindings.wait_until_ready(),
             self.cluster_role_bindings.wait_until_ready(),
         );
-        let synced = future::try_join(synced, self.records.wait_until_ready());
+        let rbac = future::try_join3(
+            self.roles.wait_until_ready(),
+            self.cluster_roles.wait_until_ready(),
+            self.org_chart.wait_until_ready(),
+        );
+        let synced = future::try_join3(synced, rbac, self.records.wait_until_ready());
         let (synced, ()) = future::join(synced, self.owned.synced()).await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
     }
@@ -207,6 +223,41 @@ impl Context {
             key: &self.seal_key,
             kind,
             uid: object.meta().uid.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// The requester's manager per the org chart, or why there is none.
+    fn manager_of(&self, requester: &str) -> Manager {
+        let chart = self.org_chart.state().into_iter().next();
+        let no_data = BTreeMap::new();
+        let data = chart.as_ref().map(|c| c.data.as_ref().unwrap_or(&no_data));
+        Manager::of(requester, data, &self.namespace)
+    }
+
+    /// Who may decide on an object of `requester`: the holders of each role's right in every
+    /// scope `roles` names for it (`None`: cluster-wide), and the requester's manager.
+    fn approvers<'r>(
+        &self,
+        requester: &str,
+        roles: impl IntoIterator<Item = (&'r str, Vec<Option<&'r str>>)>,
+    ) -> Approvers {
+        let (role_bindings, cluster_role_bindings) = (
+            self.role_bindings.state(),
+            self.cluster_role_bindings.state(),
+        );
+        let (roles_, cluster_roles) = (self.roles.state(), self.cluster_roles.state());
+        let rbac = Rbac {
+            role_bindings: &role_bindings,
+            cluster_role_bindings: &cluster_role_bindings,
+            roles: &roles_,
+            cluster_roles: &cluster_roles,
+        };
+        Approvers {
+            holders: roles
+                .into_iter()
+                .map(|(role, scopes)| (role.to_string(), rbac.holders(role, &scopes)))
+                .collect(),
+            manager: self.manager_of(requester),
         }
     }
 
@@ -283,6 +334,12 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // the owned index.
     let (role_bindings, _) = cache::<RoleBinding>(&client);
     let (cluster_role_bindings, _) = cache::<ClusterRoleBinding>(&client);
+    // Changes of roles are not re-checked at once either: who holds a right is a listing for
+    // requesters, refreshed on the object's next reconcile.
+    let (roles, _) = cache::<Role>(&client);
+    let (cluster_roles, _) = cache::<ClusterRole>(&client);
+    let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
+        org_chart::watch(&client, &options.namespace);
     let (records, _) = cache::<AccessRecord>(&client);
     let owned = apply::Index::watch(&client);
     let (namespaces, namespace_writer) = reflector::store();
@@ -310,7 +367,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         "status is written as this user; admission policy gatehouse-status must name it"
     );
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
-        integrity::watch(&client, &operator).await?;
+        integrity::watch(&client, &operator, &options.namespace).await?;
     let ctx = Arc::new(Context {
         seal_key,
         sweep_interval: options.sweep_interval,
@@ -324,6 +381,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
         namespaces,
         role_bindings,
         cluster_role_bindings,
+        roles,
+        cluster_roles,
+        org_chart,
+        namespace: options.namespace.clone(),
         records,
         record_retention: options.record_retention,
         owned,
@@ -367,12 +428,18 @@ pub async fn run(options: Options) -> Result<(), Error> {
     let controllers = future::join(
         access::run(
             ctx.clone(),
-            stream::select(access_policy_changes, access_integrity_changes),
+            stream::select(
+                access_policy_changes,
+                stream::select(access_integrity_changes, access_org_chart_changes),
+            ),
             stop.clone(),
         ),
         sharing::run(
             ctx,
-            stream::select(sharing_policy_changes, sharing_integrity_changes),
+            stream::select(
+                sharing_policy_changes,
+                stream::select(sharing_integrity_changes, sharing_org_chart_changes),
+            ),
             stop,
         ),
     );

@@ -32,6 +32,7 @@ use crate::api::{
 };
 use crate::api::{RecordedData, RecordedObject, RecordedShare};
 use crate::apply::{self, Applied, Object, OwnerKind};
+use crate::lifecycle::eligible::Approvers;
 use crate::lifecycle::{self, Refusal, duration, record};
 use crate::sharing::classify::{self, ObservedSource};
 use crate::sharing::kind::{self, Checked, SharingKind};
@@ -122,6 +123,7 @@ pub struct Observed {
     /// Reviews and the agreement gate, when both the policy and the sources pass.
     checked: Result<Checked, Refusal>,
     unauthorized: Vec<(String, String)>,
+    approvers: Approvers,
     integrity_problem: Option<String>,
     links: lineage::Observed,
 }
@@ -152,12 +154,22 @@ fn checked(
                 found,
                 &spec.recipient,
             )?;
+            let among = |roles: &[String]| {
+                reviews
+                    .required
+                    .iter()
+                    .filter(|r| roles.contains(r))
+                    .cloned()
+                    .collect()
+            };
             Ok(Checked {
                 policy: accepted.policy.clone(),
                 retention: accepted.retention,
                 pending_timeout: policy.spec.pending_timeout.clone(),
-                required: reviews.required,
+                manager_stages: among(&policy.spec.reviews.requester_manager),
+                cluster_wide: among(&policy.spec.cluster_wide_approvers),
                 recipient_consent: reviews.recipient_consent,
+                required: reviews.required,
                 gate,
             })
         }
@@ -208,6 +220,7 @@ impl Reconciled for DataSharingAgreement {
             }
             _ => Vec::new(),
         };
+        let approvers = reviewers(ctx, self, checked.as_ref().ok());
         let observed = Observed {
             accepted,
             policy,
@@ -215,6 +228,7 @@ impl Reconciled for DataSharingAgreement {
             classification,
             checked,
             unauthorized,
+            approvers,
             integrity_problem: ctx.integrity.problem(),
             links: lineage::observe(self, &ctx.sharing_peers),
         };
@@ -261,6 +275,7 @@ impl Reconciled for DataSharingAgreement {
         let no_annotations = BTreeMap::new();
         let decision = kind::plan(&kind::Observation {
             unauthorized_decisions: &observed.unauthorized,
+            approvers: &observed.approvers,
             requester: &spec.requester,
             filed_by: self
                 .annotations()
@@ -569,6 +584,9 @@ async fn unauthorized_reviews(
     let cluster_wide = policy
         .map(|p| p.spec.cluster_wide_approvers.clone())
         .unwrap_or_default();
+    let managed = policy
+        .map(|p| p.spec.reviews.requester_manager.clone())
+        .unwrap_or_default();
     let mut controls = Vec::new();
     match (spec.transfer.method, spec.recipient.namespace.as_deref()) {
         (TransferMethod::Copy, Some(recipient)) => controls.push(approvers::secrets_in(recipient)),
@@ -590,7 +608,10 @@ async fn unauthorized_reviews(
             return None;
         }
         let consent = checked.recipient_consent.iter().any(|r| r == role);
-        let scopes = if cluster_wide.iter().any(|r| r == role) {
+        let scopes = if managed.iter().any(|r| r == role) {
+            // The org chart decides who may (lifecycle::protocol::counted); the controls remain.
+            Vec::new()
+        } else if cluster_wide.iter().any(|r| r == role) {
             vec![None]
         } else if consent {
             // A consent is required only for a namespace recipient.
@@ -606,6 +627,37 @@ async fn unauthorized_reviews(
         })
     })
     .await
+}
+
+/// Who may review each required role of an agreement: holders of the right in its namespace
+/// (cluster-wide for roles in `clusterWideApprovers`), less the ServiceAccounts of the recipient
+/// namespace (admission refuses them), and the requester's manager.
+fn reviewers(
+    ctx: &Context,
+    agreement: &DataSharingAgreement,
+    checked: Option<&Checked>,
+) -> Approvers {
+    let namespace = agreement.namespace().unwrap_or_default();
+    let roles = checked.map(|c| {
+        c.required
+            .iter()
+            .map(|role| {
+                let scope = if c.cluster_wide.contains(role) {
+                    None
+                } else {
+                    Some(namespace.as_str())
+                };
+                (role.as_str(), vec![scope])
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut approvers = ctx.approvers(&agreement.spec.requester, roles.unwrap_or_default());
+    if let Some(recipient) = agreement.spec.recipient.namespace.as_deref() {
+        for holders in approvers.holders.values_mut() {
+            holders.service_accounts.retain(|(ns, _)| ns != recipient);
+        }
+    }
+    approvers
 }
 
 /// Reads every source the agreement lists: what classification needs (labels, which keys exist)

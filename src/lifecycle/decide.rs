@@ -16,6 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::Refusal;
 use super::activation::Sealer;
 use super::duration::{self, after};
+use super::eligible::{self, Approvers};
 use super::kind::{Kind, Record, RecordedWindow};
 use super::lineage::Extension;
 use super::protocol::{self, ApprovalState, Parties};
@@ -34,6 +35,8 @@ pub struct Observation<'a, K: Kind> {
     pub parties: Parties<'a>,
     /// Decision annotations whose author lacks the right where it counts, with why.
     pub unauthorized_decisions: &'a [(String, String)],
+    /// Who holds each role's right, and the requester's manager per the org chart.
+    pub approvers: &'a Approvers,
     /// Why approvals cannot be trusted right now (the admission policies are missing or
     /// changed); `None` when they are verified.
     pub approvals_unverified: Option<&'a str>,
@@ -60,6 +63,11 @@ pub struct Governed {
     pub accepted: String,
     /// The roles that must approve, in stage order.
     pub required: Vec<String>,
+    /// Those of them only the requester's manager decides (`approver: RequesterManager`).
+    pub manager_stages: Vec<String>,
+    /// Those whose right also counts when held through a group: the operator proves no right of
+    /// theirs again with a SubjectAccessReview of the username alone.
+    pub group_approvers: Vec<String>,
     /// Why nothing can ever be provided when `required` is empty.
     pub no_stage: String,
     /// How long the window lasts once it opens: the narrowest the approvals allow.
@@ -173,7 +181,7 @@ pub fn decide<K: Kind>(observed: &Observation<K>) -> Decision<K::Status> {
         Err(refusal) => {
             draft.record.phase = Some(Phase::Failed);
             draft.record.policy = None;
-            draft.record.waiting_for = None;
+            draft.decided();
             draft.set(&[ACCEPTED, READY], false, refusal.reason, &refusal.message);
         }
     }
@@ -210,14 +218,17 @@ impl<K: Kind> Draft<'_, '_, K> {
 
     /// The approvals as the admitted annotations say now; approvals first seen while the admission
     /// policies were not enforced are marked and never count.
-    fn count(&mut self, required: Vec<String>) -> ApprovalState {
+    fn count(&mut self, governed: &Governed) -> ApprovalState {
         let previous = self.record.approvals.clone();
+        self.record.manager_approvals = governed.manager_stages.clone();
         protocol::counted(
-            required,
+            governed.required.clone(),
             &protocol::Decisions {
                 annotations: self.observed.annotations,
                 unauthorized: self.observed.unauthorized_decisions,
                 unverified: self.observed.approvals_unverified.is_some(),
+                manager_stages: &governed.manager_stages,
+                manager: &self.observed.approvers.manager,
             },
             &self.observed.parties,
             &mut self.record.untrusted_approvals,
@@ -226,23 +237,37 @@ impl<K: Kind> Draft<'_, '_, K> {
         )
     }
 
-    fn record_approvals(&mut self, state: &ApprovalState) {
+    fn record_approvals(&mut self, state: &ApprovalState, governed: &Governed) {
         self.record.required_approvals = state.required.clone();
         self.record.approvals = state.records.clone();
         self.record.ignored_annotations = state.ignored.clone();
         let waiting = state.waiting_for();
         self.record.waiting_for = (!waiting.is_empty()).then(|| waiting.join(","));
-        for update in protocol::stage_conditions(state) {
+        self.record.approvers = eligible::listed(
+            &waiting,
+            &governed.manager_stages,
+            self.observed.approvers,
+            &self.observed.parties,
+            |role| governed.group_approvers.iter().any(|r| r == role),
+        );
+        let manager = &self.observed.approvers.manager;
+        for update in protocol::stage_conditions(state, &governed.manager_stages, manager) {
             self.apply(update);
         }
+    }
+
+    /// Nothing waits for a decision any more.
+    fn decided(&mut self) {
+        self.record.waiting_for = None;
+        self.record.approvers.clear();
     }
 
     /// Not provided yet: waits for approvals and holds, ends by denial or timeout, or activates.
     fn pending(&mut self, governed: &Governed) {
         let wording = &K::WORDING;
         let observed = self.observed;
-        let state = self.count(governed.required.clone());
-        self.record_approvals(&state);
+        let state = self.count(governed);
+        self.record_approvals(&state, governed);
         if state.required.is_empty() {
             self.record.phase = Some(Phase::Failed);
             self.set(
@@ -376,7 +401,7 @@ impl<K: Kind> Draft<'_, '_, K> {
     fn schedule(&mut self, start: Timestamp) {
         let wording = &K::WORDING;
         self.record.phase = Some(Phase::Scheduled);
-        self.record.waiting_for = None;
+        self.decided();
         let message = format!(
             "every {} approved; {} from {start}",
             wording.stage, wording.provided
@@ -421,7 +446,7 @@ impl<K: Kind> Draft<'_, '_, K> {
         let expires_at = window.expires_at.0;
         self.record.window = Some(window);
         self.record.phase = Some(Phase::Active);
-        self.record.waiting_for = None;
+        self.decided();
         K::activated(&mut self.details, self.observed.facts);
         if self.observed.now >= expires_at {
             self.expire(expires_at);
@@ -487,7 +512,7 @@ impl<K: Kind> Draft<'_, '_, K> {
                 return;
             }
         };
-        let state = self.count(governed.required.clone());
+        let state = self.count(governed);
         if !state.complete() {
             let message = format!(
                 "{}: the approvals that count no longer cover what {} {} requires (missing: {})",
@@ -523,7 +548,7 @@ impl<K: Kind> Draft<'_, '_, K> {
     /// Ends in a terminal phase: nothing provided, and conditions that say why.
     fn end(&mut self, phase: Phase, why: &'static str, message: &str) {
         self.record.phase = Some(phase);
-        self.record.waiting_for = None;
+        self.decided();
         self.provision = Provision::Remove;
         self.wake_at = None;
         K::ended(&mut self.details, self.observed.now);
@@ -643,6 +668,8 @@ mod tests {
             policy: "p".into(),
             accepted: "p governs".into(),
             required: vec!["manager".into()],
+            manager_stages: Vec::new(),
+            group_approvers: Vec::new(),
             no_stage: "no stage".into(),
             duration: std::time::Duration::from_secs(HOUR as u64),
             scope: None,
@@ -711,6 +738,7 @@ mod tests {
                 subjects: &[],
             },
             unauthorized_decisions: &[],
+            approvers: &crate::lifecycle::eligible::Approvers::nobody(),
             approvals_unverified: matches!(event, Event::Unverified).then_some("missing"),
             created: Some(at(0)),
             generation: Some(1),
@@ -828,6 +856,7 @@ mod tests {
                     subjects: &[],
                 },
                 unauthorized_decisions: &[],
+                approvers: &crate::lifecycle::eligible::Approvers::nobody(),
                 approvals_unverified: matches!(event, Event::Unverified).then_some("missing"),
                 created: Some(at(0)),
                 generation: Some(1),
@@ -863,6 +892,7 @@ mod tests {
                 subjects: &[],
             },
             unauthorized_decisions: &[],
+            approvers: &crate::lifecycle::eligible::Approvers::nobody(),
             approvals_unverified: None,
             created: Some(at(0)),
             generation: Some(1),
@@ -874,6 +904,69 @@ mod tests {
         });
         assert_eq!(decision.status.phase, Some(Phase::Pending));
         assert_eq!(decision.provision, Provision::Remove);
+    }
+
+    /// A manager stage, observed with `annotations`: whom to ask while it waits, nobody once it
+    /// ended; the stage listed for admission either way.
+    fn manager_stage(annotations: &[(&str, &str)]) -> Decision<Record> {
+        let key = key();
+        let annotations: BTreeMap<String, String> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut governed = governed(false);
+        governed.manager_stages = vec!["manager".into()];
+        let approvers = Approvers {
+            manager: eligible::Manager::Named("bob".into()),
+            ..Approvers::nobody()
+        };
+        decide::<Bare>(&Observation {
+            extended_by: None,
+            superseded_by: None,
+            sealer: Sealer {
+                key: &key,
+                kind: "Bare",
+                uid: "uid",
+            },
+            annotations: &annotations,
+            parties: Parties {
+                requester: "alice",
+                filed_by: None,
+                subjects: &[],
+            },
+            unauthorized_decisions: &[],
+            approvers: &approvers,
+            approvals_unverified: None,
+            created: Some(at(0)),
+            generation: Some(1),
+            current: None,
+            governed: Ok(governed),
+            suspension: None,
+            facts: &(),
+            now: at(10),
+        })
+    }
+
+    #[test]
+    fn a_waiting_stage_lists_whom_to_ask_and_an_ended_one_nobody() {
+        let waiting = manager_stage(&[("approve.gatehouse.dev/manager", "mallory")]);
+        assert_eq!(waiting.status.phase, Some(Phase::Pending));
+        assert_eq!(waiting.status.manager_approvals, ["manager"]);
+        assert_eq!(waiting.status.approvers.len(), 1);
+        assert_eq!(waiting.status.approvers[0].manager.as_deref(), Some("bob"));
+        assert!(
+            waiting.status.approvals.is_empty(),
+            "mallory is not the manager"
+        );
+
+        let denied = manager_stage(&[("deny.gatehouse.dev/manager", "bob")]);
+        assert_eq!(denied.status.phase, Some(Phase::Denied));
+        assert!(denied.status.approvers.is_empty());
+        assert_eq!(denied.status.manager_approvals, ["manager"]);
+
+        let approved = manager_stage(&[("approve.gatehouse.dev/manager", "bob")]);
+        assert_eq!(approved.status.phase, Some(Phase::Active));
+        assert!(approved.status.approvers.is_empty());
     }
 
     /// The bare kind approved by bob, observed at `now` with `current`, starting at `start`.
@@ -900,6 +993,7 @@ mod tests {
                 subjects: &[],
             },
             unauthorized_decisions: &[],
+            approvers: &crate::lifecycle::eligible::Approvers::nobody(),
             approvals_unverified: None,
             created: Some(at(0)),
             generation: Some(1),

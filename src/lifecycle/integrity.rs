@@ -9,12 +9,13 @@ use serde::de::DeserializeOwned;
 
 /// The shipped policies (deploy/admission), compiled into the operator so that it compares the
 /// cluster against what this version expects.
-const SHIPPED: [&str; 5] = [
+const SHIPPED: [&str; 6] = [
     include_str!("../../deploy/admission/requester.yaml"),
     include_str!("../../deploy/admission/approvals.yaml"),
     include_str!("../../deploy/admission/narrowing.yaml"),
     include_str!("../../deploy/admission/revocation.yaml"),
     include_str!("../../deploy/admission/status.yaml"),
+    include_str!("../../deploy/admission/requester-manager.yaml"),
 ];
 
 /// The policy that lets only the operator write status, and its one installation-specific part:
@@ -32,8 +33,9 @@ pub struct Expected {
 }
 
 /// Parses the shipped admission policies, with `operator` (this operator's own username, as the
-/// API server authenticates it) as the only identity allowed to write status.
-pub fn expected(operator: &str) -> Result<Expected, String> {
+/// API server authenticates it) as the only identity allowed to write status, and the org chart
+/// read from `namespace`, the operator's own.
+pub fn expected(operator: &str, namespace: &str) -> Result<Expected, String> {
     let mut expected = Expected {
         policies: Vec::new(),
         bindings: Vec::new(),
@@ -47,12 +49,25 @@ pub fn expected(operator: &str) -> Result<Expected, String> {
                     name_operator(&mut policy, operator);
                     expected.policies.push(policy);
                 }
-                Some("ValidatingAdmissionPolicyBinding") => expected.bindings.push(convert(value)?),
+                Some("ValidatingAdmissionPolicyBinding") => {
+                    let mut binding: ValidatingAdmissionPolicyBinding = convert(value)?;
+                    locate_params(&mut binding, namespace);
+                    expected.bindings.push(binding);
+                }
                 _ => {}
             }
         }
     }
     Ok(expected)
+}
+
+/// Points a binding's parameter (the org chart) at `namespace`, where this operator reads it too:
+/// a binding reading another namespace's org chart would admit other managers than it counts.
+fn locate_params(binding: &mut ValidatingAdmissionPolicyBinding, namespace: &str) {
+    let param_ref = binding.spec.as_mut().and_then(|s| s.param_ref.as_mut());
+    if let Some(param_ref) = param_ref {
+        param_ref.namespace = Some(namespace.to_string());
+    }
 }
 
 /// Sets the status policy's `operator` variable to `operator`, as a CEL string literal.
@@ -161,6 +176,7 @@ pub fn verify(
 fn policy_rules(policy: &ValidatingAdmissionPolicy) -> Option<serde_json::Value> {
     let spec = policy.spec.as_ref()?;
     Some(collapse_whitespace(serde_json::json!({
+        "paramKind": spec.param_kind,
         "validations": spec.validations,
         "variables": spec.variables,
         "matchConditions": spec.match_conditions,
@@ -214,10 +230,11 @@ mod tests {
     use super::*;
 
     const OPERATOR: &str = "system:serviceaccount:gatehouse-system:gatehouse";
+    const NAMESPACE: &str = "gatehouse-system";
 
     #[test]
     fn the_status_policy_must_name_this_operator() {
-        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
         let (mut policies, bindings) = installed(&expected);
         let local = expected_for("admin");
         let status = policies
@@ -236,7 +253,7 @@ mod tests {
     }
 
     fn expected_for(operator: &str) -> ValidatingAdmissionPolicy {
-        expected(operator)
+        expected(operator, NAMESPACE)
             .expect("shipped policies parse")
             .policies
             .into_iter()
@@ -266,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_shipped_policies_parse_and_verify_against_themselves() {
-        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
         assert_eq!(expected.policies.len(), SHIPPED.len());
         assert_eq!(expected.bindings.len(), SHIPPED.len());
         let (policies, bindings) = installed(&expected);
@@ -275,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_missing_policy_or_binding_fails() {
-        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
         let (mut policies, mut bindings) = installed(&expected);
         policies[1].1 = None;
         bindings[0].1 = None;
@@ -291,8 +308,38 @@ mod tests {
     }
 
     #[test]
+    fn the_org_chart_must_be_read_from_the_operators_namespace() {
+        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
+        let (policies, mut bindings) = installed(&expected);
+        let manager = bindings
+            .iter()
+            .position(|(name, _)| name == "gatehouse-requester-manager")
+            .expect("requester-manager binding");
+        let param_ref = bindings[manager]
+            .1
+            .as_mut()
+            .and_then(|b| b.spec.as_mut())
+            .and_then(|s| s.param_ref.as_mut())
+            .expect("it reads the org chart");
+        assert_eq!(param_ref.namespace.as_deref(), Some(NAMESPACE));
+        param_ref.namespace = Some("elsewhere".into());
+        let problem = verify(&expected, &policies, &bindings).expect_err("another org chart");
+        assert!(
+            problem.contains("gatehouse-requester-manager is scoped differently"),
+            "{problem}"
+        );
+        let installed_elsewhere = super::expected(OPERATOR, "elsewhere").expect("parse");
+        let (_, elsewhere) = installed(&installed_elsewhere);
+        assert_eq!(
+            verify(&installed_elsewhere, &policies, &elsewhere),
+            Ok(()),
+            "an operator in another namespace expects its own"
+        );
+    }
+
+    #[test]
     fn server_side_defaults_are_not_a_change() {
-        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
         let (mut policies, bindings) = installed(&expected);
         for (_, policy) in &mut policies {
             let rules = policy
@@ -309,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_weakened_policy_or_binding_fails() {
-        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
         let (mut policies, mut bindings) = installed(&expected);
         if let Some(spec) = policies[1].1.as_mut().and_then(|p| p.spec.as_mut()) {
             spec.validations.get_or_insert_default().pop();

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::lineage::Lineage;
 use crate::api::Phase;
-use crate::api::common::{ApprovalRecord, ApprovedScope};
+use crate::api::common::{ApprovalRecord, ApprovedScope, StageApprovers};
 
 /// The activation window as a status records it; the seal may be missing (a forged status).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +30,8 @@ pub struct Record {
     /// Requested against approved (approvers may narrow it).
     pub scope: Option<ApprovedScope>,
     pub lineage: Lineage,
+    pub manager_approvals: Vec<String>,
+    pub approvers: Vec<StageApprovers>,
     pub approvals: Vec<ApprovalRecord>,
     pub untrusted_approvals: Vec<String>,
     pub ignored_annotations: Vec<String>,

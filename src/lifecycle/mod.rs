@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod decide;
 pub mod duration;
+pub mod eligible;
 pub mod integrity;
 pub mod kind;
 pub mod lineage;

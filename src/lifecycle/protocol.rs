@@ -9,10 +9,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::common::{
-    ApprovalRecord, ApprovalStage, Decision, StageCondition, Subject, SubjectKind,
+    ApprovalRecord, ApprovalStage, Approver, Decision, StageCondition, Subject, SubjectKind,
 };
 use crate::api::conditions::{ConditionUpdate, reason, stage_condition};
-use crate::api::{APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, REASON_PREFIX, REVOKE_ANNOTATION};
+use crate::api::{
+    APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, ORG_CHART, REASON_PREFIX, REVOKE_ANNOTATION,
+};
+
+use super::eligible::Manager;
 
 /// Who revoked the object (`gatehouse.dev/revoke=<username>`), if anyone: admission verified the
 /// author, so any value ends it.
@@ -101,6 +105,17 @@ pub fn required_roles(stages: &[ApprovalStage], high_risk: bool) -> Vec<String> 
             StageCondition::HighRisk => high_risk,
         };
         if applies && !roles.contains(&stage.role) {
+            roles.push(stage.role.clone());
+        }
+    }
+    roles
+}
+
+/// The roles of `stages` only the requester's manager decides (`approver: RequesterManager`).
+pub fn manager_roles(stages: &[ApprovalStage]) -> Vec<String> {
+    let mut roles: Vec<String> = Vec::new();
+    for stage in stages {
+        if stage.approver == Some(Approver::RequesterManager) && !roles.contains(&stage.role) {
             roles.push(stage.role.clone());
         }
     }
@@ -234,6 +249,33 @@ pub struct Decisions<'a> {
     /// Whether the approval admission policies are unverified right now: new approvals seen
     /// meanwhile are marked untrusted for good.
     pub unverified: bool,
+    /// The roles only the requester's manager decides (`approver: RequesterManager`), and who
+    /// that is per the org chart.
+    pub manager_stages: &'a [String],
+    pub manager: &'a Manager,
+}
+
+/// The role a decision annotation (approve, deny, changes) is for.
+fn decision_role(key: &str) -> Option<&str> {
+    key.strip_prefix(APPROVE_PREFIX)
+        .or_else(|| key.strip_prefix(DENY_PREFIX))
+        .or_else(|| key.strip_prefix(CHANGES_PREFIX))
+}
+
+/// Why a decision for a manager stage does not count: it is not by the requester's manager per
+/// the org chart (or the org chart names none). `None` for other roles and for the manager.
+fn not_the_manager(key: &str, user: &str, decisions: &Decisions) -> Option<String> {
+    let role = decision_role(key)?;
+    if !decisions.manager_stages.iter().any(|m| m == role) {
+        return None;
+    }
+    match decisions.manager {
+        Manager::Named(manager) if manager == user.trim() => None,
+        Manager::Named(manager) => Some(format!(
+            "{key} by {user:?} does not count: only the requester's manager {manager:?} (org chart) decides stage {role}"
+        )),
+        Manager::Unmapped(why) => Some(format!("{key} by {user:?} does not count: {why}")),
+    }
 }
 
 /// The approval state from the decisions that count: not unauthorized, not untrusted (approvals
@@ -250,14 +292,21 @@ pub fn counted(
     if decisions.unverified {
         mark_untrusted(untrusted, previous, decisions.annotations);
     }
+    let not_managers: Vec<String> = decisions
+        .annotations
+        .iter()
+        .filter_map(|(key, user)| not_the_manager(key, user, decisions))
+        .collect();
     let trusted: BTreeMap<String, String> = decisions
         .annotations
         .iter()
+        .filter(|(key, user)| not_the_manager(key, user, decisions).is_none())
         .filter(|(key, _)| !decisions.unauthorized.iter().any(|(k, _)| k == *key))
         .filter(|(key, value)| !untrusted.contains(&format!("{key}={value}")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut state = evaluate(required, &trusted, parties, previous, now);
+    state.ignored.extend(not_managers);
     state
         .ignored
         .extend(decisions.unauthorized.iter().map(|(_, why)| why.clone()));
@@ -296,8 +345,13 @@ pub fn untrusted_notes(untrusted: &[String]) -> impl Iterator<Item = String> + '
 }
 
 /// The condition of every required stage (`<Role>Approved`): approved, approved but waiting for
-/// an earlier stage, or waiting for an approver.
-pub fn stage_conditions(state: &ApprovalState) -> Vec<ConditionUpdate> {
+/// an earlier stage, or waiting for an approver (for a manager stage: the requester's manager, or
+/// nobody while the org chart names none).
+pub fn stage_conditions(
+    state: &ApprovalState,
+    manager_stages: &[String],
+    manager: &Manager,
+) -> Vec<ConditionUpdate> {
     state
         .required
         .iter()
@@ -328,6 +382,16 @@ pub fn stage_conditions(state: &ApprovalState) -> Vec<ConditionUpdate> {
                         record.user
                     ),
                 ),
+                None if manager_stages.contains(role) => match manager {
+                    Manager::Named(manager) => (
+                        false,
+                        reason::WAITING,
+                        format!(
+                            "waiting for the requester's manager {manager} (ConfigMap {ORG_CHART}) to decide as {role}"
+                        ),
+                    ),
+                    Manager::Unmapped(why) => (false, reason::NO_MANAGER, why.clone()),
+                },
                 None => (
                     false,
                     reason::WAITING,
@@ -360,14 +424,17 @@ mod tests {
             ApprovalStage {
                 role: "manager".into(),
                 when: None,
+                approver: None,
             },
             ApprovalStage {
                 role: "data-owner".into(),
                 when: Some(StageCondition::Always),
+                approver: None,
             },
             ApprovalStage {
                 role: "security".into(),
                 when: Some(StageCondition::HighRisk),
+                approver: None,
             },
         ]
     }
@@ -515,7 +582,7 @@ mod tests {
             "{:?}",
             state.ignored
         );
-        let data_owner = stage_conditions(&state)
+        let data_owner = stage_conditions(&state, &[], &Manager::Unmapped(String::new()))
             .into_iter()
             .find(|c| c.type_ == "DataOwnerApproved")
             .expect("stage condition");
@@ -623,5 +690,89 @@ mod tests {
             &at(99),
         );
         assert_eq!(second.records[0].time, Some(at(5)));
+    }
+
+    fn counted_with(annotations: &BTreeMap<String, String>, manager: &Manager) -> ApprovalState {
+        let managed = ["manager".to_string()];
+        counted(
+            vec!["manager".into(), "data-owner".into()],
+            &Decisions {
+                annotations,
+                unauthorized: &[],
+                unverified: false,
+                manager_stages: &managed,
+                manager,
+            },
+            &parties(&alice()),
+            &mut Vec::new(),
+            &[],
+            &at(5),
+        )
+    }
+
+    #[test]
+    fn a_manager_stage_counts_only_the_requesters_manager() {
+        let bob = Manager::Named("bob".into());
+        for key in [
+            "approve.gatehouse.dev/manager",
+            "deny.gatehouse.dev/manager",
+            "changes.gatehouse.dev/manager",
+        ] {
+            let by_mallory = counted_with(&annotations(&[(key, "mallory")]), &bob);
+            assert!(by_mallory.records.is_empty(), "{key} by mallory counted");
+            assert!(
+                by_mallory.ignored.iter().any(|i| i.contains(
+                    "only the requester's manager \"bob\" (org chart) decides stage manager"
+                )),
+                "{:?}",
+                by_mallory.ignored
+            );
+        }
+        let by_bob = counted_with(
+            &annotations(&[
+                ("approve.gatehouse.dev/manager", "bob"),
+                ("approve.gatehouse.dev/data-owner", "carol"),
+            ]),
+            &bob,
+        );
+        assert!(by_bob.complete(), "{by_bob:?}");
+        // Another role than the manager stage is not the org chart's business.
+        let data_owner = counted_with(
+            &annotations(&[("approve.gatehouse.dev/data-owner", "mallory")]),
+            &bob,
+        );
+        assert_eq!(data_owner.records.len(), 1);
+    }
+
+    #[test]
+    fn without_an_org_chart_entry_nobody_decides_a_manager_stage_and_its_condition_says_why() {
+        let unmapped = Manager::Unmapped("add key 'alice'".into());
+        let state = counted_with(
+            &annotations(&[("approve.gatehouse.dev/manager", "bob")]),
+            &unmapped,
+        );
+        assert!(state.records.is_empty());
+        let conditions = stage_conditions(&state, &["manager".to_string()], &unmapped);
+        let manager = &conditions[0];
+        assert_eq!(manager.reason, reason::NO_MANAGER);
+        assert_eq!(manager.message, "add key 'alice'");
+    }
+
+    #[test]
+    fn a_requester_mapped_as_their_own_manager_never_decides() {
+        let herself = Manager::Named("alice".into());
+        let state = counted_with(
+            &annotations(&[("approve.gatehouse.dev/manager", "alice")]),
+            &herself,
+        );
+        assert!(state.records.is_empty());
+        assert!(
+            state
+                .ignored
+                .iter()
+                .any(|i| i.contains("is by the requester")),
+            "{:?}",
+            state.ignored
+        );
     }
 }

@@ -3,10 +3,12 @@
 //! Everything here is pure (no I/O, `now` injected) so it can be unit-tested: naming objects
 //! ([`target`]), building the annotation patches and checking them against what is already there
 //! ([`patch`]), reading AccessRequests and DataSharingAgreements into one shape ([`summary`]),
-//! deciding what waits for whom ([`pending`]), rendering tables ([`table`], [`audit`]), and the
+//! deciding what waits for whom ([`pending`]), rendering tables ([`table`], [`audit`], who may
+//! decide a waiting stage: [`approvers`]), and the
 //! auditor's report over AccessRecords ([`report`]). The
 //! binary `src/bin/kubectl-gatehouse.rs` is the thin shell that talks to the API server.
 
+pub mod approvers;
 pub mod audit;
 pub mod patch;
 pub mod pending;

@@ -75,9 +75,23 @@ pub fn checks_needed(items: &[Summary], user: &str) -> Allowed {
         .flat_map(|item| {
             open_roles(item)
                 .into_iter()
+                .filter(|role| !item.manager_approvals.contains(role))
                 .map(|role| (item.namespace.clone(), role))
         })
         .collect()
+}
+
+/// Whether `user` may decide `role` of `item`: for a stage the requester's manager decides, when
+/// the operator lists them as that manager (RBAC grants nothing there); otherwise when they
+/// hold the right there (`allowed`).
+fn may_decide(item: &Summary, role: &str, user: &str, allowed: &Allowed) -> bool {
+    if item.manager_approvals.iter().any(|m| m == role) {
+        item.approvers
+            .iter()
+            .any(|a| a.role == role && a.manager.as_deref() == Some(user))
+    } else {
+        allowed.contains(&(item.namespace.clone(), role.to_string()))
+    }
 }
 
 /// One object waiting for the user.
@@ -103,7 +117,7 @@ pub fn pending_rows<'a>(
         .filter_map(|item| {
             let roles: Vec<String> = open_roles(item)
                 .into_iter()
-                .filter(|role| allowed.contains(&(item.namespace.clone(), role.clone())))
+                .filter(|role| may_decide(item, role, user, allowed))
                 .collect();
             (!roles.is_empty()).then(|| PendingRow {
                 item,
@@ -220,6 +234,30 @@ mod tests {
             .iter()
             .map(|(ns, role)| (ns.to_string(), role.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_manager_stage_waits_for_the_listed_manager_whatever_rbac_says() {
+        let mut item = request("payments", "alice-read", Some("manager,data-owner"));
+        item.manager_approvals = vec!["manager".into()];
+        item.approvers = vec![crate::api::common::StageApprovers {
+            role: "manager".into(),
+            manager: Some("erin".into()),
+            ..Default::default()
+        }];
+        let items = [item];
+        assert_eq!(
+            checks_needed(&items, "erin"),
+            allowed(&[("payments", "data-owner")]),
+            "no right is checked for the manager stage"
+        );
+        let rows = pending_rows(&items, "erin", &Allowed::new());
+        assert_eq!(rows[0].roles, ["manager"]);
+        let holder = allowed(&[("payments", "manager")]);
+        assert!(
+            pending_rows(&items, "mallory", &holder).is_empty(),
+            "holding the role's right does not make mallory the manager"
+        );
     }
 
     #[test]

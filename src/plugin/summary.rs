@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::Kind;
 use crate::access;
-use crate::api::common::{ApprovalRecord, ApprovedScope, SubjectKind};
+use crate::api::common::{ApprovalRecord, ApprovedScope, StageApprovers, SubjectKind};
 use crate::api::{AccessPhase, AccessRequest, DataSharingAgreement, SharingPhase};
 
 /// What the plugin needs of one request or agreement.
@@ -38,6 +38,10 @@ pub struct Summary {
     pub recipient_namespace: Option<String>,
     pub waiting_for: Option<String>,
     pub approvals: Vec<ApprovalRecord>,
+    /// Who may decide each waiting stage, as the operator listed it (`status.approvers`).
+    pub approvers: Vec<StageApprovers>,
+    /// The stages the requester's manager decides (`status.managerApprovals`).
+    pub manager_approvals: Vec<String>,
     pub conditions: Vec<Condition>,
     /// Grant (AccessRequest) or share (DataSharingAgreement) times, once active.
     pub activated_at: Option<Time>,
@@ -132,6 +136,8 @@ impl Summary {
             recipient_namespace: None,
             waiting_for: None,
             approvals: Vec::new(),
+            approvers: Vec::new(),
+            manager_approvals: Vec::new(),
             conditions: Vec::new(),
             activated_at: None,
             expires_at: None,
@@ -207,6 +213,8 @@ impl From<&AccessRequest> for Summary {
             recipient_namespace: None,
             waiting_for: status.waiting_for,
             approvals: status.approvals,
+            approvers: status.approvers,
+            manager_approvals: status.manager_approvals,
             conditions: status.conditions,
             activated_at: status.grant.as_ref().map(|g| g.activated_at.clone()),
             expires_at: status.grant.as_ref().map(|g| g.expires_at.clone()),
@@ -247,6 +255,8 @@ impl From<&DataSharingAgreement> for Summary {
             recipient_namespace: agreement.spec.recipient.namespace.clone(),
             waiting_for: status.waiting_for,
             approvals: status.approvals,
+            approvers: status.approvers,
+            manager_approvals: status.manager_approvals,
             conditions: status.conditions,
             activated_at: status.share.as_ref().map(|s| s.activated_at.clone()),
             expires_at: status.share.as_ref().map(|s| s.expires_at.clone()),

@@ -26,6 +26,7 @@ use crate::lifecycle::Refusal;
 use crate::lifecycle::activation::Sealer;
 use crate::lifecycle::decide::{self, Decision, Governed, Hold};
 use crate::lifecycle::duration::{self, second_floor};
+use crate::lifecycle::eligible::Approvers;
 use crate::lifecycle::kind::{Kind, Record, RecordedWindow, Wording};
 use crate::lifecycle::lineage::{self, Extension, Lineage};
 use crate::lifecycle::narrowing;
@@ -50,6 +51,10 @@ pub struct Checked {
     pub required: Vec<String>,
     /// The roles of `required` that are the recipient's consent (checked in its namespace).
     pub recipient_consent: Vec<String>,
+    /// Those of `required` the requester's manager decides (`reviews.requesterManager`).
+    pub manager_stages: Vec<String>,
+    /// Those of `required` that count only from cluster-wide holders (`clusterWideApprovers`).
+    pub cluster_wide: Vec<String>,
     pub gate: AgreementGate,
 }
 
@@ -68,6 +73,8 @@ pub struct Observation<'a> {
     /// Decision annotations whose author lacks the right where the policy requires it (roles in
     /// `clusterWideApprovers` count only from cluster-wide holders), with why: they do not count.
     pub unauthorized_decisions: &'a [(String, String)],
+    /// Who holds each review role's right, and the requester's manager per the org chart.
+    pub approvers: &'a Approvers,
     pub agreement_reference: Option<&'a str>,
     pub created: Option<Timestamp>,
     pub generation: Option<i64>,
@@ -183,6 +190,8 @@ impl Kind for SharingKind {
                 extended_by: status.extended_by,
                 superseded_by: status.superseded_by,
             },
+            manager_approvals: status.manager_approvals,
+            approvers: status.approvers,
             approvals: status.approvals,
             untrusted_approvals: status.untrusted_approvals,
             ignored_annotations: status.ignored_annotations,
@@ -216,6 +225,8 @@ impl Kind for SharingKind {
             chain_started_at: record.lineage.chain_started_at,
             extended_by: record.lineage.extended_by,
             superseded_by: record.lineage.superseded_by,
+            manager_approvals: record.manager_approvals,
+            approvers: record.approvers,
             approvals: record.approvals,
             ignored_annotations: record.ignored_annotations,
             untrusted_approvals: record.untrusted_approvals,
@@ -345,6 +356,7 @@ pub fn plan(observed: &Observation) -> Plan {
             subjects: &recipients,
         },
         unauthorized_decisions: &unauthorized,
+        approvers: observed.approvers,
         approvals_unverified: observed.approvals_unverified,
         created: observed.created,
         generation: observed.generation,
@@ -382,6 +394,15 @@ fn governed(
             }
         ),
         required: checked.required.clone(),
+        manager_stages: checked.manager_stages.clone(),
+        // Reviews in the agreement's namespace are checked by admission alone, which sees the
+        // reviewer's groups; cluster-wide ones the operator proves by username.
+        group_approvers: checked
+            .required
+            .iter()
+            .filter(|r| !checked.cluster_wide.contains(r) && !checked.manager_stages.contains(r))
+            .cloned()
+            .collect(),
         no_stage: format!(
             "SharingPolicy {policy} requires no review for this share; nothing is shared unreviewed, so the policy needs `reviews.always` (e.g. [data-owner])"
         ),
@@ -499,6 +520,8 @@ mod tests {
             pending_timeout: Some("24h".into()),
             required: required.iter().map(|r| r.to_string()).collect(),
             recipient_consent: vec![],
+            manager_stages: Vec::new(),
+            cluster_wide: Vec::new(),
             gate,
         }
     }
@@ -552,6 +575,7 @@ mod tests {
                 recipient: recipient_subject(Some("analytics"), Some("reporting")),
                 annotations: &self.annotations,
                 unauthorized_decisions: &self.unauthorized,
+                approvers: &crate::lifecycle::eligible::Approvers::nobody(),
                 agreement_reference: Some("DPA-1"),
                 created: Some(at(0)),
                 generation: Some(1),
@@ -567,6 +591,8 @@ mod tests {
                         pending_timeout: c.pending_timeout.clone(),
                         required: c.required.clone(),
                         recipient_consent: c.recipient_consent.clone(),
+                        manager_stages: c.manager_stages.clone(),
+                        cluster_wide: c.cluster_wide.clone(),
                         gate: c.gate.clone(),
                     }),
                     Err(r) => Err(r.clone()),

@@ -179,6 +179,7 @@ mod tests {
             personal_data: roles(&["privacy"]),
             cross_border: roles(&["privacy"]),
             recipient: vec![],
+            requester_manager: vec![],
         }
     }
 
@@ -261,6 +262,7 @@ mod tests {
             personal_data: roles(&["privacy"]),
             cross_border: roles(&["transfer-officer", "privacy"]),
             recipient: roles(&["recipient-owner"]),
+            requester_manager: vec![],
         };
         let roles = required(
             &reviews,

@@ -14,6 +14,7 @@ mod extensions;
 mod gitops;
 mod helm;
 mod lifecycle;
+mod manager;
 mod narrowing;
 mod plugin;
 mod recipient_consent;

@@ -104,6 +104,20 @@ fn start() -> Result<PathBuf, String> {
             &format!("{ROOT}/deploy/admission/"),
         ],
     )?;
+    // The org chart the policy gatehouse-requester-manager reads: without it the API server
+    // refuses every update of requests and agreements.
+    kubectl(
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &format!("{ROOT}/deploy/base/namespace.yaml"),
+            "-f",
+            &format!("{ROOT}/deploy/base/org-chart.yaml"),
+        ],
+    )?;
     kubectl(
         &kubeconfig,
         &[
@@ -776,6 +790,23 @@ pub async fn cluster_role(admin: &Client, name: &str, resource: &str) {
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(err) => panic!("cannot create ClusterRole {name}: {err}"),
     }
+}
+
+/// Sets (`Some`) or removes (`None`) entries of the org chart, ConfigMap gatehouse-org-chart in
+/// the operator's namespace, as HR sync would: `(username, manager)`.
+pub async fn org_chart(admin: &Client, entries: &[(&str, Option<&str>)]) {
+    let data: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(user, manager)| (user.to_string(), serde_json::json!(manager)))
+        .collect();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), OPERATOR_NAMESPACE)
+        .patch(
+            gatehouse::api::ORG_CHART,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&serde_json::json!({ "data": data })),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("org chart entries {entries:?}: {err}"));
 }
 
 /// A fresh namespace (labelled `gatehouse-e2e=<name>`) where alice may file requests and bob

@@ -1,0 +1,61 @@
+//! The org chart: ConfigMap `gatehouse-org-chart` in the operator's namespace, watched by name,
+//! so that a manager stage counts only the decision of the requester's manager as it says now,
+//! and every object is looked at again as soon as it changes (an entry added lets a waiting
+//! stage be decided; one changed makes an earlier manager's decision stop counting).
+
+use futures::channel::mpsc;
+use futures::{Stream, StreamExt, future};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
+use kube::{Api, Client};
+
+use crate::api::ORG_CHART;
+
+/// Starts watching the org chart in `namespace`; returns its cache and one stream per controller
+/// that yields whenever it changes (created, edited or deleted).
+pub fn watch(
+    client: &Client,
+    namespace: &str,
+) -> (
+    Store<ConfigMap>,
+    impl Stream<Item = ()> + Send + use<>,
+    impl Stream<Item = ()> + Send + use<>,
+) {
+    let (store, writer) = reflector::store();
+    let (mut access_tx, access_rx) = mpsc::channel(1);
+    let (mut sharing_tx, sharing_rx) = mpsc::channel(1);
+    let config = watcher::Config::default().fields(&format!("metadata.name={ORG_CHART}"));
+    let events = reflect(
+        writer,
+        watcher(
+            Api::<ConfigMap>::namespaced(client.clone(), namespace),
+            config,
+        ),
+    )
+    .default_backoff();
+    let namespace = namespace.to_string();
+    let watched = store.clone();
+    tokio::spawn(events.for_each(move |event| {
+        match event {
+            // Every event but the bookkeeping of a relist: a deletion too, after which nobody
+            // decides a manager stage.
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
+                if watched.state().is_empty() {
+                    tracing::error!(
+                        namespace,
+                        name = ORG_CHART,
+                        "the org chart ConfigMap does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -k deploy/base` (it may be empty)"
+                    );
+                }
+                let _ = (access_tx.try_send(()), sharing_tx.try_send(()));
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(kind = "ConfigMap", name = ORG_CHART, error = %err, "org chart watch failed; retrying with backoff");
+            }
+        }
+        future::ready(())
+    }));
+    (store, access_rx, sharing_rx)
+}
