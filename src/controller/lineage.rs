@@ -64,6 +64,33 @@ impl<K: Reconciled> Peers<K> {
 
     /// Every object of the same requester in `object`'s namespace whose `spec.extends` names it.
     pub fn extending(&self, object: &K) -> Vec<String> {
+        self.linked(object, |l| l.extends)
+    }
+
+    /// The first object (by name) of the same requester in `object`'s namespace whose link
+    /// `names` names it, and that `counts`.
+    fn linking(
+        &self,
+        object: &K,
+        names: impl for<'a> Fn(&Links<'a>) -> Option<&'a str>,
+        counts: impl Fn(&K) -> bool,
+    ) -> Option<String> {
+        let namespace = object.namespace().unwrap_or_default();
+        self.linked(object, names)
+            .into_iter()
+            .filter(|name| {
+                self.get(&namespace, name)
+                    .is_some_and(|other| counts(&other))
+            })
+            .min()
+    }
+
+    /// The objects of the same requester in `object`'s namespace whose link `names` names it.
+    fn linked(
+        &self,
+        object: &K,
+        names: impl for<'a> Fn(&Links<'a>) -> Option<&'a str>,
+    ) -> Vec<String> {
         let Some(store) = self.store.get() else {
             return Vec::new();
         };
@@ -75,34 +102,10 @@ impl<K: Reconciled> Peers<K> {
             .filter(|other| other.namespace() == namespace)
             .filter(|other| {
                 let links = other.links();
-                links.requester == requester && links.extends == Some(name.as_str())
+                links.requester == requester && names(&links) == Some(name.as_str())
             })
             .map(|other| other.name_any())
             .collect()
-    }
-
-    /// The first object (by name) of the same requester in `object`'s namespace whose link
-    /// `names` names it, and that `counts`.
-    fn linking(
-        &self,
-        object: &K,
-        names: impl Fn(&Links) -> Option<String>,
-        counts: impl Fn(&K) -> bool,
-    ) -> Option<String> {
-        let store = self.store.get()?;
-        let (namespace, name) = (object.namespace(), object.name_any());
-        let requester = object.links().requester.to_string();
-        store
-            .state()
-            .iter()
-            .filter(|other| other.namespace() == namespace)
-            .filter(|other| {
-                let links = other.links();
-                links.requester == requester && names(&links).as_deref() == Some(name.as_str())
-            })
-            .filter(|other| counts(other))
-            .map(|other| other.name_any())
-            .min()
     }
 }
 
@@ -211,8 +214,8 @@ pub fn observe<K: Reconciled>(object: &K, peers: &Peers<K>) -> Observed {
     }
     Observed {
         extended,
-        extended_by: peers.linking(object, |l| l.extends.map(String::from), granted::<K>),
-        superseded_by: peers.linking(object, |l| l.supersedes.map(String::from), |_| true),
+        extended_by: peers.linking(object, |l| l.extends, granted::<K>),
+        superseded_by: peers.linking(object, |l| l.supersedes, |_| true),
     }
 }
 

@@ -101,7 +101,7 @@ pub fn read(annotations: &BTreeMap<String, String>, asked: &Asked) -> Narrowed {
 }
 
 /// A comma-separated namespace list, e.g. `payments, billing`.
-fn namespace_list(value: &str) -> Result<Vec<String>, String> {
+pub fn namespace_list(value: &str) -> Result<Vec<String>, String> {
     let names: Vec<String> = value
         .split(',')
         .map(str::trim)

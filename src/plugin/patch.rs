@@ -118,21 +118,12 @@ impl Narrow {
                         why: "a DataSharingAgreement has no namespaces to narrow; shorten its retention with --duration, or ask for changes".into(),
                     });
                 }
-                let names: Vec<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(String::from)
-                    .collect();
-                if names.is_empty() {
-                    return Err(PluginError::InvalidNarrowing {
+                crate::lifecycle::narrowing::namespace_list(list).map_err(|why| {
+                    PluginError::InvalidNarrowing {
                         flag: "--namespaces",
-                        why: format!(
-                            "{list:?} names no namespace; give a comma-separated subset of the namespaces asked for"
-                        ),
-                    });
-                }
-                names
+                        why,
+                    }
+                })?
             }
         };
         Ok(Self {
