@@ -4,50 +4,88 @@
 
 use super::rbac_view::{ExistingBinding, Reach, describe_groups, memberships, unchecked};
 use super::{AcceptedRequest, describe_subject};
-use crate::api::common::RoleKind;
+use crate::api::common::{RoleKind, Subject};
 use crate::api::{Finding, FindingType};
+
+/// Up to this many bindings of one subject are listed one finding each; beyond, they are one
+/// finding with a count, so that a person holding a role through 1,000 bindings does not fill the
+/// status (and its Events) with 1,000 findings.
+const LISTED_BINDINGS: usize = 3;
 
 /// One ExistingAccess finding per (subject, binding) that already grants the requested role in a
 /// target namespace: approvers may not need to grant anything, and the grant's expiry would not
 /// end that access. A binding counts when it names the subject or a group the subject is known to
 /// be in; one naming a group a user may be in is reported as not checked, because Gatehouse cannot
-/// see a user's groups.
+/// see a user's groups. A subject with more than [`LISTED_BINDINGS`] such bindings gets one finding
+/// that counts them.
 pub(super) fn existing_access(
     request: &AcceptedRequest,
     bindings: &[ExistingBinding],
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for subject in &request.subjects {
-        let groups = memberships(subject);
-        for binding in bindings {
-            let Some(reach) = binding.reach(subject, &groups) else {
-                continue;
-            };
-            let Some(covered) = covered_targets(request, binding) else {
-                continue;
-            };
-            let who = describe_subject(subject);
-            let role = &request.role;
-            let source = &binding.source;
-            let message = match reach {
-                Reach::Direct => format!("{who} already holds {role} {covered} through {source}"),
-                Reach::Member(group) => format!(
-                    "{who} already holds {role} {covered} through {source} (as a member of Group {group})"
-                ),
-                Reach::Unknown(groups) => format!(
-                    "{} hold{} {role} {covered} through {source}; {}",
-                    describe_groups(&groups),
-                    if groups.len() == 1 { "s" } else { "" },
-                    unchecked(subject, &groups)
-                ),
-            };
-            findings.push(Finding {
+        let held = held_through(request, subject, bindings);
+        if held.len() <= LISTED_BINDINGS {
+            findings.extend(held.into_iter().map(|(_, message)| Finding {
                 type_: FindingType::ExistingAccess,
                 message,
-            });
+            }));
+            continue;
         }
+        let named: Vec<&str> = held
+            .iter()
+            .take(LISTED_BINDINGS)
+            .map(|(source, _)| source.as_str())
+            .collect();
+        findings.push(Finding {
+            type_: FindingType::ExistingAccess,
+            message: format!(
+                "{} already holds {} where this request asks for it (or may, through groups) through {} bindings: {} and {} more",
+                describe_subject(subject),
+                request.role,
+                held.len(),
+                named.join(", "),
+                held.len() - LISTED_BINDINGS
+            ),
+        });
     }
     findings
+}
+
+/// The bindings through which `subject` already holds the requested role where the request asks
+/// for it: each binding's source, and the finding it alone would be.
+fn held_through(
+    request: &AcceptedRequest,
+    subject: &Subject,
+    bindings: &[ExistingBinding],
+) -> Vec<(String, String)> {
+    let mut held = Vec::new();
+    let groups = memberships(subject);
+    for binding in bindings {
+        let Some(reach) = binding.reach(subject, &groups) else {
+            continue;
+        };
+        let Some(covered) = covered_targets(request, binding) else {
+            continue;
+        };
+        let who = describe_subject(subject);
+        let role = &request.role;
+        let source = &binding.source;
+        let message = match reach {
+            Reach::Direct => format!("{who} already holds {role} {covered} through {source}"),
+            Reach::Member(group) => format!(
+                "{who} already holds {role} {covered} through {source} (as a member of Group {group})"
+            ),
+            Reach::Unknown(groups) => format!(
+                "{} hold{} {role} {covered} through {source}; {}",
+                describe_groups(&groups),
+                if groups.len() == 1 { "s" } else { "" },
+                unchecked(subject, &groups)
+            ),
+        };
+        held.push((source.to_string(), message));
+    }
+    held
 }
 
 /// Where `binding` already grants the requested role among the request's targets, for messages;
@@ -107,6 +145,27 @@ mod tests {
         );
         assert!(!checks.high_risk);
         assert_eq!(checks.denied_by_sod, None);
+    }
+
+    #[test]
+    fn a_subject_holding_the_role_through_many_bindings_is_one_finding_with_a_count() {
+        let held: Vec<_> = (0..1000)
+            .map(|i| {
+                binding(
+                    &format!("RoleBinding payments/db-readers-{i}"),
+                    Some("payments"),
+                    cluster_role("db-reader"),
+                    user("alice"),
+                )
+            })
+            .collect();
+        let checks = check(&accepted(), &policy(), &held, Some(&benign_rules()));
+        assert_eq!(
+            of_type(&checks, FindingType::ExistingAccess),
+            vec![
+                "User alice already holds ClusterRole/db-reader where this request asks for it (or may, through groups) through 1000 bindings: RoleBinding payments/db-readers-0, RoleBinding payments/db-readers-1, RoleBinding payments/db-readers-2 and 997 more"
+            ]
+        );
     }
 
     #[test]
