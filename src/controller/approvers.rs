@@ -5,6 +5,7 @@
 //! tokens, reads the Secrets a share lands in) must not decide on it.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -140,7 +141,14 @@ pub async fn unauthorized<'a>(
     Ok(unauthorized)
 }
 
+/// Whether `user` holds `attributes`, answered by a SubjectAccessReview, or by the same question's
+/// answer while RBAC has not changed since ([`super::verdicts`]).
 async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> Result<bool, Error> {
+    let question = serde_json::to_string(&(user, &attributes)).unwrap_or_default();
+    if let Some(allowed) = ctx.verdicts.get(&question, Instant::now()) {
+        return Ok(allowed);
+    }
+    let generation = ctx.verdicts.generation();
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(user.to_string()),
@@ -149,7 +157,7 @@ async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> R
         },
         ..Default::default()
     };
-    Ok(Api::<SubjectAccessReview>::all(ctx.client.clone())
+    let allowed = Api::<SubjectAccessReview>::all(ctx.client.clone())
         .create(&PostParams::default(), &review)
         .await
         .map_err(|source| Error::Observe {
@@ -157,7 +165,10 @@ async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> R
             source,
         })?
         .status
-        .is_some_and(|s| s.allowed))
+        .is_some_and(|s| s.allowed);
+    ctx.verdicts
+        .put(question, generation, allowed, Instant::now());
+    Ok(allowed)
 }
 
 #[cfg(test)]

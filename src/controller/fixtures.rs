@@ -396,6 +396,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         resync_period: Duration::from_secs(300),
         access_peers: Default::default(),
         sharing_peers: Default::default(),
+        verdicts: Default::default(),
         failures: Mutex::default(),
     }
 }

@@ -16,6 +16,7 @@ mod seal_key;
 mod sharing;
 mod status;
 mod sweep;
+mod verdicts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -164,6 +165,8 @@ pub struct Context {
     /// Every AccessRequest and DataSharingAgreement, for the links between them.
     pub access_peers: lineage::Peers<AccessRequest>,
     pub sharing_peers: lineage::Peers<DataSharingAgreement>,
+    /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
+    pub verdicts: verdicts::Verdicts,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -330,14 +333,18 @@ pub async fn run(options: Options) -> Result<(), Error> {
 
     let (access_policies, access_policy_changes) = cache::<AccessPolicy>(&client);
     let (sharing_policies, sharing_policy_changes) = cache::<SharingPolicy>(&client);
-    // Their change streams are not needed: changes to the bindings the operator owns come from
-    // the owned index.
-    let (role_bindings, _) = cache::<RoleBinding>(&client);
-    let (cluster_role_bindings, _) = cache::<ClusterRoleBinding>(&client);
-    // Changes of roles are not re-checked at once either: who holds a right is a listing for
-    // requesters, refreshed on the object's next reconcile.
-    let (roles, _) = cache::<Role>(&client);
-    let (cluster_roles, _) = cache::<ClusterRole>(&client);
+    // Their changes re-check no object at once (changes to the bindings the operator owns come
+    // from the owned index; who holds a right is a listing for requesters, refreshed on the
+    // object's next reconcile), but every one forgets the approver rights answered so far.
+    let (role_bindings, role_binding_changes) = cache::<RoleBinding>(&client);
+    let (cluster_role_bindings, cluster_role_binding_changes) =
+        cache::<ClusterRoleBinding>(&client);
+    let (roles, role_changes) = cache::<Role>(&client);
+    let (cluster_roles, cluster_role_changes) = cache::<ClusterRole>(&client);
+    let rbac_changes = stream::select(
+        stream::select(role_binding_changes, cluster_role_binding_changes),
+        stream::select(role_changes, cluster_role_changes),
+    );
     let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
         org_chart::watch(&client, &options.namespace);
     let (records, _) = cache::<AccessRecord>(&client);
@@ -390,8 +397,14 @@ pub async fn run(options: Options) -> Result<(), Error> {
         owned,
         access_peers: Default::default(),
         sharing_peers: Default::default(),
+        verdicts: Default::default(),
         failures: Mutex::default(),
     });
+    let forgetting = ctx.clone();
+    tokio::spawn(rbac_changes.for_each(move |()| {
+        forgetting.verdicts.rbac_changed();
+        future::ready(())
+    }));
 
     tracing::info!("waiting for the policy, namespace, binding and owned-object caches to sync");
     ctx.caches_synced().await?;
