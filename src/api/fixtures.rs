@@ -66,6 +66,8 @@ pub fn access_policy(name: &str) -> AccessPolicy {
             separation_of_duties: vec![],
             cluster_wide_approvers: vec![],
             subjects: None,
+            notifications: vec![],
+            notify_expiring_before: None,
         },
     )
 }
@@ -120,6 +122,8 @@ pub fn sharing_policy(name: &str) -> SharingPolicy {
             pending_timeout: None,
             record_retention: None,
             cluster_wide_approvers: vec![],
+            notifications: vec![],
+            notify_expiring_before: None,
         },
     )
 }

@@ -7,6 +7,7 @@ mod client;
 #[cfg(test)]
 mod fixtures;
 mod integrity;
+mod notify;
 mod readiness;
 mod reconciler;
 pub mod records;
@@ -149,6 +150,8 @@ pub struct Context {
     pub sweep_interval: Duration,
     /// The longest a live object goes unchecked ([`Options::resync_period`]).
     pub resync_period: Duration,
+    /// Delivers `status.notifications` in the background.
+    pub notifier: Arc<notify::Notifier>,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -247,6 +250,8 @@ pub struct Options {
     pub resync_period: Duration,
     /// How long an AccessRecord is kept after its object ended (a policy may ask for longer).
     pub record_retention: Duration,
+    /// How often a notification is tried before its delivery fails.
+    pub notification_attempts: u32,
 }
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
@@ -307,7 +312,14 @@ pub async fn run(options: Options) -> Result<(), Error> {
     );
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
         integrity::watch(&client, &operator).await?;
+    let notifier = Arc::new(notify::Notifier::new(
+        client.clone(),
+        options.namespace.clone(),
+        metrics.clone(),
+        options.notification_attempts,
+    ));
     let ctx = Arc::new(Context {
+        notifier,
         seal_key,
         sweep_interval: options.sweep_interval,
         resync_period: options.resync_period,

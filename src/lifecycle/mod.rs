@@ -7,6 +7,7 @@ pub mod decide;
 pub mod duration;
 pub mod integrity;
 pub mod kind;
+pub mod notify;
 pub mod outcome;
 pub mod protocol;
 pub mod record;
