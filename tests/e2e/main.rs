@@ -13,6 +13,7 @@ mod deploy;
 mod gitops;
 mod helm;
 mod lifecycle;
+mod notifications;
 mod plugin;
 mod records;
 mod schedule;
