@@ -205,6 +205,15 @@ impl Notifier {
         }
     }
 
+    /// Forgets what was reached for the deleted object `uid`: no status will record it. Its
+    /// deliveries under way still finish.
+    pub fn forget(&self, uid: &str) {
+        let prefix = format!("{uid}.");
+        self.state()
+            .reached
+            .retain(|(id, _), _| !id.starts_with(&prefix));
+    }
+
     /// Sends the notifications of `lane` in order until it is empty.
     async fn drain(self: Arc<Self>, lane: (String, String)) {
         loop {
@@ -261,9 +270,14 @@ impl Notifier {
             if let Err(err) = &result {
                 tracing::warn!(notification = job.id, destination = job.destination, attempt, error = %err, "notification not delivered");
             }
-            self.state()
+            // Only while it is wanted: a deleted object's deliveries were forgotten.
+            if let Some(slot) = self
+                .state()
                 .reached
-                .insert((job.id.clone(), job.destination.clone()), reached);
+                .get_mut(&(job.id.clone(), job.destination.clone()))
+            {
+                *slot = reached;
+            }
             if settled {
                 break;
             }

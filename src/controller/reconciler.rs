@@ -396,6 +396,8 @@ async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Err
         .await;
     }
     object.audit_deleted(&converged.deleted);
+    ctx.notifier
+        .forget(object.meta().uid.as_deref().unwrap_or_default());
     Ok(Action::await_change())
 }
 
