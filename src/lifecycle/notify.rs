@@ -151,6 +151,7 @@ fn notification(
         (NotificationEvent::Waiting, Some(stage), _) => {
             format!("waits for the {stage} {}", wording.decision)
         }
+        (NotificationEvent::Active, _, Some(at)) => format!("{} until {}", wording.provided, at.0),
         (NotificationEvent::ExpiringSoon, _, Some(at)) => {
             format!("{} until {}; it ends then", wording.provided, at.0)
         }
@@ -159,7 +160,22 @@ fn notification(
                 .map(|c| c.message.clone())
                 .unwrap_or_else(|| wording.failed.to_string())
         }
-        _ => ready.unwrap_or_default(),
+        // Approved: who approved; a denial or a request for changes says who and why in Ready.
+        (NotificationEvent::Decided, _, _) if !after.phase.is_some_and(Phase::is_terminal) => {
+            format!(
+                "every stage {}: {}",
+                wording.decided,
+                decisions(after).join(", ")
+            )
+        }
+        // How it ended (or was denied) and why, as its Ready condition says.
+        _ => ready.unwrap_or_else(|| {
+            after
+                .phase
+                .map(wording.phase_name)
+                .unwrap_or_default()
+                .to_string()
+        }),
     };
     let deliveries = settings
         .targets
@@ -177,6 +193,7 @@ fn notification(
             last_error: None,
         })
         .collect();
+    // `<uid>.`: the notifier forgets a deleted object's deliveries by that prefix.
     let id_stage = stage
         .as_deref()
         .map(|s| format!(".{s}"))
@@ -191,15 +208,20 @@ fn notification(
             .unwrap_or_default()
             .to_string(),
         stage,
-        approvers: after
-            .approvals
-            .iter()
-            .map(|a| format!("{} ({})", a.user, a.role))
-            .collect(),
+        approvers: decisions(after),
         expires_at,
         message,
         deliveries,
     }
+}
+
+/// Who decided so far, as `<user> (<role>)`.
+fn decisions(record: &Record) -> Vec<String> {
+    record
+        .approvals
+        .iter()
+        .map(|a| format!("{} ({})", a.user, a.role))
+        .collect()
 }
 
 /// Keeps at most [`KEPT`] notifications, dropping the oldest settled ones first; pending ones go

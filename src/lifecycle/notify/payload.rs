@@ -85,13 +85,10 @@ fn cloud_event(about: &About, record: &NotificationRecord) -> Value {
 
 /// A Slack incoming-webhook message: one line of text.
 fn slack(about: &About, record: &NotificationRecord) -> Value {
-    let mut text = format!(
+    let text = format!(
         "{} {}/{} (requested by {}): {}",
         about.kind, about.namespace, about.name, about.requester, record.message
     );
-    if !record.approvers.is_empty() {
-        text.push_str(&format!("; decisions: {}", record.approvers.join(", ")));
-    }
     json!({ "text": text })
 }
 

@@ -467,6 +467,10 @@ fn a_cloud_event_carries_the_contract_fields_and_a_slack_message_its_text() {
     assert_eq!(event["data"]["phase"], "Active");
     assert_eq!(event["data"]["approvers"][0], "bob (manager)");
     assert_eq!(event["data"]["expiresAt"], at(3600).to_string());
+    assert_eq!(
+        after.notifications[0].message,
+        "every stage approved: bob (manager)"
+    );
     let slack: serde_json::Value = serde_json::from_slice(&payload::body(
         NotificationFormat::Slack,
         &about,
@@ -474,9 +478,12 @@ fn a_cloud_event_carries_the_contract_fields_and_a_slack_message_its_text() {
     ))
     .expect("JSON");
     let text = slack["text"].as_str().expect("text");
-    assert!(
-        text.starts_with("AccessRequest payments/alice-db (requested by alice)"),
-        "{text}"
+    assert_eq!(
+        text,
+        format!(
+            "AccessRequest payments/alice-db (requested by alice): provided until {}",
+            at(3600)
+        )
     );
 }
 
