@@ -49,8 +49,8 @@ enum Command {
             default_value = "gatehouse-operator"
         )]
         lease_name: String,
-        /// The operator's own namespace: the leader election Lease and the seal key Secret
-        /// (`gatehouse-seal-key`) live there.
+        /// The operator's own namespace: the leader election Lease, the seal key Secret
+        /// (`gatehouse-seal-key`) and the notification HMAC key Secrets live there.
         #[arg(
             long = "namespace",
             alias = "lease-namespace",

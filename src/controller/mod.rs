@@ -240,7 +240,8 @@ pub struct Options {
     pub leader_election: Option<leader::Settings>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_address: SocketAddr,
-    /// The operator's own namespace: the seal key (and the Lease) live there.
+    /// The operator's own namespace: the seal key, the notification HMAC keys (and the Lease)
+    /// live there.
     pub namespace: String,
     /// How often owned objects whose owner is gone are looked for.
     pub sweep_interval: Duration,

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -25,6 +25,9 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts.
 const LONGEST_RETRY: Duration = Duration::from_secs(60);
+/// How long a settled delivery is remembered: far longer than a cached copy of an object lags
+/// behind its status.
+const KEEP_SETTLED: Duration = Duration::from_secs(600);
 
 /// Why one attempt failed. The messages go into status, which the requester can read: they name
 /// neither the URL (webhook URLs are credentials) nor what the destination answered.
@@ -77,9 +80,10 @@ type Wake = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
-    /// The latest word on every delivery submitted and not yet recorded as settled, by
-    /// notification id and destination.
-    reached: HashMap<(String, String), Reached>,
+    /// The latest word on every delivery submitted, by notification id and destination, with
+    /// when it settled. Settled ones are kept for [`KEEP_SETTLED`]: a reconcile of a copy of
+    /// the object older than the status that recorded them must not send them again.
+    reached: HashMap<(String, String), (Reached, Option<Instant>)>,
     /// Notifications waiting to be sent, per lane (object uid and destination).
     lanes: HashMap<(String, String), VecDeque<Job>>,
     wakes: HashMap<String, Wake>,
@@ -133,11 +137,11 @@ impl Notifier {
         self.state()
             .reached
             .get(&(id.to_string(), destination.to_string()))
-            .cloned()
+            .map(|(reached, _)| reached.clone())
     }
 
     /// After a status was written (or found as wanted): submits every pending delivery it lists
-    /// that is not under way yet, and forgets the settled ones it records.
+    /// that was not submitted yet.
     pub fn submit<K: Resource<DynamicType = ()> + ResourceExt>(
         self: &Arc<Self>,
         object: &K,
@@ -157,11 +161,13 @@ impl Notifier {
         let mut started = Vec::new();
         {
             let mut state = self.state();
+            state
+                .reached
+                .retain(|_, (_, settled)| settled.is_none_or(|at| at.elapsed() < KEEP_SETTLED));
             for notification in notifications {
                 for delivery in &notification.deliveries {
                     let key = (notification.id.clone(), delivery.destination.clone());
                     if delivery.state != DeliveryState::Pending {
-                        state.reached.remove(&key);
                         continue;
                     }
                     let Some(target) = targets.iter().find(|t| t.label() == delivery.destination)
@@ -173,11 +179,14 @@ impl Notifier {
                     }
                     state.reached.insert(
                         key,
-                        Reached {
-                            state: DeliveryState::Pending,
-                            attempts: delivery.attempts,
-                            last_error: delivery.last_error.clone(),
-                        },
+                        (
+                            Reached {
+                                state: DeliveryState::Pending,
+                                attempts: delivery.attempts,
+                                last_error: delivery.last_error.clone(),
+                            },
+                            None,
+                        ),
                     );
                     let job = Job {
                         id: notification.id.clone(),
@@ -276,7 +285,7 @@ impl Notifier {
                 .reached
                 .get_mut(&(job.id.clone(), job.destination.clone()))
             {
-                *slot = reached;
+                *slot = (reached, settled.then(Instant::now));
             }
             if settled {
                 break;

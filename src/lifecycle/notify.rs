@@ -201,7 +201,9 @@ fn notification(
     NotificationRecord {
         id: format!("{uid}.{event}{id_stage}.{}", now.as_millisecond()),
         event,
-        at: Time(now),
+        // Whole seconds, as the API server stores times: a body rendered from the status read
+        // back (after a restart) is then the same as the first one.
+        at: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),
         phase: after
             .phase
             .map(wording.phase_name)

@@ -15,6 +15,7 @@ mod helm;
 mod lifecycle;
 mod notifications;
 mod plugin;
+mod receiver;
 mod records;
 mod schedule;
 // Shared with the restart test and the benchmark, which use other parts of it.

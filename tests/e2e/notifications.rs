@@ -4,171 +4,21 @@
 //! missing HMAC key delays nothing: access still expires on time, and status says why the
 //! notifications failed.
 
-use std::collections::HashSet;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gatehouse::api::{
     AccessPhase, AccessPolicy, AccessRequest, DataSharingAgreement, DeliveryState,
     NotificationRecord, SharingPhase,
 };
-use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
+use crate::receiver::{Receiver, events_about, expected_signature, hmac_secret, types};
 use crate::support;
 
 const ROLE: &str = "gatehouse-e2e-notify-reader";
-
-/// One POST the receiver got.
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    signature: Option<String>,
-    content_type: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-/// An HTTP receiver on 127.0.0.1 that records every request and answers 200, except the first
-/// request to each path in `fail_first`, answered 500.
-struct Receiver {
-    address: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start(fail_first: &[&str]) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port for the receiver");
-        let address = listener.local_addr().expect("its address");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let failing: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(
-            fail_first.iter().map(|p| p.to_string()).collect(),
-        ));
-        let log = received.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (log, failing) = (log.clone(), failing.clone());
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let (log, failing) = (log.clone(), failing.clone());
-                    async move {
-                        let header = |name: &str| {
-                            request
-                                .headers()
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(String::from)
-                        };
-                        let path = request.uri().path().to_string();
-                        let (signature, content_type) =
-                            (header("x-gatehouse-signature"), header("content-type"));
-                        let body = request
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes().to_vec())
-                            .unwrap_or_default();
-                        log.lock().expect("log").push(Received {
-                            path: path.clone(),
-                            signature,
-                            content_type,
-                            body,
-                        });
-                        let status = if failing.lock().expect("failing").remove(&path) {
-                            500
-                        } else {
-                            200
-                        };
-                        let mut response = Response::new(Full::new(Bytes::new()));
-                        *response.status_mut() =
-                            hyper::StatusCode::from_u16(status).expect("a status");
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service),
-                );
-            }
-        });
-        Receiver { address, received }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    fn at(&self, path: &str) -> Vec<Received> {
-        self.received
-            .lock()
-            .expect("log")
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-
-    /// Waits up to 60 s until `done` holds for what `path` received.
-    async fn wait(
-        &self,
-        path: &str,
-        what: &str,
-        done: impl Fn(&[Received]) -> bool,
-    ) -> Vec<Received> {
-        for _ in 0..300 {
-            let got = self.at(path);
-            if done(&got) {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("{path} never received {what}; got {:#?}", self.at(path))
-    }
-}
-
-/// The hex HMAC-SHA256 of `body` under `key`, computed here independently of the operator.
-fn expected_signature(key: &[u8], body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
-/// An HMAC key Secret in the operator's namespace; returns its name.
-async fn hmac_secret(admin: &Client, key: &str) -> String {
-    let name = support::unique("notify-hmac");
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": name }, "stringData": { "key": key }
-    }))
-    .expect("valid Secret");
-    Api::<Secret>::namespaced(admin.clone(), support::OPERATOR_NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("the HMAC key Secret");
-    name
-}
 
 /// Sets the notification fields of the AccessPolicy `name`, as its cluster admin would.
 async fn notify_from_policy(admin: &Client, name: &str, notifications: Value, lead: &str) {
@@ -181,24 +31,6 @@ async fn notify_from_policy(admin: &Client, name: &str, notifications: Value, le
         )
         .await
         .expect("the policy takes notifications");
-}
-
-/// The CloudEvents `path` received about `subject`, each id once, in the order first received.
-fn events_about(received: &[Received], subject: &str) -> Vec<Value> {
-    let mut seen = HashSet::new();
-    received
-        .iter()
-        .map(Received::json)
-        .filter(|e| e["subject"] == subject)
-        .filter(|e| seen.insert(e["id"].as_str().unwrap_or_default().to_string()))
-        .collect()
-}
-
-fn types(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 fn notifications(request: &AccessRequest) -> Vec<NotificationRecord> {

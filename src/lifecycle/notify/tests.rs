@@ -463,6 +463,23 @@ fn a_cloud_event_carries_the_contract_fields_and_a_slack_message_its_text() {
     assert_eq!(event["subject"], "alice-db");
     assert_eq!(event["datacontenttype"], "application/json");
     assert_eq!(event["time"], at(1).to_string());
+    let mut late = active();
+    let fraction = at(1)
+        .checked_add(Duration::from_millis(250))
+        .expect("valid");
+    append(
+        &WORDING,
+        "uid-1",
+        Some(&pending("manager")),
+        &mut late,
+        &settings(),
+        fraction,
+    );
+    assert_eq!(
+        late.notifications[0].at,
+        Time(at(1)),
+        "whole seconds, as status stores them"
+    );
     assert_eq!(event["data"]["requester"], "alice");
     assert_eq!(event["data"]["phase"], "Active");
     assert_eq!(event["data"]["approvers"][0], "bob (manager)");
