@@ -96,6 +96,10 @@ pub enum Error {
     WhoAmI(#[source] kube::Error),
     #[error("the caches stopped before they synced; the operator is shutting down")]
     CachesStopped,
+    #[error(
+        "cannot build the notification HTTP client: {0}; the operator needs the system's TLS root certificates"
+    )]
+    NotificationClient(#[source] reqwest::Error),
     #[error(transparent)]
     Leader(#[from] leader::Error),
     #[error(transparent)]
@@ -117,6 +121,7 @@ impl Error {
             Error::SealKey { .. } | Error::SealKeyInvalid { .. } => "seal_key",
             Error::WhoAmI(_) => "who_am_i",
             Error::ShippedPolicies(_) => "shipped_policies",
+            Error::NotificationClient(_) => "notification_client",
             Error::Leader(_) => "leader_election",
             Error::Serve(_) => "serve",
         }
@@ -313,12 +318,15 @@ pub async fn run(options: Options) -> Result<(), Error> {
     );
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
         integrity::watch(&client, &operator).await?;
-    let notifier = Arc::new(notify::Notifier::new(
-        client.clone(),
-        options.namespace.clone(),
-        metrics.clone(),
-        options.notification_attempts,
-    ));
+    let notifier = Arc::new(
+        notify::Notifier::new(
+            client.clone(),
+            options.namespace.clone(),
+            metrics.clone(),
+            options.notification_attempts,
+        )
+        .map_err(Error::NotificationClient)?,
+    );
     let ctx = Arc::new(Context {
         notifier,
         seal_key,

@@ -52,8 +52,9 @@ pub enum DeliveryError {
         #[source]
         source: kube::Error,
     },
+    /// What went wrong, with its causes (`connection refused`, `timed out`), never the URL.
     #[error("cannot send: {0}")]
-    Send(#[source] reqwest::Error),
+    Send(String),
     #[error("the destination answered HTTP {0}")]
     Rejected(u16),
 }
@@ -102,25 +103,28 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(client: Client, namespace: String, metrics: Arc<Metrics>, attempts: u32) -> Self {
+    /// Fails only when the HTTP client cannot be built (its TLS roots cannot be loaded): the
+    /// operator does not start with a weaker one.
+    pub fn new(
+        client: Client,
+        namespace: String,
+        metrics: Arc<Metrics>,
+        attempts: u32,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(ATTEMPT_TIMEOUT)
             // A redirect would send the signed body somewhere the policy does not name.
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "cannot build the notification HTTP client with its settings; using the defaults");
-                reqwest::Client::new()
-            });
-        Self {
+            .build()?;
+        Ok(Self {
             http,
             client,
             namespace,
             metrics,
             attempts: attempts.max(1),
             state: Mutex::default(),
-        }
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -316,7 +320,7 @@ impl Notifier {
             .body(job.body.clone())
             .send()
             .await
-            .map_err(|err| DeliveryError::Send(err.without_url()))?;
+            .map_err(|err| DeliveryError::Send(causes(&err.without_url())))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -354,4 +358,19 @@ impl Notifier {
                 key: secret.key().to_string(),
             })
     }
+}
+
+/// `error` and its causes, e.g. `error sending request: client error (Connect): tcp connect error:
+/// Connection refused (os error 111)`, each once.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
 }
