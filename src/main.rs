@@ -49,8 +49,8 @@ enum Command {
             default_value = "gatehouse-operator"
         )]
         lease_name: String,
-        /// The operator's own namespace: the leader election Lease and the seal key Secret
-        /// (`gatehouse-seal-key`) live there.
+        /// The operator's own namespace: the leader election Lease, the seal key Secret
+        /// (`gatehouse-seal-key`) and the notification HMAC key Secrets live there.
         #[arg(
             long = "namespace",
             alias = "lease-namespace",
@@ -102,6 +102,11 @@ enum Command {
             value_parser = lifecycle::duration::parse
         )]
         record_retention: Duration,
+        /// How often a notification is tried before its delivery counts as failed; the waits
+        /// between attempts double from 1 s, at most 1 minute.
+        #[arg(long, env = "GATEHOUSE_NOTIFICATION_ATTEMPTS", default_value_t = 8,
+              value_parser = clap::value_parser!(u32).range(1..=20))]
+        notification_attempts: u32,
     },
     /// Print every Gatehouse CustomResourceDefinition as YAML.
     Crd,
@@ -138,6 +143,7 @@ async fn main() -> ExitCode {
             sweep_interval,
             resync_period,
             record_retention,
+            notification_attempts,
         } => {
             if let Err(err) = telemetry::init(log_format, &log_level) {
                 eprintln!("gatehouse: invalid --log-level {log_level:?}: {err}");
@@ -168,6 +174,7 @@ async fn main() -> ExitCode {
                 sweep_interval,
                 resync_period,
                 record_retention,
+                notification_attempts,
             };
             match controller::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,

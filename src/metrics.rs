@@ -44,6 +44,14 @@ struct ErrorLabels {
     category: &'static str,
 }
 
+/// Labels of one notification delivery attempt: the destination's format (`CloudEvents`,
+/// `Slack`) and what became of it (`delivered`, `retried`, `failed`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    format: &'static str,
+    outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: String,
@@ -67,6 +75,7 @@ pub struct Metrics {
     agreements: Arc<AgreementGauges>,
     share_syncs: Counter,
     api_requests: Family<ApiLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 /// Labels of a request to the Kubernetes API: its verb and resource (`rolebindings`,
@@ -142,8 +151,15 @@ impl Metrics {
             "Requests the operator sent to the Kubernetes API, by verb and resource (watches count once, when they start)",
             api_requests.clone(),
         );
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Notification delivery attempts, by format and outcome: delivered (2xx), retried (failed, tried again later), failed (the last attempt failed; given up)",
+            notifications.clone(),
+        );
         Metrics {
             api_requests,
+            notifications,
             registry,
             reconciles,
             reconcile_errors,
@@ -219,6 +235,13 @@ impl Metrics {
     pub fn api_request(&self, verb: &'static str, resource: String) {
         self.api_requests
             .get_or_create(&ApiLabels { verb, resource })
+            .inc();
+    }
+
+    /// Counts one notification delivery attempt to a destination of `format`.
+    pub fn notification(&self, format: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels { format, outcome })
             .inc();
     }
 

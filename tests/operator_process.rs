@@ -22,6 +22,10 @@ use serde_json::json;
 #[allow(dead_code)]
 #[path = "e2e/support.rs"]
 mod support;
+// Shared with the e2e suite's notification tests.
+#[allow(dead_code)]
+#[path = "e2e/receiver.rs"]
+mod receiver;
 
 const ROLE: &str = "gatehouse-e2e-operator-reader";
 
@@ -891,4 +895,112 @@ async fn the_metrics_count_reconciles_provisioning_and_active_grants() {
         None,
         "a leader stopped with SIGTERM releases the Lease for the next one"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane; make e2e starts it and runs this test"]
+async fn a_notification_still_pending_when_the_operator_stops_is_sent_after_it_restarts() {
+    let _turn = TURN.lock().await;
+    let kubeconfig = support::control_plane();
+    // Retried for minutes: still pending when this operator stops.
+    let first = support::spawn_operator_with(
+        kubeconfig,
+        "notify-restart-operator-1",
+        &["--notification-attempts=20"],
+    );
+    let s = setup(kubeconfig, "notify-restart").await;
+    let receiver = receiver::Receiver::start(&[]).await;
+    let secret = support::unique("notify-restart-hmac");
+    Api::<gatehouse::api::AccessPolicy>::all(s.admin.clone())
+        .patch(
+            &s.ns,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "spec": { "notifyExpiringBefore": "1m", "notifications": [{
+                "url": receiver.url("/restart"), "format": "CloudEvents",
+                "secretRef": { "name": secret } }] } }),
+            ),
+        )
+        .await
+        .expect("the policy takes notifications");
+    s.approved_request("1h").await;
+    // Filed and approved at once, it may be told as waiting first or not: what counts is that
+    // every notification its status records as pending is sent.
+    let pending = support::wait_until(&s.alice, "alice-read", "active, told", |ar| {
+        ar.status.as_ref().is_some_and(|st| {
+            st.notifications
+                .last()
+                .is_some_and(|n| n.event == gatehouse::api::NotificationEvent::Active)
+        })
+    })
+    .await;
+    let recorded: Vec<String> = pending
+        .status
+        .iter()
+        .flat_map(|st| &st.notifications)
+        .map(|n| {
+            let event = match n.event {
+                gatehouse::api::NotificationEvent::Waiting => "waiting",
+                gatehouse::api::NotificationEvent::Decided => "decided",
+                gatehouse::api::NotificationEvent::Active => "active",
+                other => panic!("unexpected {other} before activation"),
+            };
+            format!("dev.gatehouse.accessrequest.{event}")
+        })
+        .collect();
+    assert!(
+        pending
+            .status
+            .iter()
+            .flat_map(|st| &st.notifications)
+            .flat_map(|n| &n.deliveries)
+            .all(|d| d.state == gatehouse::api::DeliveryState::Pending),
+        "without its key nothing is sent: {:#?}",
+        pending.status
+    );
+    first.stop();
+    assert!(
+        receiver.at("/restart").is_empty(),
+        "nothing was sent unsigned"
+    );
+
+    // The key appears while no operator runs; the next one finds the pending deliveries in status.
+    let key = "restart-key";
+    let hmac: Secret = serde_json::from_value(json!({
+        "metadata": { "name": secret }, "stringData": { "key": key }
+    }))
+    .expect("valid Secret");
+    Api::<Secret>::namespaced(s.admin.clone(), support::OPERATOR_NAMESPACE)
+        .create(&PostParams::default(), &hmac)
+        .await
+        .expect("the HMAC key Secret");
+    let second = support::spawn_operator(kubeconfig, "notify-restart-operator-2");
+    let received = receiver
+        .wait("/restart", "every recorded event", |got| {
+            receiver::events_about(got, "alice-read").len() == recorded.len()
+        })
+        .await;
+    let types = receiver::types(&receiver::events_about(&received, "alice-read"));
+    eprintln!("e2e: sent after the restart: {types:?}");
+    assert_eq!(types, recorded, "what status recorded as pending, in order");
+    assert!(types.ends_with(&[
+        "dev.gatehouse.accessrequest.decided".to_string(),
+        "dev.gatehouse.accessrequest.active".to_string()
+    ]));
+    for post in &received {
+        assert_eq!(
+            post.signature.as_deref(),
+            Some(receiver::expected_signature(key.as_bytes(), &post.body).as_str())
+        );
+    }
+    support::wait_until(&s.alice, "alice-read", "every delivery recorded", |ar| {
+        ar.status.as_ref().is_some_and(|st| {
+            st.notifications
+                .iter()
+                .flat_map(|n| &n.deliveries)
+                .all(|d| d.state == gatehouse::api::DeliveryState::Delivered)
+        })
+    })
+    .await;
+    second.stop();
 }

@@ -127,6 +127,7 @@ impl Kind for AccessKind {
             }
         },
         expired: |at| format!("access expired at {at}"),
+        phase_name: |phase| AccessPhase::from(phase).name(),
     };
 
     fn split(status: AccessRequestStatus) -> (Record, Details) {
@@ -144,6 +145,7 @@ impl Kind for AccessKind {
         let record = Record {
             phase: status.phase.map(AccessPhase::into),
             observed_generation: status.observed_generation,
+            notifications: status.notifications,
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
@@ -202,6 +204,7 @@ impl Kind for AccessKind {
             ignored_annotations: record.ignored_annotations,
             conditions: record.conditions,
             observed_generation: record.observed_generation,
+            notifications: record.notifications,
         }
     }
 

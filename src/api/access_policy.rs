@@ -98,6 +98,19 @@ pub struct AccessPolicySpec {
     /// listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subjects: Option<SubjectRules>,
+    /// Where notifications about requests under this policy go: waiting for a stage, decided,
+    /// active, expiring soon, ended, provisioning failed. Delivered at least once, with retries,
+    /// never delaying access or its removal; `status.notifications` of each request says how far
+    /// each one got. See docs/notifications.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub notifications: Vec<super::NotificationTarget>,
+    /// How long before a window ends the `ExpiringSoon` notification goes out, e.g. `15m`.
+    /// Default `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub notify_expiring_before: Option<String>,
 }
 
 /// The subjects, besides the requester as a `User`, that requests under a policy may name. In

@@ -212,6 +212,10 @@ pub struct AccessRequestStatus {
     /// Standard conditions: `Accepted`, per-stage approvals, `Ready`, and outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Notifications sent about it, oldest first (at most 32), with how far each reached each
+    /// destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::NotificationRecord>,
     /// The `metadata.generation` this status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

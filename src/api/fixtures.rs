@@ -70,6 +70,8 @@ pub fn access_policy(name: &str) -> AccessPolicy {
             separation_of_duties: vec![],
             cluster_wide_approvers: vec![],
             subjects: None,
+            notifications: vec![],
+            notify_expiring_before: None,
         },
     )
 }
@@ -127,6 +129,8 @@ pub fn sharing_policy(name: &str) -> SharingPolicy {
             max_total_duration: None,
             record_retention: None,
             cluster_wide_approvers: vec![],
+            notifications: vec![],
+            notify_expiring_before: None,
         },
     )
 }

@@ -10,6 +10,7 @@ mod data_sharing_agreement;
 #[cfg(test)]
 pub mod fixtures;
 mod names;
+mod notification;
 mod phase;
 pub mod reference;
 mod sharing_policy;
@@ -19,6 +20,7 @@ pub use access_policy::*;
 pub use access_record::*;
 pub use access_request::*;
 pub use data_sharing_agreement::*;
+pub use notification::*;
 pub use phase::Phase;
 pub use sharing_policy::*;
 pub use vocabulary::*;

@@ -88,6 +88,19 @@ pub struct SharingPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub cluster_wide_approvers: Vec<String>,
+    /// Where notifications about agreements under this policy go: waiting for a stage, decided,
+    /// active, expiring soon, ended, provisioning failed. Delivered at least once, with retries,
+    /// never delaying access or its removal; `status.notifications` of each agreement says how far
+    /// each one got. See docs/notifications.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub notifications: Vec<super::NotificationTarget>,
+    /// How long before a window ends the `ExpiringSoon` notification goes out, e.g. `15m`.
+    /// Default `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::common::duration_rule())]
+    #[schemars(length(max = 32))]
+    pub notify_expiring_before: Option<String>,
 }
 
 /// Review roles required for a share.

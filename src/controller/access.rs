@@ -440,6 +440,22 @@ impl Reconciled for AccessRequest {
         );
     }
 
+    fn requester(&self) -> &str {
+        &self.spec.requester
+    }
+
+    fn notification_settings(ctx: &Context, policy: &str) -> lifecycle::notify::Settings {
+        ctx.access_policies
+            .get(&ObjectRef::<crate::api::AccessPolicy>::new(policy))
+            .map(|p| {
+                lifecycle::notify::Settings::new(
+                    &p.spec.notifications,
+                    p.spec.notify_expiring_before.as_deref(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
     fn audit_deleted(&self, removed: &[String]) {
         tracing::info!(
             target: "audit",

@@ -364,6 +364,15 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         .into_request_partial::<Namespace>()
     };
     Context {
+        notifier: Arc::new(
+            super::notify::Notifier::new(
+                client.clone(),
+                "gatehouse-system".into(),
+                Arc::new(Metrics::new()),
+                1,
+            )
+            .expect("the notification client builds"),
+        ),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

@@ -8,6 +8,7 @@ mod client;
 mod fixtures;
 mod integrity;
 mod lineage;
+mod notify;
 mod org_chart;
 mod readiness;
 mod reconciler;
@@ -99,6 +100,10 @@ pub enum Error {
     WhoAmI(#[source] kube::Error),
     #[error("the caches stopped before they synced; the operator is shutting down")]
     CachesStopped,
+    #[error(
+        "cannot build the notification HTTP client: {0}; the operator needs the system's TLS root certificates"
+    )]
+    NotificationClient(#[source] reqwest::Error),
     #[error(transparent)]
     Leader(#[from] leader::Error),
     #[error(transparent)]
@@ -120,6 +125,7 @@ impl Error {
             Error::SealKey { .. } | Error::SealKeyInvalid { .. } => "seal_key",
             Error::WhoAmI(_) => "who_am_i",
             Error::ShippedPolicies(_) => "shipped_policies",
+            Error::NotificationClient(_) => "notification_client",
             Error::Leader(_) => "leader_election",
             Error::Serve(_) => "serve",
         }
@@ -167,6 +173,8 @@ pub struct Context {
     pub sharing_peers: lineage::Peers<DataSharingAgreement>,
     /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
     pub verdicts: verdicts::Verdicts,
+    /// Delivers `status.notifications` in the background.
+    pub notifier: Arc<notify::Notifier>,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -295,7 +303,8 @@ pub struct Options {
     pub leader_election: Option<leader::Settings>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics_address: SocketAddr,
-    /// The operator's own namespace: the seal key (and the Lease) live there.
+    /// The operator's own namespace: the seal key, the notification HMAC keys (and the Lease)
+    /// live there.
     pub namespace: String,
     /// How often owned objects whose owner is gone are looked for.
     pub sweep_interval: Duration,
@@ -305,6 +314,8 @@ pub struct Options {
     pub resync_period: Duration,
     /// How long an AccessRecord is kept after its object ended (a policy may ask for longer).
     pub record_retention: Duration,
+    /// How often a notification is tried before its delivery fails.
+    pub notification_attempts: u32,
 }
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
@@ -375,7 +386,17 @@ pub async fn run(options: Options) -> Result<(), Error> {
     );
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
         integrity::watch(&client, &operator, &options.namespace).await?;
+    let notifier = Arc::new(
+        notify::Notifier::new(
+            client.clone(),
+            options.namespace.clone(),
+            metrics.clone(),
+            options.notification_attempts,
+        )
+        .map_err(Error::NotificationClient)?,
+    );
     let ctx = Arc::new(Context {
+        notifier,
         seal_key,
         sweep_interval: options.sweep_interval,
         resync_period: options.resync_period,

@@ -23,7 +23,7 @@ use kube::core::object::HasStatus;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -41,6 +41,7 @@ use crate::api::conditions::{self, ConditionUpdate};
 use crate::apply::{Applied, OwnerKind};
 use crate::lifecycle::decide::{Decision, Provision};
 use crate::lifecycle::kind::Kind;
+use crate::lifecycle::notify::{self, Settings};
 use crate::lifecycle::outcome;
 
 /// An Event beyond the condition transitions.
@@ -158,6 +159,12 @@ pub trait Reconciled:
 
     /// The audit line of a deletion that removed `removed`.
     fn audit_deleted(&self, removed: &[String]);
+
+    /// Who asked for it (`spec.requester`), for notifications.
+    fn requester(&self) -> &str;
+
+    /// Where notifications about objects under the policy named `policy` go.
+    fn notification_settings(ctx: &Context, policy: &str) -> Settings;
 }
 
 /// The phase of `status` as the core sees it.
@@ -182,9 +189,16 @@ pub async fn run<K: Reconciled>(
     let store = controller.store();
     tokio::spawn(super::sweep::sweep_orphans(ctx.clone(), store.clone()));
     let relinks = K::peers(&ctx).attach(store.clone());
+    // A settled delivery is recorded by the object's next reconcile, woken at once.
+    let (settled, deliveries) = futures::channel::mpsc::unbounded();
+    ctx.notifier
+        .on_settled(&K::kind(&()), move |namespace, name| {
+            let _ = settled.unbounded_send(ObjectRef::<K>::new(name).within(namespace));
+        });
     configure(controller, store)
         .reconcile_on(ctx.owned.changes(K::OWNER))
         .reconcile_on(relinks)
+        .reconcile_on(deliveries)
         .with_config(controller::Config::default().concurrency(8))
         .reconcile_all_on(rechecks)
         .graceful_shutdown_on(stop)
@@ -273,7 +287,10 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
                 generation,
                 now,
             );
-            report(ctx, object, &failed, &[]).await?;
+            let (failed, settings) = outbox(ctx, object, before, failed, now);
+            if report(ctx, object, &failed, &[]).await? != Written::Stale {
+                send(ctx, object, &failed, &settings);
+            }
             return Err(err);
         }
     };
@@ -303,14 +320,69 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
             message: reminder.clone(),
         });
     }
+    let (status, settings) = outbox(ctx, object, before, status, now);
     if report(ctx, object, &status, &notes).await? == Written::Stale {
         return Ok(Action::requeue(status::STALE_RETRY));
     }
+    send(ctx, object, &status, &settings);
     // Also when the status did not change: a record lost to a restart between the status write
     // and the record write is written now.
     records::write(ctx, object, Some(&status), None).await?;
     ctx.reset_backoff(object);
-    Ok(super::next_check(decision.wake_at, now, ctx.resync_period))
+    let (record, _) = K::Core::split(status);
+    let wake_at = [decision.wake_at, notify::wake_at(&record, &settings, now)]
+        .into_iter()
+        .flatten()
+        .min();
+    Ok(super::next_check(wake_at, now, ctx.resync_period))
+}
+
+/// The status to write with its outbox: what the notifier reported merged into
+/// `status.notifications`, and what the change from `before` tells appended, for the policy's
+/// destinations (returned too, for [`send`]).
+fn outbox<K: Reconciled>(
+    ctx: &Context,
+    object: &K,
+    before: Option<&StatusOf<K>>,
+    status: StatusOf<K>,
+    now: Timestamp,
+) -> (StatusOf<K>, Settings) {
+    let (mut after, details) = K::Core::split(status);
+    let before = before.map(|b| K::Core::split(b.clone()).0);
+    let policy = after
+        .policy
+        .clone()
+        .or_else(|| before.as_ref().and_then(|b| b.policy.clone()));
+    let settings = policy
+        .map(|policy| K::notification_settings(ctx, &policy))
+        .unwrap_or_default();
+    notify::merge(
+        &mut after.notifications,
+        &settings.targets,
+        |id, destination| ctx.notifier.reached(id, destination),
+    );
+    let uid = object.meta().uid.as_deref().unwrap_or_default();
+    notify::append(
+        &K::Core::WORDING,
+        uid,
+        before.as_ref(),
+        &mut after,
+        &settings,
+        now,
+    );
+    (K::Core::join(after, details), settings)
+}
+
+/// Hands the pending deliveries of a status that was written (or already said so) to the
+/// notifier, which sends them in the background: nothing here waits for a destination.
+fn send<K: Reconciled>(ctx: &Context, object: &K, status: &StatusOf<K>, settings: &Settings) {
+    let (record, _) = K::Core::split(status.clone());
+    ctx.notifier.submit(
+        object,
+        object.requester(),
+        &record.notifications,
+        &settings.targets,
+    );
 }
 
 /// Deleting an object ends what it provides at once: everything goes before the finalizer is
@@ -340,6 +412,8 @@ async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Err
         .await;
     }
     object.audit_deleted(&converged.deleted);
+    ctx.notifier
+        .forget(object.meta().uid.as_deref().unwrap_or_default());
     Ok(Action::await_change())
 }
 

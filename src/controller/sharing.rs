@@ -539,6 +539,22 @@ impl Reconciled for DataSharingAgreement {
         );
     }
 
+    fn requester(&self) -> &str {
+        &self.spec.requester
+    }
+
+    fn notification_settings(ctx: &Context, policy: &str) -> lifecycle::notify::Settings {
+        ctx.sharing_policies
+            .get(&ObjectRef::<crate::api::SharingPolicy>::new(policy))
+            .map(|p| {
+                lifecycle::notify::Settings::new(
+                    &p.spec.notifications,
+                    p.spec.notify_expiring_before.as_deref(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
     fn audit_deleted(&self, removed: &[String]) {
         tracing::info!(
             target: "audit",

@@ -610,6 +610,7 @@ mod tests {
             failed: "failed",
             revoked: |user, _| format!("revoked by {user}"),
             expired: |at| format!("expired at {at}"),
+            phase_name: |_| "Bare",
         };
         fn split(status: Record) -> (Record, ()) {
             (status, ())

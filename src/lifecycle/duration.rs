@@ -34,6 +34,11 @@ pub fn format(duration: Duration) -> String {
     out
 }
 
+/// `t - d`, saturating at the start of time.
+pub fn before(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_sub(d).unwrap_or(Timestamp::MIN)
+}
+
 /// `t + d`, saturating at the end of time.
 pub fn after(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(d).unwrap_or(Timestamp::MAX)

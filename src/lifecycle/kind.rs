@@ -38,6 +38,8 @@ pub struct Record {
     pub reminded_at: Option<Time>,
     pub window: Option<RecordedWindow>,
     pub conditions: Vec<Condition>,
+    /// The notifications sent so far ([`super::notify`]).
+    pub notifications: Vec<crate::api::NotificationRecord>,
 }
 
 /// How a kind words what the core decides, so that messages read naturally for each kind.
@@ -70,6 +72,8 @@ pub struct Wording {
     pub revoked: fn(user: &str, executed: bool) -> String,
     /// The message of a window that ended at `at`.
     pub expired: fn(at: Timestamp) -> String,
+    /// The name of the kind's phase for `phase`, as its status writes it.
+    pub phase_name: fn(phase: Phase) -> &'static str,
 }
 
 /// One approvable, time-bound, provisioned kind.

@@ -10,6 +10,7 @@ pub mod integrity;
 pub mod kind;
 pub mod lineage;
 pub mod narrowing;
+pub mod notify;
 pub mod outcome;
 pub mod protocol;
 pub mod record;

@@ -157,6 +157,7 @@ impl Kind for SharingKind {
             }
         },
         expired: |at| format!("retention ended at {at}; everything shared was removed"),
+        phase_name: |phase| SharingPhase::from(phase).name(),
     };
 
     fn split(status: DataSharingAgreementStatus) -> (Record, Details) {
@@ -180,6 +181,7 @@ impl Kind for SharingKind {
         let record = Record {
             phase: status.phase.map(SharingPhase::into),
             observed_generation: status.observed_generation,
+            notifications: status.notifications,
             policy: status.policy,
             required_approvals: status.required_approvals,
             waiting_for: status.waiting_for,
@@ -241,6 +243,7 @@ impl Kind for SharingKind {
             }),
             conditions: record.conditions,
             observed_generation: record.observed_generation,
+            notifications: record.notifications,
         }
     }
 

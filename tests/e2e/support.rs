@@ -32,9 +32,15 @@ static SHARED_OPERATOR: OnceLock<Result<Operator, String>> = OnceLock::new();
 /// must fail, never pass. (Tests that need them are `#[ignore]`d; `make e2e` includes them.)
 pub fn kubeconfig() -> &'static Path {
     let kubeconfig = control_plane();
-    // Orphans are swept every second, so tests of the sweep need not wait the default 10 s.
-    let operator = SHARED_OPERATOR
-        .get_or_init(|| Operator::start(kubeconfig, "e2e-operator", &["--sweep-interval=1s"]));
+    // Orphans are swept every second, so tests of the sweep need not wait the default 10 s; a
+    // notification fails after 4 attempts (7 s of retries), so that tests see it fail.
+    let operator = SHARED_OPERATOR.get_or_init(|| {
+        Operator::start(
+            kubeconfig,
+            "e2e-operator",
+            &["--sweep-interval=1s", "--notification-attempts=4"],
+        )
+    });
     if let Err(reason) = operator {
         panic!("the shared operator could not start: {reason}");
     }
