@@ -394,13 +394,6 @@ impl Reconciled for AccessRequest {
         }
     }
 
-    fn phase_name(&self) -> Option<String> {
-        self.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .map(|p| p.to_string())
-    }
-
     fn covers(&self, original: &Self) -> Result<(), String> {
         let approved = original
             .status
@@ -438,10 +431,6 @@ impl Reconciled for AccessRequest {
             message = ready.map(|c| c.message.as_str()).unwrap_or_default(),
             "access request decision"
         );
-    }
-
-    fn requester(&self) -> &str {
-        &self.spec.requester
     }
 
     fn notification_settings(ctx: &Context, policy: &str) -> lifecycle::notify::Settings {

@@ -185,7 +185,9 @@ pub fn observe<K: Reconciled>(object: &K, peers: &Peers<K>) -> Observed {
             Snapshot {
                 requester: o.links().requester.to_string(),
                 phase: record.phase,
-                phase_name: o.phase_name(),
+                phase_name: record
+                    .phase
+                    .map(|p| (K::Core::WORDING.phase_name)(p).to_string()),
                 window: record
                     .window
                     .as_ref()

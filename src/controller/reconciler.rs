@@ -147,9 +147,6 @@ pub trait Reconciled:
     /// The requester and the links its spec names.
     fn links(&self) -> Links<'_>;
 
-    /// Its phase as the kind names it.
-    fn phase_name(&self) -> Option<String>;
-
     /// Whether it asks for nothing beyond what `original` (which it extends) was granted; `Err`
     /// says what it asks for beyond it.
     fn covers(&self, original: &Self) -> Result<(), String>;
@@ -159,9 +156,6 @@ pub trait Reconciled:
 
     /// The audit line of a deletion that removed `removed`.
     fn audit_deleted(&self, removed: &[String]);
-
-    /// Who asked for it (`spec.requester`), for notifications.
-    fn requester(&self) -> &str;
 
     /// Where notifications about objects under the policy named `policy` go.
     fn notification_settings(ctx: &Context, policy: &str) -> Settings;
@@ -379,7 +373,7 @@ fn send<K: Reconciled>(ctx: &Context, object: &K, status: &StatusOf<K>, settings
     let (record, _) = K::Core::split(status.clone());
     ctx.notifier.submit(
         object,
-        object.requester(),
+        object.links().requester,
         &record.notifications,
         &settings.targets,
     );

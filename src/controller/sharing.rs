@@ -476,13 +476,6 @@ impl Reconciled for DataSharingAgreement {
         }
     }
 
-    fn phase_name(&self) -> Option<String> {
-        self.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .map(|p| p.to_string())
-    }
-
     /// An extension shares exactly what the original shared, with the same recipient and method.
     fn covers(&self, original: &Self) -> Result<(), String> {
         let (mine, theirs) = (&self.spec, &original.spec);
@@ -537,10 +530,6 @@ impl Reconciled for DataSharingAgreement {
             message = ready.map(|c| c.message.as_str()).unwrap_or_default(),
             "data sharing decision"
         );
-    }
-
-    fn requester(&self) -> &str {
-        &self.spec.requester
     }
 
     fn notification_settings(ctx: &Context, policy: &str) -> lifecycle::notify::Settings {
