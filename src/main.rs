@@ -107,6 +107,11 @@ enum Command {
         #[arg(long, env = "GATEHOUSE_NOTIFICATION_ATTEMPTS", default_value_t = 8,
               value_parser = clap::value_parser!(u32).range(1..=20))]
         notification_attempts: u32,
+        /// How many objects of each kind are reconciled at once. More overlaps more API round
+        /// trips on a large cluster; each reconcile holds its object's observations meanwhile.
+        #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 8,
+              value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
     },
     /// Print every Gatehouse CustomResourceDefinition as YAML.
     Crd,
@@ -144,6 +149,7 @@ async fn main() -> ExitCode {
             resync_period,
             record_retention,
             notification_attempts,
+            concurrency,
         } => {
             if let Err(err) = telemetry::init(log_format, &log_level) {
                 eprintln!("gatehouse: invalid --log-level {log_level:?}: {err}");
@@ -175,6 +181,7 @@ async fn main() -> ExitCode {
                 resync_period,
                 record_retention,
                 notification_attempts,
+                concurrency,
             };
             match controller::run(options).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -403,6 +403,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         seal_key: seal_key(),
         sweep_interval: Duration::from_secs(300),
         resync_period: Duration::from_secs(300),
+        concurrency: 8,
         access_peers: Default::default(),
         sharing_peers: Default::default(),
         verdicts: Default::default(),

@@ -168,6 +168,8 @@ pub struct Context {
     pub sweep_interval: Duration,
     /// The longest a live object goes unchecked ([`Options::resync_period`]).
     pub resync_period: Duration,
+    /// How many objects of each kind are reconciled at once ([`Options::concurrency`]).
+    pub concurrency: u16,
     /// Every AccessRequest and DataSharingAgreement, for the links between them.
     pub access_peers: lineage::Peers<AccessRequest>,
     pub sharing_peers: lineage::Peers<DataSharingAgreement>,
@@ -316,6 +318,8 @@ pub struct Options {
     pub record_retention: Duration,
     /// How often a notification is tried before its delivery fails.
     pub notification_attempts: u32,
+    /// How many objects of each kind are reconciled at once.
+    pub concurrency: u16,
 }
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
@@ -400,6 +404,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         seal_key,
         sweep_interval: options.sweep_interval,
         resync_period: options.resync_period,
+        concurrency: options.concurrency,
         recorder: Recorder::new(client.clone(), reporter),
         integrity,
         metrics: metrics.clone(),

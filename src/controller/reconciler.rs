@@ -193,7 +193,7 @@ pub async fn run<K: Reconciled>(
         .reconcile_on(ctx.owned.changes(K::OWNER))
         .reconcile_on(relinks)
         .reconcile_on(deliveries)
-        .with_config(controller::Config::default().concurrency(8))
+        .with_config(controller::Config::default().concurrency(ctx.concurrency))
         .reconcile_all_on(rechecks)
         .graceful_shutdown_on(stop)
         .run(
