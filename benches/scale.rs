@@ -1184,10 +1184,10 @@ impl Running {
         let ready = operator.wait_ready(RESTART_WINDOW).await;
         tokio::time::sleep(RESTART_WINDOW.saturating_sub(operator.started.elapsed())).await;
         let writes = operator.api_requests().writes();
-        let total: f64 = writes.iter().map(|(_, _, n)| n).sum();
+        let total: u64 = writes.iter().map(|(_, _, n)| n).sum();
         // Reviews (SubjectAccessReview and the like) are POSTs that store nothing, and the Lease
         // is renewed every few seconds whatever else happens: what the issue wants at 0 is the rest.
-        let stored: f64 = writes
+        let stored: u64 = writes
             .iter()
             .filter(|(_, resource, _)| resource != "leases" && !resource.ends_with("reviews"))
             .map(|(_, _, n)| n)
@@ -1248,11 +1248,12 @@ impl ApiRequests {
     }
 
     /// Requests other than reads (get, list, watch): verb, resource, count.
-    fn writes(&self) -> Vec<(String, String, f64)> {
+    fn writes(&self) -> Vec<(String, String, u64)> {
         self.0
             .iter()
             .filter(|(verb, _, n)| !matches!(verb.as_str(), "get" | "list" | "watch") && *n > 0.0)
-            .cloned()
+            // A counter's value is a whole number, exposed as a float.
+            .map(|(verb, resource, n)| (verb.clone(), resource.clone(), *n as u64))
             .collect()
     }
 }
