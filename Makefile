@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint deny deny-advisories unit e2e bench crds helm controlplane controlplane-down
+.PHONY: help run test fmt-check lint deny deny-advisories unit e2e bench bench-scale crds helm controlplane controlplane-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ e2e: ## End-to-end tests against kube-apiserver + etcd built from source (starte
 
 bench: ## Benchmark approval-to-grant latency and expiry lag on the local control plane; prints a table
 	cargo bench --bench lifecycle
+
+bench-scale: ## Benchmark N requests and shares (GATEHOUSE_BENCH_SCALE, default 1000) against a tight client; prints a table
+	cargo bench --bench scale
 
 crds: ## Regenerate crds/ and its copies in deploy/base and charts/gatehouse/crds (each tool needs its own) from the Rust types
 	cargo run --quiet -- crd > crds/gatehouse.yaml
