@@ -408,6 +408,8 @@ async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Err
     object.audit_deleted(&converged.deleted);
     ctx.notifier
         .forget(object.meta().uid.as_deref().unwrap_or_default());
+    // Its failures are forgotten too: a deleted object's retry count would otherwise stay forever.
+    ctx.reset_backoff(object);
     Ok(Action::await_change())
 }
 
