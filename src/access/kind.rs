@@ -289,10 +289,7 @@ pub fn plan(observed: &Observation) -> Plan {
                 .map(|accepted| governed(accepted, observed.start_at))
                 .map_err(Clone::clone),
             observed.extension.clone(),
-            observed
-                .current
-                .and_then(|s| s.phase)
-                .is_some_and(|p| p.is_running() || p.is_terminal()),
+            observed.current.and_then(AccessKind::phase),
         ),
         extended_by: observed.extended_by.clone(),
         superseded_by: observed.superseded_by.clone(),

@@ -63,6 +63,8 @@ pub struct Observed {
     approvers: Approvers,
     integrity_problem: Option<String>,
     links: lineage::Observed,
+    /// How the approvals narrowed the request, read once for the checks and the decision.
+    narrowed: narrowing::Narrowed,
 }
 
 impl Reconciled for AccessRequest {
@@ -109,10 +111,14 @@ impl Reconciled for AccessRequest {
             );
             rules = Some(read);
         }
+        let narrowed = accepted
+            .as_ref()
+            .map(|a| narrowing::read(self.annotations(), &policy_check::asked(a)))
+            .unwrap_or_default();
         // Also while active: the approvals that keep a grant are re-derived on every reconcile.
         let unauthorized = match (&accepted, &policy) {
             (Ok(accepted), Some(policy)) if !phase.is_some_and(|p| p.is_terminal()) => {
-                unauthorized_decisions(ctx, self, accepted, policy).await?
+                unauthorized_decisions(ctx, self, accepted, policy, &narrowed).await?
             }
             _ => Vec::new(),
         };
@@ -133,6 +139,7 @@ impl Reconciled for AccessRequest {
             approvers,
             integrity_problem: ctx.integrity.problem(),
             links: lineage::observe(self, &ctx.access_peers),
+            narrowed,
         })
     }
 
@@ -149,11 +156,7 @@ impl Reconciled for AccessRequest {
             .annotations
             .as_ref()
             .unwrap_or(&no_annotations);
-        let narrowed = observed
-            .accepted
-            .as_ref()
-            .map(|a| narrowing::read(annotations, &policy_check::asked(a)))
-            .unwrap_or_default();
+        let narrowed = &observed.narrowed;
         let bindings = observed
             .accepted
             .as_ref()
@@ -161,7 +164,7 @@ impl Reconciled for AccessRequest {
                 rbac::desired(
                     &namespace,
                     &self.name_any(),
-                    &policy_check::narrow(a, &narrowed),
+                    &policy_check::narrow(a, narrowed),
                 )
             })
             .unwrap_or_default();
@@ -184,7 +187,7 @@ impl Reconciled for AccessRequest {
             accepted: match (&observed.accepted, &observed.policy) {
                 (Ok(accepted), Some(policy)) => Ok(kind::Accepted {
                     request: accepted,
-                    narrowed: &narrowed,
+                    narrowed,
                     stages: &policy.spec.approvals,
                     pending_timeout: policy.spec.pending_timeout.as_deref(),
                     findings: checks.findings.clone(),
@@ -468,6 +471,7 @@ async fn unauthorized_decisions(
     request: &AccessRequest,
     accepted: &AcceptedRequest,
     policy: &AccessPolicy,
+    narrowed: &narrowing::Narrowed,
 ) -> Result<Vec<(String, String)>, Error> {
     let cluster_wide = &policy.spec.cluster_wide_approvers;
     let stages: Vec<&str> = policy
@@ -482,8 +486,6 @@ async fn unauthorized_decisions(
     } else {
         accepted.namespaces.iter().cloned().map(Some).collect()
     };
-    // An approver who narrowed the namespaces approved only those: their right counts there.
-    let narrowed = narrowing::read(request.annotations(), &policy_check::asked(accepted));
     let controls: Vec<approvers::Control> = accepted
         .subjects
         .iter()
@@ -504,6 +506,8 @@ async fn unauthorized_decisions(
             } else if cluster_wide.iter().any(|r| r == role) {
                 vec![None]
             } else if let Some(approved) = narrowed.namespaces_of(role) {
+                // An approver who narrowed the namespaces approved only those: their right
+                // counts there.
                 approved.iter().cloned().map(Some).collect()
             } else {
                 scopes.clone()

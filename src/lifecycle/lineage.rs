@@ -115,8 +115,9 @@ pub fn extension(
 pub fn governed(
     governed: Result<Governed, Refusal>,
     extension: Option<Result<Extension, Refusal>>,
-    executed: bool,
+    phase: Option<Phase>,
 ) -> Result<Governed, Refusal> {
+    let executed = phase.is_some_and(|p| p.is_running() || p.is_terminal());
     match (governed, extension) {
         (Ok(_), Some(Err(refusal))) if !executed => Err(refusal),
         (Ok(mut governed), Some(Ok(extension))) => {

@@ -323,10 +323,7 @@ pub fn plan(observed: &Observation) -> Plan {
     let governed = lineage::governed(
         governed,
         observed.extension.clone(),
-        observed
-            .current
-            .and_then(|s| s.phase)
-            .is_some_and(|p| p.is_running() || p.is_terminal()),
+        observed.current.and_then(SharingKind::phase),
     );
     let unauthorized: Vec<(String, String)> = observed
         .unauthorized_decisions
