@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint deny deny-advisories unit e2e bench bench-scale crds helm controlplane controlplane-down
+.PHONY: help run test fmt-check lint deny deny-advisories unit e2e bench bench-scale crds helm crane controlplane controlplane-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ crds: ## Regenerate crds/ and its copies in deploy/base and charts/gatehouse/crd
 
 helm: ## Build (or reuse) the helm CLI from its Go module; prints its path
 	@bash hack/helm/build.sh
+
+crane: ## Build (or reuse) the crane CLI (go-containerregistry) from its Go module; prints its path
+	@bash hack/crane/build.sh
 
 controlplane: ## Start (or reuse) the local control plane; writes target/controlplane/kubeconfig
 	@bash hack/controlplane/up.sh
