@@ -10,6 +10,17 @@
 #               a control plane already running too, since the token file is read only at start).
 #   Env file:   <state>/env (KUBECONFIG, APISERVER_URL, ports, pids; source it).
 #
+# Two knobs, for hack/cluster/up.sh (a control plane that nodes join); the defaults are the fast,
+# loopback-only control plane for tests:
+#   GATEHOUSE_CONTROLPLANE_ADDRESS=<ip>   serve (bind and advertise) kube-apiserver on this address
+#                                         instead of 127.0.0.1; it must be one of this machine's
+#   GATEHOUSE_CONTROLPLANE_NODES=true     serve a node and its Pods: ServiceAccount admission,
+#                                         Node authorization and NodeRestriction, the "kubernetes"
+#                                         Service's endpoint kept at the address (not loopback),
+#                                         its names and ClusterIP in the serving certificate, and a
+#                                         client certificate for calls to the kubelet
+# A running control plane started with other values is restarted.
+#
 # stdout carries only "export KUBECONFIG=<path>", so `eval "$(hack/controlplane/up.sh)"` works;
 # everything else goes to stderr. Stop with hack/controlplane/down.sh.
 set -euo pipefail
@@ -18,6 +29,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state=${GATEHOUSE_CONTROLPLANE_DIR:-$root/target/controlplane}
 ready_timeout=${GATEHOUSE_CONTROLPLANE_TIMEOUT:-90}
+address=${GATEHOUSE_CONTROLPLANE_ADDRESS:-127.0.0.1}
+for_nodes=${GATEHOUSE_CONTROLPLANE_NODES:-false}
+service_cidr=10.0.0.0/24
+service_ip=10.0.0.1 # the first address of $service_cidr: the "kubernetes" Service's ClusterIP
 users=(alice bob carol dave erin mallory)
 # Users with a group, as <user>:<group>: client certificates (CN user, O group).
 group_users=(frank:payments-oncall)
@@ -29,6 +44,15 @@ die() { log "error: $*"; exit 1; }
 [[ $state == /* ]] || state=$PWD/$state
 state=${state%/}
 [[ -n $state && $state != / ]] || die "refusing to use '/' as the state directory"
+[[ $address =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "GATEHOUSE_CONTROLPLANE_ADDRESS=$address is not an IPv4 address"
+[[ $for_nodes == true || $for_nodes == false ]] || die "GATEHOUSE_CONTROLPLANE_NODES=$for_nodes: use true or false"
+# Pods cannot reach a loopback address: theirs is their own.
+[[ $for_nodes == false || $address != 127.* ]] \
+  || die "GATEHOUSE_CONTROLPLANE_NODES=true needs GATEHOUSE_CONTROLPLANE_ADDRESS on an address Pods reach (not loopback)"
+# What a running control plane must have been started with to be reused. Default values are written
+# as no file at all, so control planes started before these knobs existed are reused as before.
+options=
+[[ $address == 127.0.0.1 && $for_nodes == false ]] || options="address=$address nodes=$for_nodes"
 
 running() { # running <pid>: exists and is not a zombie (a PID 1 that never reaps keeps zombies)
   local st
@@ -46,7 +70,7 @@ pid_alive() { # pid_alive <pid file>: the process is running and is ours (its co
 
 readyz() { # readyz <port> <admin token>
   curl -sf --max-time 2 --cacert "$state/ca.crt" -H "Authorization: Bearer $2" \
-    "https://127.0.0.1:$1/readyz" >/dev/null 2>&1
+    "https://$address:$1/readyz" >/dev/null 2>&1
 }
 
 finish() { # prints the usage lines shared by the fast path and a fresh start
@@ -56,13 +80,18 @@ finish() { # prints the usage lines shared by the fast path and a fresh start
 }
 
 # --- Already running? -----------------------------------------------------------------------------
+started_with_options() {
+  [[ $(cat "$state/options" 2>/dev/null) == "$options" ]]
+}
+
 running_and_ready() {
   local _ _ port
   pid_alive "$state/etcd.pid" && pid_alive "$state/kube-apiserver.pid" \
     && [[ -s $state/kubeconfig && -s $state/env && -s $state/admin.token && -s $state/ports ]] || return 1
+  started_with_options || return 1
   read -r _ _ port <"$state/ports"
   readyz "$port" "$(<"$state/admin.token")" || return 1
-  log "already running: https://127.0.0.1:$port (pids $(<"$state/etcd.pid") etcd, $(<"$state/kube-apiserver.pid") kube-apiserver)"
+  log "already running: https://$address:$port (pids $(<"$state/etcd.pid") etcd, $(<"$state/kube-apiserver.pid") kube-apiserver)"
 }
 
 has_group_users() { # every group user has a context in the kubeconfig
@@ -133,7 +162,9 @@ if [[ -e $state ]]; then
     finish
     exit 0
   fi
-  if pid_alive "$state/etcd.pid" && pid_alive "$state/kube-apiserver.pid"; then
+  if pid_alive "$state/etcd.pid" && pid_alive "$state/kube-apiserver.pid" && ! started_with_options; then
+    log "running with other options than asked (${options:-the defaults}); restarting"
+  elif pid_alive "$state/etcd.pid" && pid_alive "$state/kube-apiserver.pid"; then
     log "processes are running but /readyz does not answer; restarting"
   else
     log "stale state in $state; cleaning it"
@@ -175,14 +206,16 @@ umask 077
 mkdir -p "$state"
 touch "$state/$marker"
 cd "$state"
+if [[ -n $options ]]; then echo "$options" >options; fi
 
-# Free loopback ports: bind all three at once so they are distinct, then release them.
-read -r etcd_client_port etcd_peer_port port < <(python3 - <<'EOF'
-import socket
+# Free ports (etcd's on loopback, the API server's on its address): bind all three at once so they
+# are distinct, then release them.
+read -r etcd_client_port etcd_peer_port port < <(python3 - "$address" <<'EOF'
+import socket, sys
 socks = []
-for _ in range(3):
+for host in ("127.0.0.1", "127.0.0.1", sys.argv[1]):
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind((host, 0))
     socks.append(s)
 print(*(s.getsockname()[1] for s in socks))
 EOF
@@ -190,21 +223,35 @@ EOF
 echo "$etcd_client_port $etcd_peer_port $port" >ports
 etcd_url=http://127.0.0.1:$etcd_client_port
 etcd_peer_url=http://127.0.0.1:$etcd_peer_port
-server=https://127.0.0.1:$port
+server=https://$address:$port
 
 # --- Certificates, keys and tokens ----------------------------------------------------------------
 openssl_q() { openssl "$@" 2>openssl.log || { cat openssl.log >&2; die "openssl $1 failed"; }; }
 openssl_q req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
   -subj "/CN=gatehouse-controlplane-ca"
 openssl_q req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver"
-cat >apiserver.ext <<'EOF'
+sans="IP:127.0.0.1, DNS:localhost"
+[[ $address == 127.0.0.1 ]] || sans+=", IP:$address"
+# What in-cluster clients dial: the Service's ClusterIP (KUBERNETES_SERVICE_HOST) and its DNS names.
+[[ $for_nodes == false ]] || sans+=", IP:$service_ip, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
+cat >apiserver.ext <<EOF
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = $sans
 EOF
 openssl_q x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
   -extfile apiserver.ext -out apiserver.crt
+if [[ $for_nodes == true ]]; then
+  # The API server's identity towards kubelets (logs, exec, port-forward); hack/cluster/up.sh binds
+  # it to system:kubelet-api-admin.
+  openssl_q req -newkey rsa:2048 -nodes -keyout kubelet-client.key -out kubelet-client.csr \
+    -subj "/CN=kube-apiserver-kubelet-client"
+  printf 'extendedKeyUsage = clientAuth\n' >kubelet-client.ext
+  openssl_q x509 -req -in kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+    -extfile kubelet-client.ext -out kubelet-client.crt
+  rm -f kubelet-client.csr kubelet-client.ext
+fi
 openssl_q genrsa -out sa.key 2048
 openssl_q rsa -in sa.key -pubout -out sa.pub
 rm -f apiserver.csr apiserver.ext ca.srl openssl.log
@@ -251,14 +298,29 @@ etcd_flags=(
   --log-level=warn
 )
 apiserver_flags=(
-  --service-cluster-ip-range=10.0.0.0/24
+  --service-cluster-ip-range="$service_cidr"
   --allow-privileged=true
-  --disable-admission-plugins=ServiceAccount
-  --enable-admission-plugins=ValidatingAdmissionPolicy
-  --authorization-mode=RBAC
+)
+if [[ $for_nodes == true ]]; then
+  apiserver_flags+=(
+    --enable-admission-plugins=ValidatingAdmissionPolicy,NodeRestriction
+    --authorization-mode=Node,RBAC
+    --kubelet-client-certificate="$state/kubelet-client.crt"
+    --kubelet-client-key="$state/kubelet-client.key"
+    # The node's hostname need not resolve; its InternalIP is where the kubelet listens.
+    --kubelet-preferred-address-types=InternalIP
+  )
+else
+  apiserver_flags+=(
+    --disable-admission-plugins=ServiceAccount
+    --enable-admission-plugins=ValidatingAdmissionPolicy
+    --authorization-mode=RBAC
+  )
+fi
+apiserver_flags+=(
   --secure-port="$port"
-  --bind-address=127.0.0.1
-  --advertise-address=127.0.0.1
+  --bind-address="$address"
+  --advertise-address="$address"
   --etcd-servers="$etcd_url"
   --tls-cert-file="$state/apiserver.crt"
   --tls-private-key-file="$state/apiserver.key"
@@ -268,10 +330,12 @@ apiserver_flags=(
   --service-account-key-file="$state/sa.pub"
   --service-account-signing-key-file="$state/sa.key"
   --api-audiences="$server"
+)
+if [[ $for_nodes == false ]]; then
   # Nothing runs in this cluster, and the "kubernetes" Service's endpoint would be 127.0.0.1, which
   # the Endpoints validation rejects every 10 s; keep the Service, skip endpoint reconciliation.
-  --endpoint-reconciler-type=none
-)
+  apiserver_flags+=(--endpoint-reconciler-type=none)
+fi
 
 start=$EPOCHREALTIME
 log "starting etcd on $etcd_url (peer $etcd_peer_url)"
