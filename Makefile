@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint deny deny-advisories unit e2e bench bench-scale crds helm crane controlplane controlplane-down
+.PHONY: help run test fmt-check lint deny deny-advisories unit e2e test-cluster bench bench-scale crds helm crane controlplane controlplane-down cluster cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -10,7 +10,7 @@ help: ## List the targets
 run: ## Run Gatehouse: local control plane unless KUBECONFIG is set, CRDs, example policies, operator
 	@bash hack/run.sh
 
-test: fmt-check lint deny unit e2e ## Everything: fmt, clippy, cargo-deny, unit tests, end-to-end tests on a real API server
+test: fmt-check lint deny unit e2e test-cluster ## Everything: fmt, clippy, cargo-deny, unit tests, end-to-end tests on a real API server and a real node
 
 fmt-check: ## Check formatting
 	cargo fmt --all -- --check
@@ -55,6 +55,22 @@ e2e: ## End-to-end tests against kube-apiserver + etcd built from source (starte
 	  exit 1; \
 	fi
 
+# The same shape for the tests that need a node (tests/cluster.rs): the cluster is started (or reused)
+# first, and when it cannot start the target fails with hack/cluster/up.sh's last line as the reason.
+CLUSTER_TESTS := --test cluster
+test-cluster: ## Tests on the local single-node cluster (started if needed): Pods, in-cluster API access, GC
+	@set -o pipefail; \
+	if reason=$$(bash hack/cluster/up.sh 2>&1 >/dev/null | tee -a /dev/stderr | tail -n 1); then \
+	  cargo test $(CLUSTER_TESTS) -- --include-ignored --nocapture; \
+	else \
+	  bar=$$(printf '!%.0s' {1..100}); \
+	  banner="CLUSTER TESTS DID NOT RUN: hack/cluster/up.sh failed: $${reason#cluster: }"; \
+	  printf '\n%s\n%s\nThey show as ignored below, not passed.\n%s\n\n' "$$bar" "$$banner" "$$bar" >&2; \
+	  cargo test $(CLUSTER_TESTS); \
+	  printf '\n%s\n%s\n%s\n' "$$bar" "$$banner" "$$bar" >&2; \
+	  exit 1; \
+	fi
+
 bench: ## Benchmark approval-to-grant latency and expiry lag on the local control plane; prints a table
 	cargo bench --bench lifecycle
 
@@ -78,3 +94,13 @@ controlplane: ## Start (or reuse) the local control plane; writes target/control
 
 controlplane-down: ## Stop the local control plane and remove its data
 	@bash hack/controlplane/down.sh
+
+# The operator's image (make image writes target/image/*.tar) is imported when present; after a new
+# `make image`, `make cluster` (or hack/cluster/load-image.sh <tar>) imports it again.
+cluster: ## Start (or reuse) the local single-node cluster (needs root); writes target/cluster/kubeconfig
+	@bash hack/cluster/up.sh
+	@shopt -s nullglob; images=(target/image/*.tar); \
+	if (($${#images[@]})); then bash hack/cluster/load-image.sh "$${images[@]}" >/dev/null; fi
+
+cluster-down: ## Stop the local cluster and remove everything it made (containers, mounts, bridge, iptables rules)
+	@bash hack/cluster/down.sh
