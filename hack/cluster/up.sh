@@ -170,6 +170,9 @@ if [[ ! -e /sys/class/net/$bridge ]]; then
 fi
 ip addr replace "$node_ip/${pod_cidr#*/}" dev "$bridge"
 ip link set "$bridge" up
+# ClusterIPs are routed onto the bridge too: kube-proxy's DNAT rules take them to their endpoints,
+# and traffic to one it has not programmed yet stays here instead of following the default route.
+ip route replace "$service_cidr" dev "$bridge" src "$node_ip"
 # The bridge plugin turns on ip_forward for the gateway; Pods must still reach nothing outside.
 guard_comment="gatehouse cluster $state"
 if ! iptables -C FORWARD -s "$pod_cidr" ! -d "$pod_cidr" -m comment --comment "$guard_comment" -j DROP 2>/dev/null; then
