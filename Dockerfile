@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
-# The operator image: `docker build -t gatehouse:0.1.0 .` A release build on Debian bookworm, run
-# on distroless `cc` (glibc and libgcc, which the binary links, plus CA certificates; no shell, no
-# package manager) as uid 65532, the user deploy/ and the Helm chart run it as.
+# The operator image for machines with a container daemon: `docker build -t gatehouse:0.1.0 .`
+# (the tag is Cargo.toml's version). A release build on Debian bookworm, run on distroless `cc`
+# (glibc and libgcc, which the binary links, plus CA certificates; no shell, no package manager)
+# as uid 65532, the user deploy/ and the Helm chart run it as. `make image` builds the same layout
+# without a daemon (hack/image/build.sh): /gatehouse, the same user, entrypoint and environment,
+# but only the files of distroless the binary needs.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src

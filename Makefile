@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint deny deny-advisories unit e2e test-cluster bench bench-scale crds helm crane controlplane controlplane-down cluster cluster-down
+.PHONY: help run test fmt-check lint deny deny-advisories unit image test-image e2e test-cluster bench bench-scale crds helm crane controlplane controlplane-down cluster cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -10,7 +10,7 @@ help: ## List the targets
 run: ## Run Gatehouse: local control plane unless KUBECONFIG is set, CRDs, example policies, operator
 	@bash hack/run.sh
 
-test: fmt-check lint deny unit e2e test-cluster ## Everything: fmt, clippy, cargo-deny, unit tests, end-to-end tests on a real API server and a real node
+test: fmt-check lint deny unit test-image e2e test-cluster ## Everything: fmt, clippy, cargo-deny, unit tests, the image, end-to-end tests on a real API server and a real node
 
 fmt-check: ## Check formatting
 	cargo fmt --all -- --check
@@ -32,8 +32,17 @@ deny: $(CARGO_DENY) ## Licenses, bans and sources of the dependency tree (deny.t
 deny-advisories: $(CARGO_DENY) ## RustSec advisories of the dependency tree (clones the database from github.com)
 	$(CARGO_DENY) check --hide-inclusion-graph advisories
 
-unit: ## Unit tests of pure logic, the generated-CRD check and the Argo CD health checks (no server)
-	cargo test --lib --bins --test crds_up_to_date --test argocd_health
+unit: ## Unit tests of pure logic, the generated-CRD, Argo CD health and image-reference checks (no server)
+	cargo test --lib --bins --test crds_up_to_date --test argocd_health --test image
+
+# The image is rebuilt only when the release binary or another input changed (hack/image/build.sh).
+image: ## Build (or reuse) the operator's image gatehouse:<version> from the release binary, daemonless: target/image/gatehouse.tar
+	@bash hack/image/build.sh
+
+# The image tests are #[ignore]d (they need the built image); this target builds it and includes
+# them. They unpack it and run /gatehouse in it with chroot, so they need root.
+test-image: image ## Check the image: config, contents, and /gatehouse run in its unpacked root filesystem as uid 65532
+	cargo test --test image -- --include-ignored --nocapture
 
 # The tests that need the control plane are #[ignore]d, so that a plain `cargo test` lists them as
 # ignored instead of passing them unrun; this target starts the control plane, then includes them.
@@ -95,12 +104,12 @@ controlplane: ## Start (or reuse) the local control plane; writes target/control
 controlplane-down: ## Stop the local control plane and remove its data
 	@bash hack/controlplane/down.sh
 
-# The operator's image (make image writes target/image/*.tar) is imported when present; after a new
-# `make image`, `make cluster` (or hack/cluster/load-image.sh <tar>) imports it again.
+# The operator's image (make image writes target/image/gatehouse.tar) is imported when present; after
+# a new `make image`, `make cluster` (or hack/cluster/load-image.sh <tar>) imports it again.
+OPERATOR_IMAGE := target/image/gatehouse.tar
 cluster: ## Start (or reuse) the local single-node cluster (needs root); writes target/cluster/kubeconfig
 	@bash hack/cluster/up.sh
-	@shopt -s nullglob; images=(target/image/*.tar); \
-	if (($${#images[@]})); then bash hack/cluster/load-image.sh "$${images[@]}" >/dev/null; fi
+	@if [[ -f $(OPERATOR_IMAGE) ]]; then bash hack/cluster/load-image.sh $(OPERATOR_IMAGE) >/dev/null; fi
 
 cluster-down: ## Stop the local cluster and remove everything it made (containers, mounts, bridge, iptables rules)
 	@bash hack/cluster/down.sh

@@ -1,5 +1,6 @@
-// Builds the crane CLI from the official go-containerregistry module (hack/crane/build.sh): `make
-// image` assembles the operator's OCI image with it, daemonless, and the local cluster imports it.
+// Builds the crane CLI from the official go-containerregistry module (hack/crane/build.sh): it
+// pushes or inspects the image `make image` writes (hack/image assembles it with the same module's
+// library: crane's mutate needs a registry).
 module gatehouse.dev/hack/crane
 
 go 1.26.0

@@ -1,6 +1,6 @@
 // Command crane is go-containerregistry's cmd/crane main (a copy of upstream's), built from the
-// module proxy so that the operator's image and the local cluster's pause image are assembled
-// without a container daemon.
+// module proxy so that images are handled without a container daemon (`crane push
+// target/image/gatehouse.tar REGISTRY/gatehouse:VERSION`; hack/image assembles the image itself).
 package main
 
 import (

@@ -1,0 +1,13 @@
+// Assembles the operator's OCI image with the go-containerregistry library (hack/image/build.sh),
+// the same module and version as hack/crane.
+module gatehouse.dev/hack/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
