@@ -4,10 +4,13 @@
 #   1. the kubelet, kube-proxy, kube-scheduler, kube-controller-manager, containerd (TERM, then KILL;
 #      only processes whose command line names the state dir);
 #   2. every container left (runc delete --force, from the state dir's runc root) and their shims;
-#   3. kube-proxy's iptables rules (kube-proxy --cleanup), the FORWARD guard, the bridge (only if its
-#      alias names this state dir), the CNI plugins' result cache, the kernel settings put back;
-#   4. every mount under the state dir (the kubelet's tmpfs volumes, containerd's rootfs and netns);
-#   5. the control plane (hack/controlplane/down.sh), then the state dir.
+#   3. the control plane (hack/controlplane/down.sh), while its address on the bridge still exists
+#      (without it kube-apiserver's shutdown hangs);
+#   4. kube-proxy's and the kubelet's iptables chains (kube-proxy --cleanup), the FORWARD guard, the
+#      bridge (only if its alias names this state dir), the CNI plugins' result cache, the kernel
+#      settings put back;
+#   5. every mount under the state dir (the kubelet's tmpfs volumes, containerd's rootfs and netns),
+#      then the state dir.
 # Idempotent: succeeds when nothing is running.
 #
 #   State dir: ${GATEHOUSE_CLUSTER_DIR:-<repo root>/target/cluster}
@@ -60,7 +63,10 @@ done
 rmdir /run/containerd/s /run/containerd 2>/dev/null || true
 
 
-# --- 3. Network and kernel settings -----------------------------------------------------------------
+# --- 3. Control plane ------------------------------------------------------------------------------
+GATEHOUSE_CONTROLPLANE_DIR=$controlplane_state bash "$cluster_root/hack/controlplane/down.sh"
+
+# --- 4. Network and kernel settings -----------------------------------------------------------------
 if [[ -s $state/kube-proxy.path && -x $(<"$state/kube-proxy.path") ]]; then
   "$(<"$state/kube-proxy.path")" --cleanup >"$state/kube-proxy-cleanup.log" 2>&1 \
     || log "warning: kube-proxy --cleanup failed: $(tail -n 3 "$state/kube-proxy-cleanup.log")"
@@ -109,7 +115,7 @@ if [[ -s $state/sysctl.saved ]]; then
   done <"$state/sysctl.saved"
 fi
 
-# --- 4. Mounts (deepest first; a busy one is detached lazily, which rm -rf then cannot cross) ------
+# --- 5. Mounts (deepest first; a busy one is detached lazily, which rm -rf then cannot cross) ------
 mounts_under_state() { # mount points at or under the state dir, deepest first
   python3 - "$state" <<'EOF'
 import sys
@@ -135,8 +141,6 @@ done
 points=$(mounts_under_state)
 [[ -z $points ]] || die "still mounted under $state, not removing it: $points"
 
-# --- 5. Control plane and state ---------------------------------------------------------------------
-GATEHOUSE_CONTROLPLANE_DIR=$controlplane_state bash "$cluster_root/hack/controlplane/down.sh"
 # Anything else naming the state dir was not started by up.sh (a pager on a log, say): say so only.
 for pid in $(pgrep -f -- "$state/" || true); do
   if [[ $pid != "$$" ]] && ours "$pid"; then

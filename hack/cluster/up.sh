@@ -61,22 +61,30 @@ finish() {
   echo "export KUBECONFIG=$state/kubeconfig"
 }
 
-all_running() {
+# Read-only: every process runs, the API server answers and the node is Ready.
+running_and_ready() {
   local name
   for name in "${node_components[@]}"; do pid_alive "$name" || return 1; done
-  [[ -s $state/kubeconfig && -s $state/env ]]
+  [[ -s $state/kubeconfig && -s $state/env && -s $controlplane_state/env ]] || return 1
+  admin_curl /readyz >/dev/null && node_ready
 }
 
 # --- Already running? (fast path, read-only, without the lock) --------------------------------------
-if all_running && controlplane_up 2>/dev/null && node_ready; then
+if running_and_ready; then
   log "already running: node $node_name Ready (pids in $state/*.pid)"
   finish
   exit 0
 fi
 
 [[ $(id -u) == 0 ]] || die "needs root (network bridge, iptables, mounts, containers): run as root"
+# Socket paths are limited to 108 bytes; the kubelet's deepest is under <root-dir>/plugins_registry.
+((${#state} <= 60)) || die "state dir $state is too long for unix sockets under it (max 60 characters): set GATEHOUSE_CLUSTER_DIR to a shorter path"
+owner=$(cat "/sys/class/net/$bridge/ifalias" 2>/dev/null || true)
+if [[ -e /sys/class/net/$bridge && $owner != "$state" ]]; then
+  die "bridge $bridge belongs to another cluster (${owner:-unknown owner}); stop it first: GATEHOUSE_CLUSTER_DIR=$owner bash hack/cluster/down.sh"
+fi
 
-# Serialise concurrent up.sh/down.sh runs; the lock lives beside the state dir (down.sh removes it).
+# Serialise concurrent up.sh/down.sh runs; the lock lives beside the state dir, which down.sh removes.
 mkdir -p "$(dirname "$state")"
 exec {lock_fd}>"$state.lock"
 flock "$lock_fd"
@@ -86,7 +94,7 @@ if [[ -e $state ]]; then
   if [[ ! -e $state/$marker ]] && [[ -n $(ls -A "$state") ]]; then
     die "$state exists, is not empty and was not created by this script; refusing to touch it"
   fi
-  if all_running && controlplane_up 2>/dev/null && node_ready; then # started while we waited
+  if running_and_ready; then # started while we waited
     finish
     exit 0
   fi
@@ -94,14 +102,7 @@ if [[ -e $state ]]; then
   bash "$here/down.sh"
 fi
 
-# --- Sandbox checks and prerequisites --------------------------------------------------------------
-# Socket paths are limited to 108 bytes; the kubelet's deepest is under <root-dir>/plugins_registry.
-((${#state} <= 60)) || die "state dir $state is too long for unix sockets under it (max 60 characters): set GATEHOUSE_CLUSTER_DIR to a shorter path"
-owner=$(cat "/sys/class/net/$bridge/ifalias" 2>/dev/null || true)
-if [[ -e /sys/class/net/$bridge && $owner != "$state" ]]; then
-  die "bridge $bridge belongs to another cluster (${owner:-unknown owner}); stop it first: GATEHOUSE_CLUSTER_DIR=$owner bash hack/cluster/down.sh"
-fi
-
+# --- Prerequisites --------------------------------------------------------------------------------
 missing=()
 command -v containerd >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)

@@ -94,7 +94,7 @@ pub fn local_image(name: &str) -> String {
     let reference = value("_REF");
     let imported = load_image(Path::new(&tarball));
     assert!(
-        imported.iter().any(|r| *r == reference),
+        imported.contains(&reference),
         "importing {tarball} gave {imported:?}, not {reference}"
     );
     reference
