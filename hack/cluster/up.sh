@@ -108,10 +108,10 @@ command -v containerd >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local ]] || missing+=(containernetworking-plugins)
 command -v iptables >/dev/null || missing+=(iptables)
-command -v conntrack >/dev/null || missing+=(conntrack) # kube-proxy clears stale UDP entries with it
-command -v gcc >/dev/null || missing+=(gcc libc6-dev)   # the pause image
-command -v openssl >/dev/null || missing+=(openssl)
-for tool in curl python3 flock setsid ip mount umount; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+command -v gcc >/dev/null || missing+=(gcc libc6-dev) # the pause image
+for tool in openssl curl python3 ip:iproute2 flock:util-linux setsid:util-linux mount umount:mount; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
 if ((${#missing[@]})); then
   log "installing ${missing[*]} with apt-get"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2 \
