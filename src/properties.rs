@@ -6,12 +6,16 @@
 //! in all); `PROPTEST_CASES=100000 cargo test --lib properties` searches harder. A failure prints
 //! the smallest input it shrank to; keep it as an ordinary unit test beside the fix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use regex::Regex;
+
+use crate::api::{
+    APPROVE_PREFIX, CHANGES_PREFIX, DENY_PREFIX, DURATION_PREFIX, NAMESPACES_PREFIX, REASON_PREFIX,
+};
 
 /// The cases of every property: `PROPTEST_CASES` (256 unless set), never writing regression files
 /// into the source tree (a failing case becomes a unit test instead).
@@ -102,6 +106,40 @@ pub fn is_qualified_name(value: &str) -> bool {
 /// RoleBinding names.
 pub fn is_path_segment_name(value: &str) -> bool {
     !value.is_empty() && value != "." && value != ".." && !value.contains(['/', '%'])
+}
+
+/// Annotations as anyone who may patch an object could write them (admission aside): keys of the
+/// protocol with roles from a few known ones to any text, other keys, and values from usernames
+/// to garbage.
+pub fn annotations() -> impl Strategy<Value = BTreeMap<String, String>> {
+    let prefix = prop_oneof![
+        Just(APPROVE_PREFIX),
+        Just(DENY_PREFIX),
+        Just(CHANGES_PREFIX),
+        Just(REASON_PREFIX),
+        Just(DURATION_PREFIX),
+        Just(NAMESPACES_PREFIX),
+        Just("gatehouse.dev/"),
+    ];
+    let role = prop_oneof![
+        Just("manager".to_string()),
+        Just("security".to_string()),
+        Just(String::new()),
+        tricky_text(),
+    ];
+    let value = prop_oneof![
+        Just("bob".to_string()),
+        Just(" carol ".to_string()),
+        Just("alice".to_string()),
+        Just("30m".to_string()),
+        Just("a, b,,c".to_string()),
+        tricky_text(),
+    ];
+    prop::collection::btree_map(
+        (prefix, role).prop_map(|(p, r)| format!("{p}{r}")),
+        value,
+        0..8,
+    )
 }
 
 /// A namespace name as the API server admits it.

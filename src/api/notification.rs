@@ -163,3 +163,39 @@ impl NotificationRecord {
             .all(|d| d.state != DeliveryState::Pending)
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::config;
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Status names a destination by scheme and host only: credentials, path, query and
+        /// fragment (where webhook tokens live) never show.
+        #[test]
+        fn labels_show_no_credentials_nor_path(
+            scheme in prop_oneof![Just("http"), Just("https")],
+            userinfo in prop::option::of("[A-Za-z0-9:%._~-]{1,12}"),
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            rest in prop::option::of("[/?#][!-~]{0,30}"),
+        ) {
+            let url = format!(
+                "{scheme}://{}{host}{}",
+                userinfo.as_deref().map(|u| format!("{u}@")).unwrap_or_default(),
+                rest.as_deref().unwrap_or_default()
+            );
+            let target = NotificationTarget {
+                name: None,
+                url,
+                format: NotificationFormat::Slack,
+                secret_ref: NotificationSecretRef { name: "hook".into(), key: None },
+                roles: Vec::new(),
+            };
+            prop_assert_eq!(target.label(), format!("Slack {scheme}://{host}"));
+        }
+    }
+}
