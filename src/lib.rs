@@ -20,6 +20,8 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plugin;
+#[cfg(test)]
+mod properties;
 pub mod server;
 pub mod sharing;
 pub mod telemetry;

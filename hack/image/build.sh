@@ -10,8 +10,8 @@
 # stable; GATEHOUSE_IMAGE_DIR overrides the directory): a docker-archive tagged
 # gatehouse:<Cargo.toml version>, the reference deploy/ and the chart use by default, plus
 # gatehouse.digest (the manifest digest `crane push` yields). Rebuilt only when an input changed.
-# GATEHOUSE_IMAGE_BINARY uses that binary instead of building one. Every mtime is
-# SOURCE_DATE_EPOCH (default 0), so the same inputs give the same digest.
+# GATEHOUSE_IMAGE_BINARY uses that binary instead of building one; GATEHOUSE_IMAGE_TAG writes
+# another tag. Every mtime is SOURCE_DATE_EPOCH (default 0), so the same inputs give the same digest.
 # Prints the tarball's path on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -56,7 +56,9 @@ fi
 # chart's appVersion and deploy/'s image agree).
 version=$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml")
 [[ -n $version ]] || die "no [package] version in $root/Cargo.toml"
-tag=gatehouse:$version
+# GATEHOUSE_IMAGE_TAG tags the same contents otherwise, e.g. a second image for an upgrade test
+# (with its own GATEHOUSE_IMAGE_DIR).
+tag=${GATEHOUSE_IMAGE_TAG:-gatehouse:$version}
 arch=$(dpkg --print-architecture)
 
 # debian_path PATH: the path a Debian package installs PATH's file at: PATH itself if a package

@@ -253,3 +253,32 @@ mod tests {
         assert!(diff(&want, &[relabelled]).is_empty());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{
+        config, is_dns1123_subdomain, is_path_segment_name, namespace_name, object_name,
+    };
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The binding of any request the API server admits has a name RBAC accepts (and a DNS
+        /// subdomain besides), and two requests never share one.
+        #[test]
+        fn binding_names_are_valid_and_distinct(
+            namespace in namespace_name(),
+            name in object_name(),
+            other in object_name(),
+        ) {
+            let binding = binding_name(&namespace, &name);
+            prop_assert!(is_path_segment_name(&binding) && is_dns1123_subdomain(&binding), "{}", binding);
+            if other != name {
+                prop_assert_ne!(binding, binding_name(&namespace, &other));
+            }
+        }
+    }
+}

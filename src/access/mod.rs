@@ -1074,3 +1074,45 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::fixtures::{access_policy, access_request};
+    use crate::properties::{config, tricky_text};
+
+    /// Durations the CRD rule could see: in its grammar (some beyond any duration), or not.
+    fn duration_text() -> impl Strategy<Value = String> {
+        prop_oneof!["([0-9]{1,20}[hms]){1,3}", tricky_text()]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any spec.duration against any policy durations: the length granted, never more than
+        /// maxDuration, or a refusal naming the field to fix; never a panic.
+        #[test]
+        fn durations_are_granted_or_refused_by_field(
+            requested in prop::option::of(duration_text()),
+            max in duration_text(),
+            default in prop::option::of(duration_text()),
+        ) {
+            let mut policy = access_policy("p").spec;
+            policy.max_duration = max.clone();
+            policy.default_duration = default;
+            let mut request = access_request().spec;
+            request.duration = requested;
+            match check_duration("p", &policy, &request) {
+                Ok(granted) => prop_assert!(Ok(granted) <= duration::parse(&max).map_err(|_| ())),
+                Err(refusal) => prop_assert!(
+                    ["spec.duration", "maxDuration", "defaultDuration"]
+                        .iter()
+                        .any(|field| refusal.message.contains(field)),
+                    "{}", refusal.message
+                ),
+            }
+        }
+    }
+}

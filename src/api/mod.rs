@@ -151,3 +151,54 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{
+        config, is_label_value, is_qualified_name, namespace_name, object_name, role,
+    };
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The owner label of any object the API server admits is a label value it accepts, and
+        /// keeps naming the owner's kind.
+        #[test]
+        fn owner_labels_are_valid_label_values(
+            kind in prop_oneof![Just("AccessRequest"), Just("DataSharingAgreement")],
+            namespace in namespace_name(),
+            name in object_name(),
+        ) {
+            let value = owner_label_value(kind, &namespace, &name);
+            prop_assert!(is_label_value(&value), "{:?}", value);
+            let labels = BTreeMap::from([
+                (OWNER_LABEL.to_string(), value),
+                (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            ]);
+            prop_assert!(made_for_kind(&labels, kind));
+        }
+
+        /// Every annotation key of the protocol, for any role an AccessPolicy admits, is a key
+        /// the API server accepts.
+        #[test]
+        fn protocol_annotation_keys_are_qualified_names(role in role()) {
+            for prefix in [APPROVE_PREFIX, DENY_PREFIX, CHANGES_PREFIX, REASON_PREFIX, DURATION_PREFIX, NAMESPACES_PREFIX] {
+                let key = format!("{prefix}{role}");
+                prop_assert!(is_qualified_name(&key), "{}", key);
+            }
+        }
+
+        /// The condition type of a stage, for any role an AccessPolicy admits, is one
+        /// `ValidateConditions` accepts (a qualified name, at most 316 characters).
+        #[test]
+        fn stage_conditions_are_valid_condition_types(role in role()) {
+            let condition = conditions::stage_condition(&role);
+            prop_assert!(condition.len() <= 316 && is_qualified_name(&condition), "{}", condition);
+        }
+    }
+}

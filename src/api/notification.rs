@@ -75,10 +75,41 @@ impl NotificationTarget {
         }
         let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        // Credentials in the URL (`user:password@host`) are never shown.
+        // Credentials in the URL (`user:password@host`) are never shown. What is left must look
+        // like a host and port: a malformed URL (`https://user:pa/ss@host` ends its authority
+        // inside the password) shows no part of it.
         let host = host.rsplit('@').next().unwrap_or(host);
-        format!("{} {scheme}://{host}", self.format)
+        if looks_like_host_and_port(host) {
+            format!("{} {scheme}://{host}", self.format)
+        } else {
+            format!("{} {scheme}://(unreadable host)", self.format)
+        }
     }
+}
+
+/// `host` or `host:port` with a DNS name, an IPv4 address or a bracketed IPv6 address.
+fn looks_like_host_and_port(authority: &str) -> bool {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => {
+            !ipv6.is_empty()
+                && ipv6
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        }
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        }
+    };
+    host_ok
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 named_enum! {
@@ -161,5 +192,59 @@ impl NotificationRecord {
         self.deliveries
             .iter()
             .all(|d| d.state != DeliveryState::Pending)
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::config;
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Status names a destination by scheme and host only: credentials, path, query and
+        /// fragment (where webhook tokens live) never show.
+        #[test]
+        fn labels_show_no_credentials_nor_path(
+            scheme in prop_oneof![Just("http"), Just("https")],
+            userinfo in prop::option::of("[A-Za-z0-9:%._~-]{1,12}"),
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            rest in prop::option::of("[/?#][!-~]{0,30}"),
+        ) {
+            let url = format!(
+                "{scheme}://{}{host}{}",
+                userinfo.as_deref().map(|u| format!("{u}@")).unwrap_or_default(),
+                rest.as_deref().unwrap_or_default()
+            );
+            let target = NotificationTarget {
+                name: None,
+                url,
+                format: NotificationFormat::Slack,
+                secret_ref: NotificationSecretRef { name: "hook".into(), key: None },
+                roles: Vec::new(),
+            };
+            prop_assert_eq!(target.label(), format!("Slack {scheme}://{host}"));
+        }
+
+        /// Whatever the URL, no character of its userinfo shows unless it could be a host name.
+        #[test]
+        fn a_malformed_authority_shows_no_part_of_a_password(
+            password in "[a-z]{3,8}/[a-z]{2,8}",
+            host in "[a-z]{1,10}",
+        ) {
+            let target = NotificationTarget {
+                name: None,
+                url: format!("https://user:{password}@{host}/hook"),
+                format: NotificationFormat::Slack,
+                secret_ref: NotificationSecretRef { name: "hook".into(), key: None },
+                roles: Vec::new(),
+            };
+            let label = target.label();
+            let first = password.split('/').next().unwrap_or_default();
+            prop_assert!(!label.contains(first), "{label} shows {first}");
+        }
     }
 }

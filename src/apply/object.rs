@@ -351,3 +351,46 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{config, namespace_name, object_name, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The owner written into an object's metadata is read back from it.
+        #[test]
+        fn owners_read_back_from_their_metadata(
+            kind in prop_oneof![Just(OwnerKind::AccessRequest), Just(OwnerKind::DataSharingAgreement)],
+            namespace in namespace_name(),
+            name in object_name(),
+        ) {
+            let owner = Owner::new(kind, &namespace, &name);
+            prop_assert_eq!(Owner::of(&owner.metadata(Some(&namespace), "x".into())), Some(owner));
+        }
+
+        /// Labels and annotations anyone could put on an object: never a panic, and an owner only
+        /// when the label is exactly the one its annotation yields.
+        #[test]
+        fn only_a_consistent_label_and_annotation_name_an_owner(
+            label in prop_oneof![Just("accessrequest.a.b".to_string()), tricky_text()],
+            annotation in prop_oneof![Just("a/b".to_string()), tricky_text()],
+        ) {
+            let meta = ObjectMeta {
+                labels: Some([
+                    (OWNER_LABEL.to_string(), label.clone()),
+                    (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                ].into()),
+                annotations: Some([(OWNER_ANNOTATION.to_string(), annotation)].into()),
+                ..Default::default()
+            };
+            if let Some(owner) = Owner::of(&meta) {
+                prop_assert_eq!(owner.label(), label);
+            }
+        }
+    }
+}

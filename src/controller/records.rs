@@ -205,3 +205,37 @@ pub(super) async fn sweep_expired(ctx: Arc<Context>, records: Store<AccessRecord
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{
+        config, is_dns1123_subdomain, is_label_value, namespace_name, object_name, tricky_text,
+    };
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// A record's name is one the API server accepts for any object it admits (UIDs are
+        /// lower-case UUIDs).
+        #[test]
+        fn record_names_are_dns_subdomains(
+            kind in prop_oneof![Just("AccessRequest"), Just("DataSharingAgreement")],
+            namespace in namespace_name(),
+            object in object_name(),
+            uid in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        ) {
+            let record = name(kind, &namespace, &object, &uid);
+            prop_assert!(is_dns1123_subdomain(&record), "{}", record);
+        }
+
+        /// Requester usernames and policy names are free text; their labels are always valid.
+        #[test]
+        fn labels_of_usernames_are_valid(text in tricky_text()) {
+            let label = label_value(&text);
+            prop_assert!(is_label_value(&label), "{:?} -> {:?}", text, label);
+        }
+    }
+}

@@ -327,3 +327,36 @@ mod tests {
         assert!(SealKey::from_bytes(&[1; 16]).is_none());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{config, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// A recorded seal is status text anyone with status access could write: any text is
+        /// checked without a panic, and none but the operator's own seal of that window passes.
+        #[test]
+        fn only_the_operators_seal_verifies(
+            key in prop::array::uniform32(any::<u8>()),
+            opened in 0i64..4_000_000_000,
+            length in 1u64..1_000_000,
+            forged in prop_oneof![tricky_text(), "hmac-sha256:[0-9a-f]{64}"],
+        ) {
+            let key = SealKey::from_bytes(&key).unwrap();
+            let window = Sealed {
+                kind: "AccessRequest",
+                uid: "u-1",
+                activated_at: Timestamp::from_second(opened).unwrap(),
+                expires_at: Timestamp::from_second(opened + length as i64).unwrap(),
+            };
+            let seal = key.seal(&window);
+            prop_assert!(key.verifies(&window, &seal));
+            prop_assert_eq!(key.verifies(&window, &forged), forged == seal, "{:?}", forged);
+        }
+    }
+}

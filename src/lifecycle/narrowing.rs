@@ -298,3 +298,49 @@ mod tests {
         assert!(who.contains("erin as security: [b]"), "{who}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{annotations, config, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Whatever narrowings are annotated: no panic, and they only ever take away: never a
+        /// longer duration nor a namespace not asked for; one that cannot be read keeps its
+        /// approval from counting.
+        #[test]
+        fn narrowing_only_takes_away(annotations in annotations()) {
+            let asked_namespaces = ["payments".to_string(), "billing".to_string()];
+            let asked = Asked {
+                duration: Duration::from_secs(8 * 3600),
+                namespaces: Ok(&asked_namespaces),
+            };
+            let narrowed = read(&annotations, &asked);
+            prop_assert!(narrowed.duration(asked.duration) <= asked.duration);
+            prop_assert!(narrowed.namespaces(&asked_namespaces).iter().all(|ns| asked_namespaces.contains(ns)));
+            for (approval, why) in &narrowed.invalid {
+                prop_assert!(approval.starts_with(APPROVE_PREFIX) && annotations.contains_key(approval));
+                prop_assert!(why.contains("does not count"), "{}", why);
+            }
+        }
+
+        /// A namespace list is its non-empty, trimmed, comma-separated names, or an error
+        /// saying what to write.
+        #[test]
+        fn namespace_lists_are_their_names(value in tricky_text()) {
+            match namespace_list(&value) {
+                Ok(names) => {
+                    prop_assert!(!names.is_empty());
+                    for name in names {
+                        prop_assert!(!name.is_empty() && name.trim() == name && !name.contains(','), "{:?}", name);
+                    }
+                }
+                Err(err) => prop_assert!(err.contains("comma-separated"), "{}", err),
+            }
+        }
+    }
+}

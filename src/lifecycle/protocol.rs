@@ -776,3 +776,57 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use k8s_openapi::jiff::Timestamp;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{annotations, config};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Whatever annotations an object carries: no panic; a decision counts only as written
+        /// (its key, a trimmed username that is not the requester's), and stages pass in order,
+        /// each by a different person.
+        #[test]
+        fn decisions_count_only_as_written(annotations in annotations(), high_risk: bool) {
+            let stages: Vec<ApprovalStage> = ["manager", "security"]
+                .map(|role| ApprovalStage { role: role.into(), when: None, approver: None })
+                .into();
+            let required = required_roles(&stages, high_risk);
+            let parties = Parties { requester: "alice", filed_by: None, subjects: &[] };
+            let now = Time(Timestamp::from_second(1_700_000_000).unwrap());
+            let state = evaluate(required.clone(), &annotations, &parties, &[], &now);
+            for record in &state.records {
+                let prefix = match record.decision {
+                    Decision::Approved => APPROVE_PREFIX,
+                    Decision::Denied => DENY_PREFIX,
+                    Decision::ChangesRequested => CHANGES_PREFIX,
+                };
+                let written = annotations.get(&format!("{prefix}{}", record.role));
+                prop_assert_eq!(written.map(|u| u.trim()), Some(record.user.as_str()));
+                prop_assert!(!record.role.is_empty() && !record.user.is_empty());
+                prop_assert_ne!(record.user.as_str(), "alice");
+            }
+            prop_assert_eq!(&state.passed[..], &required[..state.passed.len()]);
+            let mut approvers: Vec<&str> = state
+                .passed
+                .iter()
+                .map(|role| {
+                    state
+                        .records
+                        .iter()
+                        .find(|r| &r.role == role && r.decision == Decision::Approved)
+                        .map(|r| r.user.as_str())
+                        .unwrap()
+                })
+                .collect();
+            approvers.sort();
+            approvers.dedup();
+            prop_assert_eq!(approvers.len(), state.passed.len());
+        }
+    }
+}

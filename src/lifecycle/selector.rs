@@ -179,3 +179,78 @@ mod tests {
         assert_eq!(describe(None), "unset (selects nothing)");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{config, tricky_text};
+
+    /// A selector as a policy could hold it: operators and keys from valid to garbage.
+    fn label_selector() -> impl Strategy<Value = LabelSelector> {
+        let requirement = (
+            prop_oneof![Just("team".to_string()), tricky_text()],
+            prop_oneof![
+                Just("In"),
+                Just("NotIn"),
+                Just("Exists"),
+                Just("DoesNotExist"),
+                Just("in"),
+                Just("")
+            ],
+            prop::option::of(prop::collection::vec(
+                prop_oneof![Just("gold".to_string()), tricky_text()],
+                0..3,
+            )),
+        )
+            .prop_map(|(key, operator, values)| LabelSelectorRequirement {
+                key,
+                operator: operator.to_string(),
+                values,
+            });
+        (
+            prop::option::of(prop::collection::btree_map(
+                tricky_text(),
+                tricky_text(),
+                0..3,
+            )),
+            prop::option::of(prop::collection::vec(requirement, 0..3)),
+        )
+            .prop_map(|(match_labels, match_expressions)| LabelSelector {
+                match_labels,
+                match_expressions,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any selector, against any labels: a verdict and a description, never a panic.
+        #[test]
+        fn any_selector_is_decided_and_described(
+            selector in label_selector(),
+            labels in prop::collection::btree_map(prop_oneof![Just("team".to_string()), tricky_text()], tricky_text(), 0..3),
+        ) {
+            selects(Some(&selector), &labels);
+            prop_assert!(!describe(Some(&selector)).is_empty());
+        }
+
+        /// `*` matches anything, a text without `*` only itself, and a pattern made of pieces of
+        /// a value joined by `*` matches it.
+        #[test]
+        fn patterns_match_as_globs(value in tricky_text(), cut in any::<prop::sample::Index>()) {
+            prop_assert!(pattern_matches("*", &value));
+            let literal = value.replace('*', "");
+            prop_assert!(pattern_matches(&literal, &literal));
+            let longer = format!("{literal}x");
+            prop_assert!(!pattern_matches(&literal, &longer));
+            let chars: Vec<char> = literal.chars().collect();
+            let at = cut.index(chars.len() + 1);
+            let (head, tail): (String, String) = (chars[..at].iter().collect(), chars[at..].iter().collect());
+            let pattern = format!("{head}*{tail}");
+            prop_assert!(pattern_matches(&pattern, &literal), "{:?} {:?}", pattern, literal);
+        }
+    }
+}

@@ -46,8 +46,8 @@ pub enum Since {
 }
 
 impl Since {
-    /// `24h`, `90m`, `1h30m` (Go durations, as kubectl's `--since`), `7d` or `7d12h` (days, which
-    /// Go durations lack but audit periods are counted in), or an RFC 3339 time.
+    /// `24h`, `90m`, `1h30m` (durations as policies write them), `7d` or `7d12h` (days, which
+    /// durations lack but audit periods are counted in), or an RFC 3339 time.
     pub fn parse(value: &str) -> Result<Since, PluginError> {
         let invalid = || PluginError::InvalidSince {
             value: value.to_string(),
@@ -68,11 +68,7 @@ impl Since {
         let rest = if rest.is_empty() {
             Duration::ZERO
         } else {
-            let parsed: kube::core::Duration = rest.parse().map_err(|_| invalid())?;
-            if parsed.is_negative() {
-                return Err(invalid());
-            }
-            parsed.into()
+            crate::lifecycle::duration::length(rest).map_err(|_| invalid())?
         };
         let days = days
             .checked_mul(24 * 3600)
@@ -517,7 +513,7 @@ mod tests {
     }
 
     #[test]
-    fn since_takes_go_durations_days_and_rfc3339() {
+    fn since_takes_durations_days_and_rfc3339() {
         assert_eq!(
             Since::parse("24h").unwrap(),
             Since::Ago(Duration::from_secs(86_400))
@@ -545,6 +541,20 @@ mod tests {
         for bad in ["", "yesterday", "7", "-1h", "d", "1w", "2026-01-01"] {
             let err = Since::parse(bad).expect_err(bad).to_string();
             assert!(err.contains("write e.g. 24h, 7d"), "{bad}: {err}");
+        }
+    }
+
+    /// Found by the property tests: kube's Go-compatible parser panicked on a number beyond any
+    /// duration (it multiplies in floating point).
+    #[test]
+    fn since_refuses_durations_beyond_any_clock() {
+        for huge in [
+            "99999999999999999999h",
+            "1d5032305210004141m",
+            "999999999999999999999d",
+        ] {
+            let err = Since::parse(huge).expect_err(huge).to_string();
+            assert!(err.contains("write e.g. 24h, 7d"), "{huge}: {err}");
         }
     }
 
@@ -775,5 +785,36 @@ mod tests {
             no_match(&filter, now),
             "No records match kind AccessRequest, requester alice, since 2026-01-01T09:00:00Z."
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{config, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// `--since` and `--role` take any text: a value or an error saying what to write,
+        /// never a panic.
+        #[test]
+        fn report_filters_never_panic(value in tricky_text()) {
+            if let Err(err) = Since::parse(&value) {
+                prop_assert!(err.to_string().contains("write e.g. 24h, 7d"), "{}", err);
+            }
+            if let Ok(filter) = RoleFilter::parse(&value) {
+                prop_assert!(!filter.name.is_empty() && !filter.name.contains('/'), "{:?}", filter);
+            }
+        }
+
+        /// Days and a duration count back exactly their sum.
+        #[test]
+        fn since_counts_days_and_duration(days in 0u64..100_000, hours in 0u64..1_000_000) {
+            let ago = Since::parse(&format!("{days}d{hours}h")).unwrap();
+            prop_assert_eq!(ago, Since::Ago(Duration::from_secs(days * 86_400 + hours * 3600)));
+        }
     }
 }

@@ -104,17 +104,17 @@ impl FromStr for Target {
     }
 }
 
-/// A Kubernetes object name (DNS subdomain): 1 to 253 lower-case letters, digits, `-` and `.`,
-/// starting and ending with a letter or digit.
+/// A Kubernetes object name (DNS-1123 subdomain): at most 253 characters, dot-separated parts of
+/// lower-case letters, digits and `-`, each starting and ending with a letter or digit.
 fn is_object_name(name: &str) -> bool {
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && edge(name.chars().next())
-        && edge(name.chars().last())
+    name.len() <= 253
+        && name.split('.').all(|part| {
+            part.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && edge(part.chars().next())
+                && edge(part.chars().last())
+        })
 }
 
 #[cfg(test)]
@@ -165,7 +165,17 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_kind_slash_name() {
-        for input in ["alice-read", "ar/", "ar/Alice", "ar/a/b", "ar/-x", "/x"] {
+        // `0-.0`, `a..b`: found by the property tests, names no object can have.
+        for input in [
+            "alice-read",
+            "ar/",
+            "ar/Alice",
+            "ar/a/b",
+            "ar/-x",
+            "/x",
+            "ar/0-.0",
+            "ar/a..b",
+        ] {
             assert!(
                 matches!(parse(input), Err(PluginError::InvalidTarget { .. })),
                 "{input}: {:?}",
@@ -175,5 +185,35 @@ mod tests {
         let err = parse("pod/alice-read").expect_err("not a gatehouse kind");
         assert!(matches!(err, PluginError::UnknownKind { .. }));
         assert!(err.to_string().contains("e.g. ar/alice-read"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{config, is_dns1123_subdomain, name_like, object_name, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any `KIND/NAME`: a target whose name the API server could hold, or an error, never a
+        /// panic.
+        #[test]
+        fn targets_name_objects_the_api_server_could_hold(
+            kind in prop_oneof![Just("ar".to_string()), Just("dsa".to_string()), tricky_text()],
+            name in prop_oneof![object_name(), name_like(), tricky_text()],
+        ) {
+            if let Ok(target) = format!("{kind}/{name}").parse::<Target>() {
+                prop_assert!(is_dns1123_subdomain(&target.name), "{:?}", target);
+            }
+        }
+
+        /// Every name the API server admits is a target.
+        #[test]
+        fn every_object_name_is_a_target(name in object_name()) {
+            prop_assert_eq!(format!("ar/{name}").parse::<Target>().map(|t| t.name).ok(), Some(name));
+        }
     }
 }

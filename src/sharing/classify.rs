@@ -517,3 +517,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{config, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// A classification label is a level only when it names one (any case, spaces around);
+        /// nothing else is guessed at.
+        #[test]
+        fn levels_are_named_never_guessed(value in prop_oneof![
+            Just(" Restricted ".to_string()), Just("CONFIDENTIAL".to_string()), tricky_text()
+        ]) {
+            let named = Classification::ALL
+                .iter()
+                .copied()
+                .find(|level| level.name().eq_ignore_ascii_case(value.trim()));
+            prop_assert_eq!(parse_level(&value), named);
+        }
+    }
+}

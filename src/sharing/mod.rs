@@ -378,3 +378,34 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::fixtures::sharing_policy;
+    use crate::properties::{config, tricky_text};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any spec.retention against any maxRetention: at most maxRetention, or a refusal
+        /// naming the field to fix; never a panic.
+        #[test]
+        fn retention_is_granted_or_refused_by_field(
+            retention in prop_oneof!["([0-9]{1,20}[hms]){1,3}", tricky_text()],
+            max in prop_oneof!["([0-9]{1,20}[hms]){1,3}", tricky_text()],
+        ) {
+            let mut policy = sharing_policy("p").spec;
+            policy.max_retention = max.clone();
+            match check_retention("p", &policy, &retention) {
+                Ok(granted) => prop_assert!(Ok(granted) <= duration::parse(&max).map_err(|_| ())),
+                Err(refusal) => prop_assert!(
+                    refusal.message.contains("spec.retention") || refusal.message.contains("maxRetention"),
+                    "{}", refusal.message
+                ),
+            }
+        }
+    }
+}

@@ -454,3 +454,40 @@ mod tests {
         assert_eq!(label_safe(" Ünïcode & Co. "), "n-code---Co");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::properties::{
+        self as strategies, config, is_dns1123_subdomain, is_label_value, namespace_name,
+        tricky_text,
+    };
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The Secret a share writes, and its Role, have names the API server accepts for any
+        /// agreement and source it admits.
+        #[test]
+        fn shared_object_names_are_dns_subdomains(
+            namespace in namespace_name(),
+            agreement in strategies::object_name(),
+            source in strategies::object_name(),
+        ) {
+            let secret = object_name(&namespace, &agreement, &source);
+            prop_assert!(is_dns1123_subdomain(&secret), "{}", secret);
+            let role = shorten(format!("gatehouse-share.{agreement}"));
+            prop_assert!(is_dns1123_subdomain(&role), "{}", role);
+        }
+
+        /// An external recipient's organisation and agreement reference are free text; the
+        /// labels made of them are always valid label values.
+        #[test]
+        fn labels_of_free_text_are_valid(text in tricky_text()) {
+            let label = label_safe(&text);
+            prop_assert!(is_label_value(&label), "{:?} -> {:?}", text, label);
+        }
+    }
+}

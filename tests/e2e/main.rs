@@ -10,6 +10,7 @@ mod changes;
 mod data_sharing_agreement;
 mod decisions;
 mod deploy;
+mod durations;
 mod extensions;
 mod gitops;
 mod helm;
