@@ -54,13 +54,11 @@ else
     log "error: username '$user' contains a quote, backslash, | or &; run with a kubeconfig of another user"
     exit 1
   fi
-  # This run's operator namespace (see below) holds the org chart that policy
-  # gatehouse-requester-manager reads: its binding names that namespace instead of deploy/base's.
-  kubectl create namespace gatehouse-local --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
-  sed 's/namespace: gatehouse-system/namespace: gatehouse-local/' deploy/base/org-chart.yaml |
-    kubectl apply --server-side -f - >/dev/null
-  log "installing the approval admission policies and approver roles (deploy/admission; status written by '$user', org chart in gatehouse-local) ..."
-  kubectl kustomize deploy/admission/ | sed "s|'$shipped_operator'|'$user'|; s|namespace: gatehouse-system|namespace: gatehouse-local|" |
+  # The org chart (OrgChart gatehouse) that policy gatehouse-requester-manager reads; applying it
+  # keeps the entries an earlier run or HR sync added.
+  kubectl apply --server-side -f deploy/base/org-chart.yaml >/dev/null
+  log "installing the approval admission policies and approver roles (deploy/admission; status written by '$user') ..."
+  kubectl kustomize deploy/admission/ | sed "s|'$shipped_operator'|'$user'|" |
     kubectl apply --server-side --force-conflicts -f - >/dev/null
 fi
 if $local_plane; then

@@ -171,8 +171,7 @@ pub struct AccessRequestStatus {
     pub superseded_by: Option<String>,
     /// The required roles only the requester's manager decides (`approver: RequesterManager`):
     /// admission policy gatehouse-requester-manager reads them here (only the operator writes
-    /// status) and admits their decisions only from the manager per ConfigMap
-    /// `gatehouse-org-chart`.
+    /// status) and admits their decisions only from the manager per OrgChart `gatehouse`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manager_approvals: Vec<String>,
     /// Who may decide each stage still waiting, from the RBAC bindings the operator sees (and for

@@ -91,9 +91,9 @@ named_enum! {
         /// resourceName (RBAC), in the object's namespace or cluster-wide.
         #[default]
         Role,
-        /// Only the requester's manager per the org chart: ConfigMap `gatehouse-org-chart` in
-        /// the operator's namespace, key the requester's username, value their manager's. RBAC
-        /// grants nothing here; no entry for the requester means nobody can decide the stage.
+        /// Only the requester's manager per the org chart: OrgChart `gatehouse`, whose
+        /// `spec.managers` maps the requester's username to their manager's. RBAC grants nothing
+        /// here; no entry for the requester means nobody can decide the stage.
         RequesterManager,
     }
 }
@@ -113,7 +113,7 @@ pub struct ApprovalStage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<StageCondition>,
     /// `Role` (default): whoever holds the approve right for `role`. `RequesterManager`: only the
-    /// requester's manager per ConfigMap `gatehouse-org-chart` (checked at admission and by the
+    /// requester's manager per OrgChart `gatehouse` (checked at admission and by the
     /// operator); the annotation keeps the stage's role, e.g. `approve.gatehouse.dev/manager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<Approver>,

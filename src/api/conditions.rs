@@ -79,7 +79,7 @@ pub mod reason {
     pub const WAITING: &str = "Waiting";
     /// Approved, but counts only after the earlier stages approve.
     /// A `RequesterManager` stage nobody can decide: the org chart names no manager for the
-    /// requester (the message names the ConfigMap key to add).
+    /// requester (the message names the OrgChart key to add).
     pub const NO_MANAGER: &str = "NoManager";
     pub const WAITING_FOR_EARLIER_STAGE: &str = "WaitingForEarlierStage";
     /// The stage approved.

@@ -1,4 +1,4 @@
-//! The Gatehouse API (`gatehouse.dev/v1alpha1`): the four kinds, their shared parts, and the
+//! The Gatehouse API (`gatehouse.dev/v1alpha1`): its kinds, their shared parts, and the
 //! names (labels, annotations, condition types) that users, admission policies and tests rely on.
 
 mod access_policy;
@@ -11,6 +11,7 @@ mod data_sharing_agreement;
 pub mod fixtures;
 mod names;
 mod notification;
+mod org_chart;
 mod phase;
 pub mod reference;
 mod sharing_policy;
@@ -21,6 +22,7 @@ pub use access_record::*;
 pub use access_request::*;
 pub use data_sharing_agreement::*;
 pub use notification::*;
+pub use org_chart::*;
 pub use phase::Phase;
 pub use sharing_policy::*;
 pub use vocabulary::*;
@@ -88,9 +90,6 @@ pub const DURATION_PREFIX: &str = "duration.gatehouse.dev/";
 pub const NAMESPACES_PREFIX: &str = "namespaces.gatehouse.dev/";
 /// Annotation that ends an active grant or share early; its value is the revoking user.
 pub const REVOKE_ANNOTATION: &str = "revoke.gatehouse.dev/by";
-/// The org chart: a ConfigMap of this name in the operator's namespace maps usernames (keys) to
-/// their manager's username (values), for stages with `approver: RequesterManager`.
-pub const ORG_CHART: &str = "gatehouse-org-chart";
 /// Annotation naming who filed an object on someone else's behalf (set at creation by that user,
 /// checked and frozen by admission): the filer may not approve what they filed.
 pub const FILED_BY_ANNOTATION: &str = "gatehouse.dev/filed-by";
@@ -103,6 +102,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         AccessRequest::crd(),
         SharingPolicy::crd(),
         DataSharingAgreement::crd(),
+        OrgChart::crd(),
     ]
 }
 

@@ -116,6 +116,7 @@ mod tests {
             "AccessRequest",
             "SharingPolicy",
             "DataSharingAgreement",
+            "OrgChart",
         ] {
             assert!(page.contains(&format!("## {kind} (")), "{kind}");
         }
@@ -124,6 +125,7 @@ mod tests {
             "nested list fields"
         );
         assert!(page.contains("| `status.grant.seal` |"), "status fields");
+        assert!(page.contains("## OrgChart (cluster)"), "{page}");
         assert!(
             page.contains("Pending \\| Approved"),
             "enums list their values"

@@ -134,8 +134,8 @@ pub struct RequiredReviews {
     #[schemars(length(max = 16))]
     pub recipient: Vec<String>,
     /// Roles decided by the requester's manager, wherever the lists above require them, e.g.
-    /// `[manager]`: only the manager per ConfigMap `gatehouse-org-chart` (operator's namespace,
-    /// key the requester's username) may review for them; RBAC grants nothing for these roles.
+    /// `[manager]`: only the manager per OrgChart `gatehouse` (its `spec.managers` entry for the
+    /// requester's username) may review for them; RBAC grants nothing for these roles.
     /// Listing a role here requires nothing by itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]

@@ -393,7 +393,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         cluster_role_bindings: store_of([]),
         roles: store_of::<Role>([]),
         cluster_roles: store_of::<ClusterRole>([]),
-        org_chart: store_of::<ConfigMap>([]),
+        org_chart: store_of::<crate::api::OrgChart>([]),
         namespace: "gatehouse-system".into(),
         records: store_of(cluster.records()),
         record_retention: Duration::from_secs(400 * 24 * 3600),

@@ -61,7 +61,6 @@ pub async fn who_am_i(client: &Client) -> Result<String, Error> {
 pub async fn watch(
     client: &Client,
     operator: &str,
-    namespace: &str,
 ) -> Result<
     (
         Arc<Integrity>,
@@ -70,7 +69,7 @@ pub async fn watch(
     ),
     Error,
 > {
-    let expected = integrity::expected(operator, namespace).map_err(Error::ShippedPolicies)?;
+    let expected = integrity::expected(operator).map_err(Error::ShippedPolicies)?;
     let (policies, policy_changes) = cache::<ValidatingAdmissionPolicy>(client);
     let (bindings, binding_changes) = cache::<ValidatingAdmissionPolicyBinding>(client);
     policies

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future, stream};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::runtime::controller::Action;
@@ -38,7 +38,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::access::NamespaceLabels;
-use crate::api::{AccessPolicy, AccessRecord, AccessRequest, DataSharingAgreement, SharingPolicy};
+use crate::api::{
+    AccessPolicy, AccessRecord, AccessRequest, DataSharingAgreement, OrgChart, SharingPolicy,
+};
 use crate::apply;
 use crate::leader;
 use crate::lifecycle::activation::{SealKey, Sealer};
@@ -146,9 +148,9 @@ pub struct Context {
     /// (`status.approvers`).
     pub roles: Store<Role>,
     pub cluster_roles: Store<ClusterRole>,
-    /// The org chart (ConfigMap `gatehouse-org-chart` in [`Self::namespace`]), the one object of
-    /// its watch: who decides `RequesterManager` stages.
-    pub org_chart: Store<ConfigMap>,
+    /// The org chart (OrgChart `gatehouse`), the one object of its watch: who decides
+    /// `RequesterManager` stages.
+    pub org_chart: Store<OrgChart>,
     /// The operator's own namespace ([`Options::namespace`]).
     pub namespace: String,
     /// Every AccessRecord: a record already saying what a reconcile would write is not written.
@@ -242,9 +244,7 @@ impl Context {
     /// The requester's manager per the org chart, or why there is none.
     fn manager_of(&self, requester: &str) -> Manager {
         let chart = self.org_chart.state().into_iter().next();
-        let no_data = BTreeMap::new();
-        let data = chart.as_ref().map(|c| c.data.as_ref().unwrap_or(&no_data));
-        Manager::of(requester, data, &self.namespace)
+        Manager::of(requester, chart.as_ref().map(|c| &c.spec.managers))
     }
 
     /// Who may decide on an object of `requester`: the holders of each role's right in every
@@ -361,7 +361,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         stream::select(role_changes, cluster_role_changes),
     );
     let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
-        org_chart::watch(&client, &options.namespace);
+        org_chart::watch(&client);
     let (records, _) = cache::<AccessRecord>(&client);
     let owned = apply::Index::watch(&client);
     let (namespaces, namespace_writer) = reflector::store();
@@ -389,7 +389,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         "status is written as this user; admission policy gatehouse-status must name it"
     );
     let (integrity, access_integrity_changes, sharing_integrity_changes) =
-        integrity::watch(&client, &operator, &options.namespace).await?;
+        integrity::watch(&client, &operator).await?;
     let notifier = Arc::new(
         notify::Notifier::new(
             client.clone(),

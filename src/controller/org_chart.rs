@@ -1,24 +1,22 @@
-//! The org chart: ConfigMap `gatehouse-org-chart` in the operator's namespace, watched by name,
-//! so that a manager stage counts only the decision of the requester's manager as it says now,
-//! and every object is looked at again as soon as it changes (an entry added lets a waiting
-//! stage be decided; one changed makes an earlier manager's decision stop counting).
+//! The org chart: the cluster-scoped OrgChart `gatehouse`, watched by name, so that a manager
+//! stage counts only the decision of the requester's manager as it says now, and every object is
+//! looked at again as soon as it changes (an entry added lets a waiting stage be decided; one
+//! changed makes an earlier manager's decision stop counting).
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Api, Client};
 
-use crate::api::ORG_CHART;
+use crate::api::{ORG_CHART, OrgChart};
 
-/// Starts watching the org chart in `namespace`; returns its cache and one stream per controller
-/// that yields whenever it changes (created, edited or deleted).
+/// Starts watching the org chart; returns its cache and one stream per controller that yields
+/// whenever it changes (created, edited or deleted).
 pub fn watch(
     client: &Client,
-    namespace: &str,
 ) -> (
-    Store<ConfigMap>,
+    Store<OrgChart>,
     impl Stream<Item = ()> + Send + use<>,
     impl Stream<Item = ()> + Send + use<>,
 ) {
@@ -28,13 +26,9 @@ pub fn watch(
     let config = watcher::Config::default().fields(&format!("metadata.name={ORG_CHART}"));
     let events = reflect(
         writer,
-        watcher(
-            Api::<ConfigMap>::namespaced(client.clone(), namespace),
-            config,
-        ),
+        watcher(Api::<OrgChart>::all(client.clone()), config),
     )
     .default_backoff();
-    let namespace = namespace.to_string();
     let watched = store.clone();
     tokio::spawn(events.for_each(move |event| {
         match event {
@@ -43,16 +37,16 @@ pub fn watch(
             Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
                 if watched.state().is_empty() {
                     tracing::error!(
-                        namespace,
+                        kind = "OrgChart",
                         name = ORG_CHART,
-                        "the org chart ConfigMap does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -k deploy/base` (it may be empty)"
+                        "the org chart does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -f deploy/base/org-chart.yaml` (it may be empty)"
                     );
                 }
                 let _ = (access_tx.try_send(()), sharing_tx.try_send(()));
             }
             Ok(_) => {}
             Err(err) => {
-                tracing::warn!(kind = "ConfigMap", name = ORG_CHART, error = %err, "org chart watch failed; retrying with backoff");
+                tracing::warn!(kind = "OrgChart", name = ORG_CHART, error = %err, "org chart watch failed; retrying with backoff");
             }
         }
         future::ready(())

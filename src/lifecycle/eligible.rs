@@ -48,24 +48,21 @@ pub enum Manager {
 }
 
 impl Manager {
-    /// Looks `requester` up in the org chart's data (`None`: the ConfigMap does not exist) kept
-    /// in namespace `namespace`. An empty value maps nobody.
-    pub fn of(
-        requester: &str,
-        org_chart: Option<&BTreeMap<String, String>>,
-        namespace: &str,
-    ) -> Self {
+    /// Looks `requester` up in the org chart's `spec.managers` (`None`: OrgChart [`ORG_CHART`]
+    /// does not exist). Its schema keeps every value a non-empty username.
+    pub fn of(requester: &str, managers: Option<&BTreeMap<String, String>>) -> Self {
+        let entry = serde_json::json!({ "spec": { "managers": { requester: "<manager>" } } });
         let fix = format!(
-            "add key '{requester}' with the manager's username (kubectl -n {namespace} patch configmap {ORG_CHART} --type merge -p '{{\"data\":{{\"{requester}\":\"<manager>\"}}}}')"
+            "add key '{requester}' to spec.managers with the manager's username (kubectl patch orgchart {ORG_CHART} --type merge -p '{entry}')"
         );
-        match org_chart {
+        match managers {
             None => Manager::Unmapped(format!(
-                "ConfigMap {ORG_CHART} does not exist in namespace {namespace}, so the requester '{requester}' has no manager; create it and {fix}"
+                "OrgChart {ORG_CHART} does not exist, so the requester '{requester}' has no manager; create it (kubectl apply -f deploy/base/org-chart.yaml, or install the Helm chart) and {fix}"
             )),
-            Some(data) => match data.get(requester).map(|m| m.trim()) {
-                Some(manager) if !manager.is_empty() => Manager::Named(manager.to_string()),
-                _ => Manager::Unmapped(format!(
-                    "ConfigMap {ORG_CHART} in namespace {namespace} has no entry for the requester '{requester}', so nobody can decide this stage; {fix}"
+            Some(managers) => match managers.get(requester) {
+                Some(manager) => Manager::Named(manager.clone()),
+                None => Manager::Unmapped(format!(
+                    "OrgChart {ORG_CHART} has no entry for the requester '{requester}' in spec.managers, so nobody can decide this stage; {fix}"
                 )),
             },
         }
@@ -532,25 +529,27 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_entry_names_the_key_and_the_config_map() {
+    fn a_missing_entry_names_the_key_and_the_org_chart() {
         let chart = BTreeMap::from([("erin".to_string(), "frank".to_string())]);
         assert_eq!(
-            Manager::of("erin", Some(&chart), "gatehouse-system"),
+            Manager::of("erin", Some(&chart)),
             Manager::Named("frank".into())
         );
-        let Manager::Unmapped(why) = Manager::of("alice", Some(&chart), "gatehouse-system") else {
+        let Manager::Unmapped(why) = Manager::of("alice", Some(&chart)) else {
             panic!("alice has no entry");
         };
         assert!(
-            why.contains("ConfigMap gatehouse-org-chart in namespace gatehouse-system has no entry for the requester 'alice'")
-                && why.contains("add key 'alice'"),
+            why.contains("OrgChart gatehouse has no entry for the requester 'alice' in spec.managers")
+                && why.contains("add key 'alice'")
+                && why.contains(r#"kubectl patch orgchart gatehouse --type merge -p '{"spec":{"managers":{"alice":"<manager>"}}}'"#),
             "{why}"
         );
-        let Manager::Unmapped(why) = Manager::of("alice", None, "gatehouse-system") else {
+        let Manager::Unmapped(why) = Manager::of("alice", None) else {
             panic!("no org chart");
         };
         assert!(
-            why.contains("does not exist in namespace gatehouse-system"),
+            why.contains("OrgChart gatehouse does not exist")
+                && why.contains("kubectl apply -f deploy/base/org-chart.yaml"),
             "{why}"
         );
     }

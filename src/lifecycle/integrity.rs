@@ -33,9 +33,8 @@ pub struct Expected {
 }
 
 /// Parses the shipped admission policies, with `operator` (this operator's own username, as the
-/// API server authenticates it) as the only identity allowed to write status, and the org chart
-/// read from `namespace`, the operator's own.
-pub fn expected(operator: &str, namespace: &str) -> Result<Expected, String> {
+/// API server authenticates it) as the only identity allowed to write status.
+pub fn expected(operator: &str) -> Result<Expected, String> {
     let mut expected = Expected {
         policies: Vec::new(),
         bindings: Vec::new(),
@@ -50,24 +49,13 @@ pub fn expected(operator: &str, namespace: &str) -> Result<Expected, String> {
                     expected.policies.push(policy);
                 }
                 Some("ValidatingAdmissionPolicyBinding") => {
-                    let mut binding: ValidatingAdmissionPolicyBinding = convert(value)?;
-                    locate_params(&mut binding, namespace);
-                    expected.bindings.push(binding);
+                    expected.bindings.push(convert(value)?);
                 }
                 _ => {}
             }
         }
     }
     Ok(expected)
-}
-
-/// Points a binding's parameter (the org chart) at `namespace`, where this operator reads it too:
-/// a binding reading another namespace's org chart would admit other managers than it counts.
-fn locate_params(binding: &mut ValidatingAdmissionPolicyBinding, namespace: &str) {
-    let param_ref = binding.spec.as_mut().and_then(|s| s.param_ref.as_mut());
-    if let Some(param_ref) = param_ref {
-        param_ref.namespace = Some(namespace.to_string());
-    }
 }
 
 /// Sets the status policy's `operator` variable to `operator`, as a CEL string literal.
@@ -230,11 +218,10 @@ mod tests {
     use super::*;
 
     const OPERATOR: &str = "system:serviceaccount:gatehouse-system:gatehouse";
-    const NAMESPACE: &str = "gatehouse-system";
 
     #[test]
     fn the_status_policy_must_name_this_operator() {
-        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, bindings) = installed(&expected);
         let local = expected_for("admin");
         let status = policies
@@ -253,7 +240,7 @@ mod tests {
     }
 
     fn expected_for(operator: &str) -> ValidatingAdmissionPolicy {
-        expected(operator, NAMESPACE)
+        expected(operator)
             .expect("shipped policies parse")
             .policies
             .into_iter()
@@ -283,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_shipped_policies_parse_and_verify_against_themselves() {
-        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         assert_eq!(expected.policies.len(), SHIPPED.len());
         assert_eq!(expected.bindings.len(), SHIPPED.len());
         let (policies, bindings) = installed(&expected);
@@ -292,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_missing_policy_or_binding_fails() {
-        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, mut bindings) = installed(&expected);
         policies[1].1 = None;
         bindings[0].1 = None;
@@ -308,9 +295,9 @@ mod tests {
     }
 
     #[test]
-    fn the_org_chart_must_be_read_from_the_operators_namespace() {
-        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
-        let (policies, mut bindings) = installed(&expected);
+    fn the_binding_must_read_the_shipped_org_chart() {
+        let expected = expected(OPERATOR).expect("shipped policies parse");
+        let (mut policies, mut bindings) = installed(&expected);
         let manager = bindings
             .iter()
             .position(|(name, _)| name == "gatehouse-requester-manager")
@@ -321,25 +308,35 @@ mod tests {
             .and_then(|b| b.spec.as_mut())
             .and_then(|s| s.param_ref.as_mut())
             .expect("it reads the org chart");
-        assert_eq!(param_ref.namespace.as_deref(), Some(NAMESPACE));
-        param_ref.namespace = Some("elsewhere".into());
+        assert_eq!(param_ref.name.as_deref(), Some(crate::api::ORG_CHART));
+        assert_eq!(param_ref.namespace, None, "OrgChart is cluster-scoped");
+        param_ref.name = Some("another-chart".into());
         let problem = verify(&expected, &policies, &bindings).expect_err("another org chart");
         assert!(
             problem.contains("gatehouse-requester-manager is scoped differently"),
             "{problem}"
         );
-        let installed_elsewhere = super::expected(OPERATOR, "elsewhere").expect("parse");
-        let (_, elsewhere) = installed(&installed_elsewhere);
-        assert_eq!(
-            verify(&installed_elsewhere, &policies, &elsewhere),
-            Ok(()),
-            "an operator in another namespace expects its own"
+        let (_, shipped) = installed(&expected);
+        let policy = policies
+            .iter_mut()
+            .find(|(name, _)| name == "gatehouse-requester-manager")
+            .and_then(|(_, p)| p.as_mut())
+            .and_then(|p| p.spec.as_mut())
+            .expect("requester-manager policy");
+        let param_kind = policy.param_kind.as_mut().expect("it has a parameter");
+        assert_eq!(param_kind.kind.as_deref(), Some("OrgChart"));
+        param_kind.api_version = Some("v1".into());
+        param_kind.kind = Some("ConfigMap".into());
+        let problem = verify(&expected, &policies, &shipped).expect_err("a ConfigMap again");
+        assert!(
+            problem.contains("gatehouse-requester-manager differs from the shipped one"),
+            "{problem}"
         );
     }
 
     #[test]
     fn server_side_defaults_are_not_a_change() {
-        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, bindings) = installed(&expected);
         for (_, policy) in &mut policies {
             let rules = policy
@@ -356,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_weakened_policy_or_binding_fails() {
-        let expected = expected(OPERATOR, NAMESPACE).expect("shipped policies parse");
+        let expected = expected(OPERATOR).expect("shipped policies parse");
         let (mut policies, mut bindings) = installed(&expected);
         if let Some(spec) = policies[1].1.as_mut().and_then(|p| p.spec.as_mut()) {
             spec.validations.get_or_insert_default().pop();

@@ -387,7 +387,7 @@ pub fn stage_conditions(
                         false,
                         reason::WAITING,
                         format!(
-                            "waiting for the requester's manager {manager} (ConfigMap {ORG_CHART}) to decide as {role}"
+                            "waiting for the requester's manager {manager} (OrgChart {ORG_CHART}) to decide as {role}"
                         ),
                     ),
                     Manager::Unmapped(why) => (false, reason::NO_MANAGER, why.clone()),

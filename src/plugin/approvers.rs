@@ -110,7 +110,7 @@ mod tests {
             type_: stage_condition("manager"),
             status: "False".into(),
             reason: "NoManager".into(),
-            message: "ConfigMap gatehouse-org-chart has no entry for 'dave'".into(),
+            message: "OrgChart gatehouse has no entry for 'dave'".into(),
             last_transition_time: Time(Timestamp::UNIX_EPOCH),
             observed_generation: None,
         }];
@@ -118,7 +118,7 @@ mod tests {
         assert!(text.contains("manager      <none>"), "{text}");
         assert!(
             text.ends_with(
-                "\nNobody can decide manager: ConfigMap gatehouse-org-chart has no entry for 'dave'\n"
+                "\nNobody can decide manager: OrgChart gatehouse has no entry for 'dave'\n"
             ),
             "{text}"
         );

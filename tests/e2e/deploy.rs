@@ -366,6 +366,9 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
             "orders",
         ],
         &["watch", "namespaces"],
+        // The org chart: read only.
+        &["get", "orgcharts.gatehouse.dev/gatehouse"],
+        &["watch", "orgcharts.gatehouse.dev"],
         &["create", "rolebindings", "-n", "payments"],
         &["delete", "clusterrolebindings"],
         &["get", "clusterroles/db-reader"],
@@ -408,6 +411,10 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
         &["create", "configmaps", "-n", "payments"],
         &["update", "configmaps", "-n", "payments"],
         &["delete", "configmaps", "-n", "payments"],
+        // Writing the org chart would let it choose who approves manager stages.
+        &["patch", "orgcharts.gatehouse.dev/gatehouse"],
+        &["create", "orgcharts.gatehouse.dev"],
+        &["delete", "orgcharts.gatehouse.dev/gatehouse"],
         &["get", "pods", "-A"],
         &["patch", "secrets", "-n", "analytics"],
         &["create", "pods", "-n", "gatehouse-system"],

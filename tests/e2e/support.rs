@@ -110,20 +110,6 @@ fn start() -> Result<PathBuf, String> {
             &format!("{ROOT}/deploy/admission/"),
         ],
     )?;
-    // The org chart the policy gatehouse-requester-manager reads: without it the API server
-    // refuses every update of requests and agreements.
-    kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            &format!("{ROOT}/deploy/base/namespace.yaml"),
-            "-f",
-            &format!("{ROOT}/deploy/base/org-chart.yaml"),
-        ],
-    )?;
     kubectl(
         &kubeconfig,
         &[
@@ -134,6 +120,20 @@ fn start() -> Result<PathBuf, String> {
             "-l",
             "!none",
             "--all",
+        ],
+    )?;
+    // The org chart the policy gatehouse-requester-manager reads: without it the API server
+    // refuses every update of requests and agreements. An OrgChart: only once its CRD serves.
+    kubectl(
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &format!("{ROOT}/deploy/base/namespace.yaml"),
+            "-f",
+            &format!("{ROOT}/deploy/base/org-chart.yaml"),
         ],
     )?;
     Ok(kubeconfig)
@@ -798,18 +798,18 @@ pub async fn cluster_role(admin: &Client, name: &str, resource: &str) {
     }
 }
 
-/// Sets (`Some`) or removes (`None`) entries of the org chart, ConfigMap gatehouse-org-chart in
-/// the operator's namespace, as HR sync would: `(username, manager)`.
+/// Sets (`Some`) or removes (`None`) entries of the org chart, OrgChart gatehouse's
+/// `spec.managers` (a JSON merge patch: `None` is null, which removes the key).
 pub async fn org_chart(admin: &Client, entries: &[(&str, Option<&str>)]) {
-    let data: serde_json::Map<String, serde_json::Value> = entries
+    let managers: serde_json::Map<String, serde_json::Value> = entries
         .iter()
         .map(|(user, manager)| (user.to_string(), serde_json::json!(manager)))
         .collect();
-    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), OPERATOR_NAMESPACE)
+    Api::<gatehouse::api::OrgChart>::all(admin.clone())
         .patch(
             gatehouse::api::ORG_CHART,
             &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&serde_json::json!({ "data": data })),
+            &kube::api::Patch::Merge(&serde_json::json!({ "spec": { "managers": managers } })),
         )
         .await
         .unwrap_or_else(|err| panic!("org chart entries {entries:?}: {err}"));
