@@ -64,10 +64,11 @@ e2e: ## End-to-end tests against kube-apiserver + etcd built from source (starte
 	  exit 1; \
 	fi
 
-# The same shape for the tests that need a node (tests/cluster.rs): the cluster is started (or reused)
-# first, and when it cannot start the target fails with hack/cluster/up.sh's last line as the reason.
-CLUSTER_TESTS := --test cluster
-test-cluster: ## Tests on the local single-node cluster (started if needed): Pods, in-cluster API access, GC
+# The same shape for the tests that need a node (tests/cluster.rs, and tests/install.rs: Gatehouse
+# installed by its chart and by deploy/ from `make image`): the cluster is started (or reused) first,
+# and when it cannot start the target fails with hack/cluster/up.sh's last line as the reason.
+CLUSTER_TESTS := --test cluster --test install
+test-cluster: image ## Tests on the local single-node cluster (started if needed): Pods, in-cluster API access, GC, installs
 	@set -o pipefail; \
 	if reason=$$(bash hack/cluster/up.sh 2>&1 >/dev/null | tee -a /dev/stderr | tail -n 1); then \
 	  cargo test $(CLUSTER_TESTS) -- --include-ignored --nocapture; \
