@@ -169,7 +169,8 @@ fn phase_of<K: Kind>(status: Option<&K::Status>) -> Option<Phase> {
 /// Runs the controller of `K` until `stop`: every object of `K`, reconciled again when an object
 /// it provides changes (heard from the owned index once it holds the change, so the reconcile
 /// sees it), all at once when `rechecks` yields (policy or integrity changes), and on whatever
-/// `configure` adds (watches of what it reads). Orphans of `K` are swept meanwhile.
+/// `configure` adds (watches of what it reads). Orphans of `K` are swept meanwhile. Dropping the
+/// future stops all of it at once, running reconciles too (a leader that lost its Lease).
 pub async fn run<K: Reconciled>(
     ctx: Arc<Context>,
     rechecks: impl Stream<Item = ()> + Send + 'static,
@@ -181,7 +182,7 @@ pub async fn run<K: Reconciled>(
         watcher::Config::default(),
     );
     let store = controller.store();
-    tokio::spawn(super::sweep::sweep_orphans(ctx.clone(), store.clone()));
+    let sweep = super::sweep::sweep_orphans(ctx.clone(), store.clone());
     let relinks = K::peers(&ctx).attach(store.clone());
     // A settled delivery is recorded by the object's next reconcile, woken at once.
     let (settled, deliveries) = futures::channel::mpsc::unbounded();
@@ -189,7 +190,7 @@ pub async fn run<K: Reconciled>(
         .on_settled(&K::kind(&()), move |namespace, name| {
             let _ = settled.unbounded_send(ObjectRef::<K>::new(name).within(namespace));
         });
-    configure(controller, store)
+    let controller = configure(controller, store)
         .reconcile_on(ctx.owned.changes(K::OWNER))
         .reconcile_on(relinks)
         .reconcile_on(deliveries)
@@ -206,8 +207,9 @@ pub async fn run<K: Reconciled>(
                 tracing::warn!(error = %err, "controller error");
             }
             future::ready(())
-        })
-        .await;
+        });
+    // The sweep never ends by itself: the controller's end (on the stop signal) ends both.
+    future::select(std::pin::pin!(controller), std::pin::pin!(sweep)).await;
 }
 
 async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
