@@ -221,6 +221,22 @@ impl Operator {
         None
     }
 
+    /// The process id of the operator itself (not of its wrapper shell), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        let wrapper = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children")).ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    cmdline.split(|b| *b == 0).next()
+                        == Some(env!("CARGO_BIN_EXE_gatehouse").as_bytes())
+                })
+            })
+    }
+
     /// `GET path` on the operator's metrics address: the status code and body.
     pub fn get(&self, path: &str) -> Result<(u16, String), String> {
         http_get(self.metrics, path)
