@@ -119,20 +119,17 @@ impl Index {
         let events = watcher(Api::<K>::all(client.clone()), config)
             .modify(|object| object.meta_mut().managed_fields = None)
             .default_backoff();
+        let mut log = crate::telemetry::WatchLog::new(format!("owned {}", kind.as_str()));
         tokio::spawn(events.for_each(move |event| {
-            match event {
-                Ok(event) => index.record(match event {
+            log.saw(&event);
+            if let Ok(event) = event {
+                index.record(match event {
                     watcher::Event::Apply(object) => Change::Applied(object.into()),
                     watcher::Event::Delete(object) => Change::Deleted(object.into()),
                     watcher::Event::Init => Change::RelistStarted(kind),
                     watcher::Event::InitApply(object) => Change::Relisted(object.into()),
                     watcher::Event::InitDone => Change::RelistDone(kind),
-                }),
-                Err(err) => tracing::warn!(
-                    kind = kind.as_str(),
-                    error = %err,
-                    "watch of owned objects failed; retrying with backoff"
-                ),
+                });
             }
             future::ready(())
         }));

@@ -46,6 +46,7 @@ use crate::lifecycle::activation::{SealKey, Sealer};
 use crate::lifecycle::eligible::{Approvers, Manager, Rbac};
 use crate::metrics::Metrics;
 use crate::server;
+use crate::telemetry;
 
 /// Name under which the operator reports Events.
 const CONTROLLER_NAME: &str = "gatehouse";
@@ -380,10 +381,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
             watcher::Config::default(),
         ),
     );
-    tokio::spawn(namespace_events.default_backoff().for_each(|event| {
-        if let Err(err) = event {
-            tracing::warn!(kind = "Namespace", error = %err, "watch failed; retrying with backoff");
-        }
+    let mut namespace_log = telemetry::WatchLog::new("Namespace");
+    tokio::spawn(namespace_events.default_backoff().for_each(move |event| {
+        namespace_log.saw(&event);
         future::ready(())
     }));
     let reporter = Reporter {
@@ -641,12 +641,11 @@ where
     )
     .default_backoff()
     .touched_objects();
+    let mut log = telemetry::WatchLog::new(K::kind(&()));
     tokio::spawn(events.for_each(move |event| {
-        match event {
-            Ok(_) => {
-                let _ = changed.try_send(());
-            }
-            Err(err) => tracing::warn!(kind = K::kind(&()).as_ref(), error = %err, "watch failed; retrying with backoff"),
+        log.saw(&event);
+        if event.is_ok() {
+            let _ = changed.try_send(());
         }
         future::ready(())
     }));

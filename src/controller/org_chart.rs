@@ -36,24 +36,22 @@ pub fn watch(
     .default_backoff();
     let namespace = namespace.to_string();
     let watched = store.clone();
+    let mut log = crate::telemetry::WatchLog::new("ConfigMap gatehouse-org-chart");
     tokio::spawn(events.for_each(move |event| {
-        match event {
-            // Every event but the bookkeeping of a relist: a deletion too, after which nobody
-            // decides a manager stage.
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
-                if watched.state().is_empty() {
-                    tracing::error!(
-                        namespace,
-                        name = ORG_CHART,
-                        "the org chart ConfigMap does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -k deploy/base` (it may be empty)"
-                    );
-                }
-                let _ = (access_tx.try_send(()), sharing_tx.try_send(()));
+        log.saw(&event);
+        // Every event but the bookkeeping of a relist: a deletion too, after which nobody
+        // decides a manager stage.
+        if let Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) =
+            event
+        {
+            if watched.state().is_empty() {
+                tracing::error!(
+                    namespace,
+                    name = ORG_CHART,
+                    "the org chart ConfigMap does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -k deploy/base` (it may be empty)"
+                );
             }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(kind = "ConfigMap", name = ORG_CHART, error = %err, "org chart watch failed; retrying with backoff");
-            }
+            let _ = (access_tx.try_send(()), sharing_tx.try_send(()));
         }
         future::ready(())
     }));

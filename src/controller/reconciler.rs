@@ -203,8 +203,11 @@ pub async fn run<K: Reconciled>(
             ctx,
         )
         .for_each(|result| {
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "controller error");
+            match result {
+                // Logged by the error policy, with its retry.
+                Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+                // Its watch's errors, one per attempt of its backoff (0.8 s doubling to 30 s).
+                Err(err) => tracing::warn!(error = %err, "controller error"),
             }
             future::ready(())
         });
@@ -220,15 +223,34 @@ async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<A
         namespace = object.namespace(),
         name = object.name_any()
     );
-    finalizer(&api, K::FINALIZER, object, |event| async {
+    let finalized = finalizer(&api, K::FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => steps(object.as_ref(), &ctx).await,
             finalizer::Event::Cleanup(object) => cleanup(object.as_ref(), &ctx).await,
         }
     })
     .instrument(span)
-    .await
-    .map_err(|err| Error::Finalizer(Box::new(err)))
+    .await;
+    match finalized {
+        Err(err) if lost_finalizer_race(&err) => {
+            tracing::debug!(error = %err, "the finalizers changed since this object was read; reading it again");
+            Ok(Action::requeue(status::STALE_RETRY))
+        }
+        other => other.map_err(|err| Error::Finalizer(Box::new(err))),
+    }
+}
+
+/// Whether adding or removing the finalizer failed only because the finalizers are no longer
+/// what the (cached) object said: the JSON patch's `test` operation fails with 422. A reconcile of
+/// an object read just before its finalizer was added (a request approved right after it was
+/// filed) does that; the next read decides again, like a stale status write.
+fn lost_finalizer_race(err: &finalizer::Error<Error>) -> bool {
+    matches!(
+        err,
+        finalizer::Error::AddFinalizer(kube::Error::Api(status))
+            | finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 422
+    )
 }
 
 /// observe → decide → act → report.
