@@ -382,7 +382,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         ),
     );
     let mut namespace_log = telemetry::WatchLog::new("Namespace");
-    tokio::spawn(namespace_events.default_backoff().for_each(move |event| {
+    tokio::spawn(apply::backed_off(namespace_events).for_each(move |event| {
         namespace_log.saw(&event);
         future::ready(())
     }));
@@ -634,12 +634,11 @@ where
     let (store, writer) = reflector::store();
     // Capacity 1 coalesces bursts: one pending "re-check everything" covers every change before it.
     let (mut changed, changes) = mpsc::channel(1);
-    let events = reflect(
+    let events = apply::backed_off(reflect(
         writer,
         watcher(Api::<K>::all(client.clone()), watcher::Config::default())
             .modify(|object| object.meta_mut().managed_fields = None),
-    )
-    .default_backoff()
+    ))
     .touched_objects();
     let mut log = telemetry::WatchLog::new(K::kind(&()));
     tokio::spawn(events.for_each(move |event| {

@@ -7,7 +7,7 @@ use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
+use kube::runtime::{reflector as reflect, watcher};
 use kube::{Api, Client};
 
 use crate::api::ORG_CHART;
@@ -26,14 +26,13 @@ pub fn watch(
     let (mut access_tx, access_rx) = mpsc::channel(1);
     let (mut sharing_tx, sharing_rx) = mpsc::channel(1);
     let config = watcher::Config::default().fields(&format!("metadata.name={ORG_CHART}"));
-    let events = reflect(
+    let events = crate::apply::backed_off(reflect(
         writer,
         watcher(
             Api::<ConfigMap>::namespaced(client.clone(), namespace),
             config,
         ),
-    )
-    .default_backoff();
+    ));
     let namespace = namespace.to_string();
     let watched = store.clone();
     let mut log = crate::telemetry::WatchLog::new("ConfigMap gatehouse-org-chart");
