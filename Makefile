@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test fmt-check lint deny deny-advisories unit image test-image e2e test-cluster bench bench-scale crds helm crane controlplane controlplane-down cluster cluster-down
+.PHONY: help run test fmt-check lint deny deny-advisories unit image test-image e2e faults test-cluster bench bench-scale crds helm crane controlplane controlplane-down cluster cluster-down
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -10,7 +10,7 @@ help: ## List the targets
 run: ## Run Gatehouse: local control plane unless KUBECONFIG is set, CRDs, example policies, operator
 	@bash hack/run.sh
 
-test: fmt-check lint deny unit test-image e2e test-cluster ## Everything: fmt, clippy, cargo-deny, unit tests, the image, end-to-end tests on a real API server and a real node
+test: fmt-check lint deny unit test-image e2e faults test-cluster ## Everything: fmt, clippy, cargo-deny, unit tests, the image, end-to-end and fault tests on a real API server, tests on a real node
 
 fmt-check: ## Check formatting
 	cargo fmt --all -- --check
@@ -64,10 +64,18 @@ e2e: ## End-to-end tests against kube-apiserver + etcd built from source (starte
 	  exit 1; \
 	fi
 
-# The same shape for the tests that need a node (tests/cluster.rs): the cluster is started (or reused)
-# first, and when it cannot start the target fails with hack/cluster/up.sh's last line as the reason.
-CLUSTER_TESTS := --test cluster
-test-cluster: ## Tests on the local single-node cluster (started if needed): Pods, in-cluster API access, GC
+# Each fault test starts a control plane of its own (target/faults-<test>, removed at its end) and
+# stops parts of it, so they run one at a time: two control planes and their operators at once
+# would starve a 2-core machine and blur the times they print. A control plane that cannot start
+# fails its test. GATEHOUSE_FAULTS_SEED replays the kill points of the SIGKILL test.
+faults: ## Fault tests: operator SIGKILLed, API server away, etcd compacted (410), a poison request
+	cargo test --test faults -- --include-ignored --nocapture --test-threads=1
+
+# The same shape for the tests that need a node (tests/cluster.rs, and tests/install.rs: Gatehouse
+# installed by its chart and by deploy/ from `make image`): the cluster is started (or reused) first,
+# and when it cannot start the target fails with hack/cluster/up.sh's last line as the reason.
+CLUSTER_TESTS := --test cluster --test install
+test-cluster: image ## Tests on the local single-node cluster (started if needed): Pods, in-cluster API access, GC, installs
 	@set -o pipefail; \
 	if reason=$$(bash hack/cluster/up.sh 2>&1 >/dev/null | tee -a /dev/stderr | tail -n 1); then \
 	  cargo test $(CLUSTER_TESTS) -- --include-ignored --nocapture; \

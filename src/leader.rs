@@ -3,11 +3,16 @@
 //!
 //! `kube-lease-manager` acquires and renews the Lease (a free Lease is taken by server-side apply,
 //! so two candidates racing for it cannot both get it). It retries failed renewals forever without
-//! telling, so a leader also reads the Lease itself and stops once it has not seen its own renewal
-//! for the renew deadline, or sees another holder: the process then exits non-zero and Kubernetes
-//! restarts it as a standby, as controller-runtime operators do. The renew deadline is shorter than
-//! the lease duration, so the old leader has stopped before any other replica may take over. A
-//! standby reads the Lease too, to take over at once when a leader released it.
+//! telling, so a leader also reads the Lease itself and stops acting once it has not seen its own
+//! renewal for the renew deadline, or sees another holder. The renew deadline is shorter than the
+//! lease duration, so the old leader has stopped before any other replica may take over.
+//!
+//! A leader that stopped acting does not exit: it [steps down](Candidate::step_down) and stands by
+//! again in the same process, caches warm, and leads again once it holds the Lease (an API server
+//! that was away for a minute costs no restart, and no crash loop). Leading again needs a renewal
+//! seen in the Lease itself, never the lease manager's word alone: a new lease manager takes a
+//! Lease that still names this replica as its own before renewing it. A standby reads the Lease
+//! too, to take over at once when a leader released it.
 
 use std::time::Duration;
 
@@ -20,6 +25,11 @@ use tokio::task::JoinHandle;
 
 /// How long stopping a campaign waits for the lease manager to release the Lease.
 const RESIGN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a replica the lease manager calls the holder reads the Lease until it shows a renewal
+/// of its own, before it acts: the lease manager renews a Lease it takes over at once, so this
+/// takes a read or two.
+const CONFIRM_EVERY: Duration = Duration::from_millis(200);
 
 /// Errors of leader election. Messages say what failed and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +47,7 @@ pub enum Error {
         source: kube_lease_manager::LeaseManagerError,
     },
     #[error(
-        "lost the leadership: Lease {namespace}/{lease} is held by {holder} now; stopping so that only the leader acts (Kubernetes restarts this replica as a standby)"
+        "lost the leadership: Lease {namespace}/{lease} is held by {holder} now; stopped acting so that only the leader acts, standing by to lead again"
     )]
     Lost {
         namespace: String,
@@ -45,7 +55,7 @@ pub enum Error {
         holder: String,
     },
     #[error(
-        "could not renew Lease {namespace}/{lease} for {deadline:?}; stopping before another replica may take over (check this Pod's connection to the API server)"
+        "could not renew Lease {namespace}/{lease} for {deadline:?}; stopped acting before another replica may take over, standing by to lead again once the Lease is renewed (check this Pod's connection to the API server)"
     )]
     RenewDeadline {
         namespace: String,
@@ -123,8 +133,9 @@ impl Settings {
         Duration::from_secs((self.duration.as_secs() / 3).max(1))
     }
 
-    /// How often a leader reads the Lease to confirm that it still holds it.
-    fn check_every(&self) -> Duration {
+    /// How often a leader reads the Lease to confirm that it still holds it, and a replica that
+    /// stepped down tries to compete again while the API server does not answer.
+    pub fn check_every(&self) -> Duration {
         (self.duration / 5).max(Duration::from_millis(200))
     }
 
@@ -160,6 +171,9 @@ pub struct Candidate {
     leases: Api<Lease>,
     /// `None` only while a campaign is being replaced.
     campaign: Option<Campaign>,
+    /// Until when this replica may act: its last renewal seen in the Lease plus the renew
+    /// deadline (set by [`Candidate::elected`], moved on by [`Candidate::lost`]).
+    valid_until: Timestamp,
 }
 
 /// One run of the lease manager: it competes for the Lease in the background and reports whether
@@ -220,6 +234,7 @@ impl Candidate {
             client,
             settings,
             campaign: Some(campaign),
+            valid_until: Timestamp::now(),
         })
     }
 
@@ -230,11 +245,22 @@ impl Candidate {
             .ok_or(Error::Stopped)
     }
 
-    /// Resolves once this replica holds the Lease. The lease manager looks at a held Lease again
-    /// only when it would expire, so a leader that released it on SIGTERM would leave the
+    /// Resolves once this replica holds the Lease and the Lease shows its renewal: from then on
+    /// it may act until [`Candidate::lost`] resolves. The lease manager looks at a held Lease
+    /// again only when it would expire, so a leader that released it on SIGTERM would leave the
     /// standbys waiting up to a lease duration: the Lease is read here too, and a released one
     /// makes this replica compete at once.
     pub async fn elected(&mut self) -> Result<(), Error> {
+        loop {
+            self.campaigned().await?;
+            if self.confirmed().await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Waits until the lease manager says this replica holds the Lease.
+    async fn campaigned(&mut self) -> Result<(), Error> {
         let mut checks = tokio::time::interval(self.settings.check_every());
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -270,6 +296,39 @@ impl Candidate {
         }
     }
 
+    /// Whether the Lease shows a renewal by this replica recent enough to act on, read while the
+    /// lease manager goes on saying it holds the Lease; sets [`Candidate::valid_until`].
+    async fn confirmed(&mut self) -> bool {
+        loop {
+            let leading = match self.campaign.as_ref() {
+                Some(campaign) => *campaign.leading.borrow(),
+                None => false,
+            };
+            if !leading {
+                return false;
+            }
+            let read = tokio::time::timeout(
+                self.settings.check_every(),
+                self.leases.get_opt(&self.settings.lease),
+            );
+            if let Ok(Ok(lease)) = read.await {
+                let spec = lease.and_then(|l| l.spec);
+                let verdict = verdict(
+                    spec.as_ref(),
+                    &self.settings.identity,
+                    self.settings.renew_deadline,
+                );
+                if let Verdict::HeldUntil(until) = verdict
+                    && until > Timestamp::now()
+                {
+                    self.valid_until = until;
+                    return true;
+                }
+            }
+            tokio::time::sleep(CONFIRM_EVERY).await;
+        }
+    }
+
     /// Whether the Lease has no holder now (released, or never taken).
     async fn released(&self) -> bool {
         let read = tokio::time::timeout(
@@ -286,10 +345,11 @@ impl Candidate {
         }
     }
 
-    /// Resolves when this replica, the leader, must stop acting, with why.
+    /// Resolves when this replica, the leader, must stop acting, with why: at the latest its last
+    /// renewal seen in the Lease plus the renew deadline.
     pub async fn lost(&mut self) -> Error {
         let deadline = self.settings.renew_deadline;
-        let mut valid_until = later(Timestamp::now(), deadline);
+        let mut valid_until = self.valid_until;
         let mut checks = tokio::time::interval(self.settings.check_every());
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -340,6 +400,15 @@ impl Candidate {
             namespace: self.settings.namespace.clone(),
             lease: self.settings.lease.clone(),
             holder,
+        }
+    }
+
+    /// After [`Candidate::lost`]: stands by again. The lease manager is stopped without releasing
+    /// anything (what it believes may be stale: the Lease may be another replica's by now), and
+    /// [`Candidate::elected`] competes with a new one.
+    pub fn step_down(&mut self) {
+        if let Some(campaign) = self.campaign.take() {
+            campaign.manager.abort();
         }
     }
 

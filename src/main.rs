@@ -67,7 +67,8 @@ enum Command {
             value_parser = lifecycle::duration::parse
         )]
         lease_duration: Duration,
-        /// A leader that could not renew the Lease for this long stops (exits non-zero).
+        /// A leader that could not renew the Lease for this long stops acting and stands by again
+        /// (it does not exit).
         /// Shorter than --lease-duration; default two thirds of it.
         #[arg(
             long,

@@ -22,7 +22,8 @@
 # A running control plane started with other values is restarted.
 #
 # stdout carries only "export KUBECONFIG=<path>", so `eval "$(hack/controlplane/up.sh)"` works;
-# everything else goes to stderr. Stop with hack/controlplane/down.sh.
+# everything else goes to stderr. Stop with hack/controlplane/down.sh; stop and start only the API
+# server (keeping etcd and its data) with hack/controlplane/apiserver.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,24 +55,8 @@ state=${state%/}
 options=
 [[ $address == 127.0.0.1 && $for_nodes == false ]] || options="address=$address nodes=$for_nodes"
 
-running() { # running <pid>: exists and is not a zombie (a PID 1 that never reaps keeps zombies)
-  local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z ]]
-}
-
-pid_alive() { # pid_alive <pid file>: the process is running and is ours (its command line names $state)
-  local pid
-  [[ -s $1 ]] || return 1
-  pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] && running "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$state/"
-}
-
-readyz() { # readyz <port> <admin token>
-  curl -sf --max-time 2 --cacert "$state/ca.crt" -H "Authorization: Bearer $2" \
-    "https://$address:$1/readyz" >/dev/null 2>&1
-}
+# shellcheck source=hack/controlplane/lib.sh
+source "$here/lib.sh"
 
 finish() { # prints the usage lines shared by the fast path and a fresh start
   log "kubeconfig: $state/kubeconfig (contexts: admin ${users[*]} ${group_users[*]%%:*}; current: admin)"
@@ -266,25 +251,6 @@ echo "${token[admin]}" >admin.token
 } >tokens.csv
 
 # --- Start etcd and kube-apiserver, detached ------------------------------------------------------
-# The child writes its own pid before exec'ing, so the pid file is right whether or not setsid forks,
-# and closes every inherited descriptor above 2 (our lock, a caller's pipes) so that the long-lived
-# processes hold nothing of ours.
-spawn() { # spawn <name> <binary> <args...>
-  local name=$1
-  shift
-  # shellcheck disable=SC2016 # expanded by the child shell
-  setsid bash -c '
-    echo $$ >"$0"
-    unset "${!ETCD_@}" # etcd takes ETCD_* variables from the environment as flags
-    for fd in /proc/$$/fd/*; do
-      fd=${fd##*/}
-      if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
-    exec "$@"' "$state/$name.pid" "$@" </dev/null >"$state/$name.log" 2>&1 &
-  for _ in $(seq 50); do [[ -s $state/$name.pid ]] && return; sleep 0.1; done
-  die "$name did not start"
-}
-
 etcd_flags=(
   --name=gatehouse
   --data-dir="$state/etcd"
@@ -361,6 +327,8 @@ until curl -sf --max-time 2 "$etcd_url/health" >/dev/null 2>&1; do
 done
 
 log "starting kube-apiserver on $server"
+# Its exact command, NUL-separated, so that apiserver.sh can start it again the same way.
+printf '%s\0' "$kube_apiserver" "${apiserver_flags[@]}" >kube-apiserver.cmd
 spawn kube-apiserver "$kube_apiserver" "${apiserver_flags[@]}"
 
 until readyz "$port" "${token[admin]}"; do

@@ -206,8 +206,14 @@ fn name_taken(want: &Object) -> Error {
     }
 }
 
-/// The error for a failed write: for a binding, the escalation refusal gets its own message.
+/// The error for a failed write: an object the API server refuses as invalid, and for a binding
+/// the escalation refusal, get their own messages.
 fn write_error(object: &Object, source: kube::Error) -> Error {
+    let owner = object.owner().map_or("owner", |owner| owner.kind.noun());
+    let source = match Error::invalid(object.kind().as_str(), &object.describe(), owner, source) {
+        Ok(invalid) => return invalid,
+        Err(source) => source,
+    };
     match object.role_ref() {
         Some(role_ref) => Error::apply(object.kind().as_str(), object.describe(), role_ref, source),
         None => Error::Apply {

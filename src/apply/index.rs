@@ -18,6 +18,20 @@ use tokio::sync::watch;
 use super::object::{Key, Kind, Object, Owner, OwnerKind};
 use crate::api::OWNER_LABEL;
 
+/// A watch's events with kube-runtime's default backoff between failed attempts (0.8 s doubling
+/// to 30 s), without its `Event::Init`s. The backoff starts over at every item that is not an
+/// error, and a watch that lists again (after 410 Gone, or while it never listed) yields `Init`
+/// before each attempt to list: while the API server is away that would retry every second,
+/// forever. Whoever needs `Init` (a reflector, the index) takes it before.
+pub fn backed_off<K, S>(events: S) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    events
+        .filter(|event| future::ready(!matches!(event, Ok(watcher::Event::Init))))
+        .default_backoff()
+}
+
 /// Every object the operator owns, by owner. Cheap to clone: clones share one index.
 #[derive(Clone)]
 pub struct Index {
@@ -116,24 +130,24 @@ impl Index {
     {
         let index = self.clone();
         let config = watcher::Config::default().labels(OWNER_LABEL);
+        // Recorded before the backoff, which drops the start of a relist.
         let events = watcher(Api::<K>::all(client.clone()), config)
             .modify(|object| object.meta_mut().managed_fields = None)
-            .default_backoff();
-        tokio::spawn(events.for_each(move |event| {
-            match event {
-                Ok(event) => index.record(match event {
-                    watcher::Event::Apply(object) => Change::Applied(object.into()),
-                    watcher::Event::Delete(object) => Change::Deleted(object.into()),
-                    watcher::Event::Init => Change::RelistStarted(kind),
-                    watcher::Event::InitApply(object) => Change::Relisted(object.into()),
-                    watcher::Event::InitDone => Change::RelistDone(kind),
-                }),
-                Err(err) => tracing::warn!(
-                    kind = kind.as_str(),
-                    error = %err,
-                    "watch of owned objects failed; retrying with backoff"
-                ),
-            }
+            .map(move |event| {
+                if let Ok(event) = &event {
+                    index.record(match event.clone() {
+                        watcher::Event::Apply(object) => Change::Applied(object.into()),
+                        watcher::Event::Delete(object) => Change::Deleted(object.into()),
+                        watcher::Event::Init => Change::RelistStarted(kind),
+                        watcher::Event::InitApply(object) => Change::Relisted(object.into()),
+                        watcher::Event::InitDone => Change::RelistDone(kind),
+                    });
+                }
+                event
+            });
+        let mut log = crate::telemetry::WatchLog::new(format!("owned {}", kind.as_str()));
+        tokio::spawn(backed_off(events).for_each(move |event| {
+            log.saw(&event);
             future::ready(())
         }));
     }

@@ -12,7 +12,7 @@ mod object;
 
 pub use diff::{Changes, diff, matches};
 pub use execute::{Applied, Handover, converge, execute, remove};
-pub use index::{Index, Orphan, orphans};
+pub use index::{Index, Orphan, backed_off, orphans};
 pub use object::{Key, Kind, Object, Owner, OwnerKind, RBAC_GROUP};
 
 /// The ClusterRole that lists, by name, the roles the operator may `bind` (deploy/base).
@@ -55,6 +55,19 @@ pub enum Error {
         owner: &'static str,
     },
     #[error(
+        "the API server refuses {kind} {name} as invalid: {message}. It is made from this {owner}'s spec, which names something Kubernetes does not accept there, so it cannot be provisioned as written: file a corrected {owner} and delete this one (it is retried meanwhile, with growing waits, in case an admission policy refused it for now)"
+    )]
+    Invalid {
+        kind: &'static str,
+        name: String,
+        /// What the object was made for: `agreement` or `request`.
+        owner: &'static str,
+        /// The API server's message: the field, its value and the rule it breaks.
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
         "cannot read {kind}s: {source}; the operator needs get and list on them (ClusterRole gatehouse-operator in deploy/base)"
     )]
     List {
@@ -80,6 +93,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error for a write of an object made for an `owner` (`request`, `agreement`) that the
+    /// API server refused as invalid (422 Invalid: a field breaks a rule of its kind), if it was.
+    pub fn invalid(
+        kind: &'static str,
+        name: &str,
+        owner: &'static str,
+        source: kube::Error,
+    ) -> Result<Error, kube::Error> {
+        match &source {
+            kube::Error::Api(status) if status.code == 422 && status.reason == "Invalid" => {
+                Ok(Error::Invalid {
+                    kind,
+                    name: name.to_string(),
+                    owner,
+                    message: status.message.replace('\n', " "),
+                    source,
+                })
+            }
+            _ => Err(source),
+        }
+    }
+
     /// The error for a failed create or update of a binding to `role_ref`: the API server's
     /// escalation check (the operator may not `bind` the role) gets its own message, with the fix.
     pub fn apply(
@@ -180,6 +215,35 @@ mod tests {
                 .contains("bind Role ledger-operator: it is not among the roles the operator may grant (verb `bind` with resourceNames on roles.rbac"),
             "{namespaced}"
         );
+    }
+
+    #[test]
+    fn an_invalid_object_names_the_field_and_what_to_do() {
+        let refused = kube::Error::Api(
+            kube::core::Status::failure(
+                "RoleBinding.rbac.authorization.k8s.io \"gatehouse.p.r\" is invalid: subjects[0].name: Invalid value: \"Not_A_ServiceAccount\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters",
+                "Invalid",
+            )
+            .with_code(422)
+            .boxed(),
+        );
+        let err = Error::invalid("RoleBinding", "p/gatehouse.p.r", "request", refused)
+            .expect("refused as invalid");
+        let message = err.to_string();
+        for part in [
+            "the API server refuses RoleBinding p/gatehouse.p.r as invalid: ",
+            "subjects[0].name: Invalid value: \"Not_A_ServiceAccount\"",
+            "made from this request's spec",
+            "file a corrected request and delete this one",
+        ] {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+        assert!(
+            !message.contains("Status {"),
+            "the API server's message, not its whole answer: {message}"
+        );
+        let forbidden = Error::invalid("RoleBinding", "p/x", "request", forbidden("no"));
+        assert!(forbidden.is_err(), "only 422 Invalid is an invalid object");
     }
 
     #[test]

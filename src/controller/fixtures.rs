@@ -408,6 +408,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         sharing_peers: Default::default(),
         verdicts: Default::default(),
         failures: Mutex::default(),
+        reachability: Default::default(),
     }
 }
 

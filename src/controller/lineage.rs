@@ -2,7 +2,7 @@
 //! what `spec.extends` continues, and which objects extend or supersede this one. A link only
 //! joins objects of the same requester in the same namespace.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::Stream;
@@ -27,39 +27,45 @@ pub struct Links<'a> {
 /// reconciled when the one linking to it changes (so that the other one's status shows the link
 /// without waiting for its next resync).
 pub struct Peers<K: Reconciled> {
-    store: OnceLock<Store<K>>,
+    /// The cache of the controller running now: a replica that leads again runs a new one.
+    store: RwLock<Option<Store<K>>>,
     relink: mpsc::UnboundedSender<ObjectRef<K>>,
-    relinks: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<K>>>>,
+    /// Taken by the controller running now, for as long as it runs.
+    relinks: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ObjectRef<K>>>>,
 }
 
 impl<K: Reconciled> Default for Peers<K> {
     fn default() -> Self {
         let (relink, relinks) = mpsc::unbounded_channel();
         Self {
-            store: OnceLock::new(),
+            store: RwLock::new(None),
             relink,
-            relinks: Mutex::new(Some(relinks)),
+            relinks: Arc::new(tokio::sync::Mutex::new(relinks)),
         }
     }
 }
 
 impl<K: Reconciled> Peers<K> {
-    /// Hands over the controller's cache; returns the objects to reconcile for their links (once:
-    /// one controller per kind).
+    /// Hands over the cache of the controller that starts now (one per kind at a time: a replica
+    /// runs a new one each time it leads again); returns the objects to reconcile for their
+    /// links, for as long as that controller runs.
     pub fn attach(&self, store: Store<K>) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
-        let _ = self.store.set(store);
-        let relinks = self.relinks.lock().ok().and_then(|mut r| r.take());
-        futures::stream::unfold(relinks, |relinks| async move {
-            let mut relinks = relinks?;
-            let next = relinks.recv().await?;
-            Some((next, Some(relinks)))
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
+        futures::stream::unfold(self.relinks.clone(), |relinks| async move {
+            let next = relinks.lock().await.recv().await?;
+            Some((next, relinks))
         })
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+    fn store(&self) -> Option<Store<K>> {
         self.store
-            .get()?
-            .get(&ObjectRef::new(name).within(namespace))
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.store()?.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// Every object of the same requester in `object`'s namespace whose `spec.extends` names it.
@@ -91,7 +97,7 @@ impl<K: Reconciled> Peers<K> {
         object: &K,
         names: impl for<'a> Fn(&Links<'a>) -> Option<&'a str>,
     ) -> Vec<String> {
-        let Some(store) = self.store.get() else {
+        let Some(store) = self.store() else {
             return Vec::new();
         };
         let (namespace, name) = (object.namespace(), object.name_any());

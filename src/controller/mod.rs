@@ -11,6 +11,7 @@ mod lineage;
 mod notify;
 mod org_chart;
 mod readiness;
+pub mod recheck;
 mod reconciler;
 pub mod records;
 mod seal_key;
@@ -47,6 +48,7 @@ use crate::lifecycle::activation::{SealKey, Sealer};
 use crate::lifecycle::eligible::{Approvers, Manager, Rbac};
 use crate::metrics::Metrics;
 use crate::server;
+use crate::telemetry;
 
 /// Name under which the operator reports Events.
 const CONTROLLER_NAME: &str = "gatehouse";
@@ -181,6 +183,9 @@ pub struct Context {
     pub notifier: Arc<notify::Notifier>,
     /// Consecutive failures per object, for growing retry delays.
     failures: Mutex<HashMap<String, u32>>,
+    /// Whether reconciles found the API server unreachable, to look at every object again as
+    /// soon as it answers.
+    reachability: recheck::Reachability,
 }
 
 impl Context {
@@ -221,6 +226,9 @@ impl Context {
         let delay = Duration::from_secs(1u64 << attempt.min(9).saturating_sub(1))
             .min(Duration::from_secs(300));
         tracing::warn!(object = key, error = %error, category = error.category(), attempt, retry_in = ?delay, "reconcile failed");
+        if recheck::unreachable(error) {
+            self.reachability.unreachable();
+        }
         Action::requeue(delay)
     }
 
@@ -324,7 +332,8 @@ pub struct Options {
 
 /// Serves the health and metrics endpoints, syncs the caches, and, once this replica leads (at
 /// once without leader election), runs both controllers until SIGTERM or Ctrl-C. A leader that
-/// loses its Lease stops at once with [`Error::Leader`].
+/// loses its Lease stops acting at once and stands by again, in the same process, until it leads
+/// again.
 pub async fn run(options: Options) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(readiness::Readiness::default());
@@ -372,10 +381,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
             watcher::Config::default(),
         ),
     );
-    tokio::spawn(namespace_events.default_backoff().for_each(|event| {
-        if let Err(err) = event {
-            tracing::warn!(kind = "Namespace", error = %err, "watch failed; retrying with backoff");
-        }
+    let mut namespace_log = telemetry::WatchLog::new("Namespace");
+    tokio::spawn(apply::backed_off(namespace_events).for_each(move |event| {
+        namespace_log.saw(&event);
         future::ready(())
     }));
     let reporter = Reporter {
@@ -425,6 +433,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         sharing_peers: Default::default(),
         verdicts: Default::default(),
         failures: Mutex::default(),
+        reachability: Default::default(),
     });
     let forgetting = ctx.clone();
     tokio::spawn(rbac_changes.for_each(move |()| {
@@ -432,69 +441,88 @@ pub async fn run(options: Options) -> Result<(), Error> {
         future::ready(())
     }));
 
+    // What makes each controller look at every object again, whichever controllers run now.
+    let reconnected = recheck::Relay::of(futures::stream::empty());
+    let rechecks = Rechecks {
+        access: recheck::Relay::of(stream::select(
+            access_policy_changes,
+            stream::select(access_integrity_changes, access_org_chart_changes),
+        )),
+        sharing: recheck::Relay::of(stream::select(
+            sharing_policy_changes,
+            stream::select(sharing_integrity_changes, sharing_org_chart_changes),
+        )),
+        reconnected: reconnected.clone(),
+    };
+    let probing = ctx.clone();
+    tokio::spawn(async move {
+        probing
+            .reachability
+            .watch(probing.client.clone(), reconnected)
+            .await;
+    });
+
     tracing::info!("waiting for the policy, namespace, binding and owned-object caches to sync");
     ctx.caches_synced().await?;
     readiness.synced(ctx.integrity.clone());
-    let (stop, deadline) = shutdown_signals();
+    let (stop, mut deadline) = shutdown_signals();
     // Only after the caches synced: a replica that cannot read the cluster never takes the Lease
     // from one that can.
+    let (lease, identity) = options
+        .leader_election
+        .as_ref()
+        .map(|s| (s.lease.clone(), s.identity.clone()))
+        .unwrap_or_default();
     let mut candidate = match options.leader_election {
-        Some(settings) => {
-            let (lease, identity) = (settings.lease.clone(), settings.identity.clone());
-            let mut candidate = leader::Candidate::join(ctx.client.clone(), settings).await?;
+        Some(settings) => Some(leader::Candidate::join(ctx.client.clone(), settings).await?),
+        None => None,
+    };
+    loop {
+        if let Some(standing_by) = candidate.as_mut() {
             tracing::info!(
                 lease,
                 identity,
                 "standing by until this replica holds the lease"
             );
-            tokio::select! {
-                elected = candidate.elected() => elected?,
-                () = stop.clone() => {
+            let stopped = tokio::select! {
+                elected = standing_by.elected() => elected.map(|()| false)?,
+                () = stop.clone() => true,
+            };
+            if stopped {
+                if let Some(candidate) = candidate {
                     candidate.resign().await;
-                    tracing::info!("gatehouse operator stopped while standing by");
-                    return Ok(());
                 }
+                tracing::info!("gatehouse operator stopped while standing by");
+                return Ok(());
             }
             tracing::info!(lease, identity, "elected leader");
-            Some(candidate)
         }
-        None => None,
-    };
-    metrics.set_leader(true);
-    readiness.leading();
-    tracing::info!("gatehouse operator started");
-    tokio::spawn(records::sweep_expired(ctx.clone(), ctx.records.clone()));
-    let controllers = future::join(
-        access::run(
-            ctx.clone(),
-            stream::select(
-                access_policy_changes,
-                stream::select(access_integrity_changes, access_org_chart_changes),
-            ),
-            stop.clone(),
-        ),
-        sharing::run(
-            ctx,
-            stream::select(
-                sharing_policy_changes,
-                stream::select(sharing_integrity_changes, sharing_org_chart_changes),
-            ),
-            stop,
-        ),
-    );
-    let lost = async {
-        match candidate.as_mut() {
-            Some(candidate) => candidate.lost().await,
-            None => future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = controllers => {}
-        Ok(()) = deadline => tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway"),
-        // Another replica may act from now on: stop at once rather than finish running reconciles.
-        lost = lost => {
-            metrics.set_leader(false);
-            return Err(lost.into());
+        metrics.set_leader(true);
+        readiness.leading(true);
+        tracing::info!("gatehouse operator started");
+        let leading = lead(ctx.clone(), &rechecks, stop.clone());
+        let lost = async {
+            match candidate.as_mut() {
+                Some(candidate) => candidate.lost().await,
+                None => future::pending().await,
+            }
+        };
+        let lost = tokio::select! {
+            () = leading => None,
+            Ok(()) = &mut deadline => {
+                tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after the stop signal; stopping anyway");
+                None
+            }
+            lost = lost => Some(lost),
+        };
+        let Some(lost) = lost else { break };
+        // Another replica may act from now on: everything stopped at once (dropping what `lead`
+        // ran cancelled running reconciles) rather than after they finished. Stand by again.
+        metrics.set_leader(false);
+        readiness.leading(false);
+        tracing::warn!(error = %lost, "stopped acting; standing by");
+        if let Some(candidate) = candidate.as_mut() {
+            candidate.step_down();
         }
     }
     if let Some(candidate) = candidate {
@@ -502,6 +530,44 @@ pub async fn run(options: Options) -> Result<(), Error> {
     }
     tracing::info!("gatehouse operator stopped");
     Ok(())
+}
+
+/// What makes the controllers look at every object again, across terms of leadership.
+struct Rechecks {
+    access: recheck::Relay,
+    sharing: recheck::Relay,
+    /// The API server answers again after reconciles found it unreachable.
+    reconnected: recheck::Relay,
+}
+
+/// One term of leadership: both controllers, their orphan sweeps and the record retention sweep,
+/// until the stop signal. Dropping it stops everything it runs at once, running reconciles too.
+async fn lead(
+    ctx: Arc<Context>,
+    rechecks: &Rechecks,
+    stop: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let controllers = future::join(
+        access::run(
+            ctx.clone(),
+            stream::select(
+                rechecks.access.subscribe(),
+                rechecks.reconnected.subscribe(),
+            ),
+            stop.clone(),
+        ),
+        sharing::run(
+            ctx.clone(),
+            stream::select(
+                rechecks.sharing.subscribe(),
+                rechecks.reconnected.subscribe(),
+            ),
+            stop,
+        ),
+    );
+    // The retention sweep never ends by itself: the controllers' end ends both.
+    let records = records::sweep_expired(ctx.clone(), ctx.records.clone());
+    future::select(std::pin::pin!(controllers), std::pin::pin!(records)).await;
 }
 
 /// How long running reconciles may take to finish after SIGTERM or Ctrl-C.
@@ -568,19 +634,17 @@ where
     let (store, writer) = reflector::store();
     // Capacity 1 coalesces bursts: one pending "re-check everything" covers every change before it.
     let (mut changed, changes) = mpsc::channel(1);
-    let events = reflect(
+    let events = apply::backed_off(reflect(
         writer,
         watcher(Api::<K>::all(client.clone()), watcher::Config::default())
             .modify(|object| object.meta_mut().managed_fields = None),
-    )
-    .default_backoff()
+    ))
     .touched_objects();
+    let mut log = telemetry::WatchLog::new(K::kind(&()));
     tokio::spawn(events.for_each(move |event| {
-        match event {
-            Ok(_) => {
-                let _ = changed.try_send(());
-            }
-            Err(err) => tracing::warn!(kind = K::kind(&()).as_ref(), error = %err, "watch failed; retrying with backoff"),
+        log.saw(&event);
+        if event.is_ok() {
+            let _ = changed.try_send(());
         }
         future::ready(())
     }));

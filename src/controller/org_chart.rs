@@ -6,7 +6,7 @@
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
+use kube::runtime::{reflector as reflect, watcher};
 use kube::{Api, Client};
 
 use crate::api::{ORG_CHART, OrgChart};
@@ -24,30 +24,27 @@ pub fn watch(
     let (mut access_tx, access_rx) = mpsc::channel(1);
     let (mut sharing_tx, sharing_rx) = mpsc::channel(1);
     let config = watcher::Config::default().fields(&format!("metadata.name={ORG_CHART}"));
-    let events = reflect(
+    let events = crate::apply::backed_off(reflect(
         writer,
         watcher(Api::<OrgChart>::all(client.clone()), config),
-    )
-    .default_backoff();
+    ));
     let watched = store.clone();
+    let mut log = crate::telemetry::WatchLog::new("OrgChart gatehouse");
     tokio::spawn(events.for_each(move |event| {
-        match event {
-            // Every event but the bookkeeping of a relist: a deletion too, after which nobody
-            // decides a manager stage.
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
-                if watched.state().is_empty() {
-                    tracing::error!(
-                        kind = "OrgChart",
-                        name = ORG_CHART,
-                        "the org chart does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -f deploy/base/org-chart.yaml` (it may be empty)"
-                    );
-                }
-                let _ = (access_tx.try_send(()), sharing_tx.try_send(()));
+        log.saw(&event);
+        // Every event but the bookkeeping of a relist: a deletion too, after which nobody
+        // decides a manager stage.
+        if let Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) =
+            event
+        {
+            if watched.state().is_empty() {
+                tracing::error!(
+                    kind = "OrgChart",
+                    name = ORG_CHART,
+                    "the org chart does not exist: nobody decides RequesterManager stages, and admission policy gatehouse-requester-manager refuses every update of requests and agreements until it does; restore it with `kubectl apply -f deploy/base/org-chart.yaml` (it may be empty)"
+                );
             }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(kind = "OrgChart", name = ORG_CHART, error = %err, "org chart watch failed; retrying with backoff");
-            }
+            let _ = (access_tx.try_send(()), sharing_tx.try_send(()));
         }
         future::ready(())
     }));

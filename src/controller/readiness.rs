@@ -20,8 +20,8 @@ impl Readiness {
         let _ = self.integrity.set(integrity);
     }
 
-    pub(super) fn leading(&self) {
-        self.leading.store(true, Ordering::Relaxed);
+    pub(super) fn leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Relaxed);
     }
 }
 

@@ -169,7 +169,8 @@ fn phase_of<K: Kind>(status: Option<&K::Status>) -> Option<Phase> {
 /// Runs the controller of `K` until `stop`: every object of `K`, reconciled again when an object
 /// it provides changes (heard from the owned index once it holds the change, so the reconcile
 /// sees it), all at once when `rechecks` yields (policy or integrity changes), and on whatever
-/// `configure` adds (watches of what it reads). Orphans of `K` are swept meanwhile.
+/// `configure` adds (watches of what it reads). Orphans of `K` are swept meanwhile. Dropping the
+/// future stops all of it at once, running reconciles too (a leader that lost its Lease).
 pub async fn run<K: Reconciled>(
     ctx: Arc<Context>,
     rechecks: impl Stream<Item = ()> + Send + 'static,
@@ -181,7 +182,7 @@ pub async fn run<K: Reconciled>(
         watcher::Config::default(),
     );
     let store = controller.store();
-    tokio::spawn(super::sweep::sweep_orphans(ctx.clone(), store.clone()));
+    let sweep = super::sweep::sweep_orphans(ctx.clone(), store.clone());
     let relinks = K::peers(&ctx).attach(store.clone());
     // A settled delivery is recorded by the object's next reconcile, woken at once.
     let (settled, deliveries) = futures::channel::mpsc::unbounded();
@@ -189,7 +190,7 @@ pub async fn run<K: Reconciled>(
         .on_settled(&K::kind(&()), move |namespace, name| {
             let _ = settled.unbounded_send(ObjectRef::<K>::new(name).within(namespace));
         });
-    configure(controller, store)
+    let controller = configure(controller, store)
         .reconcile_on(ctx.owned.changes(K::OWNER))
         .reconcile_on(relinks)
         .reconcile_on(deliveries)
@@ -202,12 +203,16 @@ pub async fn run<K: Reconciled>(
             ctx,
         )
         .for_each(|result| {
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "controller error");
+            match result {
+                // Logged by the error policy, with its retry.
+                Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+                // Its watch's errors, one per attempt of its backoff (0.8 s doubling to 30 s).
+                Err(err) => tracing::warn!(error = %err, "controller error"),
             }
             future::ready(())
-        })
-        .await;
+        });
+    // The sweep never ends by itself: the controller's end (on the stop signal) ends both.
+    future::select(std::pin::pin!(controller), std::pin::pin!(sweep)).await;
 }
 
 async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -218,15 +223,34 @@ async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<A
         namespace = object.namespace(),
         name = object.name_any()
     );
-    finalizer(&api, K::FINALIZER, object, |event| async {
+    let finalized = finalizer(&api, K::FINALIZER, object, |event| async {
         match event {
             finalizer::Event::Apply(object) => steps(object.as_ref(), &ctx).await,
             finalizer::Event::Cleanup(object) => cleanup(object.as_ref(), &ctx).await,
         }
     })
     .instrument(span)
-    .await
-    .map_err(|err| Error::Finalizer(Box::new(err)))
+    .await;
+    match finalized {
+        Err(err) if lost_finalizer_race(&err) => {
+            tracing::debug!(error = %err, "the finalizers changed since this object was read; reading it again");
+            Ok(Action::requeue(status::STALE_RETRY))
+        }
+        other => other.map_err(|err| Error::Finalizer(Box::new(err))),
+    }
+}
+
+/// Whether adding or removing the finalizer failed only because the finalizers are no longer
+/// what the (cached) object said: the JSON patch's `test` operation fails with 422. A reconcile of
+/// an object read just before its finalizer was added (a request approved right after it was
+/// filed) does that; the next read decides again, like a stale status write.
+fn lost_finalizer_race(err: &finalizer::Error<Error>) -> bool {
+    matches!(
+        err,
+        finalizer::Error::AddFinalizer(kube::Error::Api(status))
+            | finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 422
+    )
 }
 
 /// observe → decide → act → report.

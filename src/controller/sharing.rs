@@ -57,17 +57,15 @@ pub async fn run(
         stop,
         |controller, agreements| {
             ctx.metrics.count_agreements(agreements.clone());
-            let secrets = watcher(
+            let secrets = crate::apply::backed_off(watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
                 watcher::Config::default(),
-            )
-            .default_backoff()
+            ))
             .touched_objects();
-            let config_maps = watcher(
+            let config_maps = crate::apply::backed_off(watcher(
                 Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
                 watcher::Config::default(),
-            )
-            .default_backoff()
+            ))
             .touched_objects();
             let by_secret = {
                 let agreements = agreements.clone();

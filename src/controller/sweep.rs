@@ -16,6 +16,11 @@ use crate::apply;
 /// (the controller's cache). The cache proposes candidates; a GET confirms the owner is really
 /// gone before anything is deleted, as the cache may lag behind the API server.
 pub(super) async fn sweep_orphans<K: Reconciled>(ctx: Arc<Context>, owners: Store<K>) {
+    // A controller that just started (a replica leading again) has not listed its objects yet:
+    // every owned object would be a candidate, each costing a GET.
+    if owners.wait_until_ready().await.is_err() {
+        return;
+    }
     loop {
         tokio::time::sleep(ctx.sweep_interval).await;
         let live: BTreeSet<apply::Owner> = owners

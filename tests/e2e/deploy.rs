@@ -320,7 +320,7 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
     let kubeconfig = support::kubeconfig();
     let operator = support::operator_kubeconfig(kubeconfig).expect("operator kubeconfig");
     let whoami = kubectl(
-        operator,
+        &operator,
         &[
             "auth",
             "whoami",
@@ -473,12 +473,12 @@ async fn the_operator_runs_as_its_service_account_with_exactly_its_rules() {
     ];
     let wrong: Vec<String> = allowed
         .iter()
-        .filter(|check| !operator_can(operator, check))
+        .filter(|check| !operator_can(&operator, check))
         .map(|check| format!("may not {}", check.join(" ")))
         .chain(
             refused
                 .iter()
-                .filter(|check| operator_can(operator, check))
+                .filter(|check| operator_can(&operator, check))
                 .map(|check| format!("may {}", check.join(" "))),
         )
         .collect();

@@ -7,8 +7,8 @@ use std::fmt::Debug;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -77,8 +77,18 @@ pub fn control_plane() -> &'static Path {
 }
 
 fn start() -> Result<PathBuf, String> {
+    let state = std::env::var("GATEHOUSE_CONTROLPLANE_DIR")
+        .unwrap_or_else(|_| format!("{ROOT}/target/controlplane"));
+    start_in(Path::new(&state))
+}
+
+/// Starts (or reuses) the control plane whose state directory is `state` with
+/// `hack/controlplane/up.sh`, and installs the CRDs, the admission policies, the operator's
+/// namespace and the org chart; returns its kubeconfig.
+pub fn start_in(state: &Path) -> Result<PathBuf, String> {
     let status = Command::new("bash")
         .arg(format!("{ROOT}/hack/controlplane/up.sh"))
+        .env("GATEHOUSE_CONTROLPLANE_DIR", state)
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("cannot run hack/controlplane/up.sh: {e}"))?;
@@ -87,9 +97,7 @@ fn start() -> Result<PathBuf, String> {
             "hack/controlplane/up.sh failed ({status}); its output above says why"
         ));
     }
-    let state = std::env::var("GATEHOUSE_CONTROLPLANE_DIR")
-        .unwrap_or_else(|_| format!("{ROOT}/target/controlplane"));
-    let kubeconfig = PathBuf::from(state).join("kubeconfig");
+    let kubeconfig = state.join("kubeconfig");
     kubectl(
         &kubeconfig,
         &[
@@ -213,6 +221,22 @@ impl Operator {
         None
     }
 
+    /// The process id of the operator itself (not of its wrapper shell), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        let wrapper = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children")).ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    cmdline.split(|b| *b == 0).next()
+                        == Some(env!("CARGO_BIN_EXE_gatehouse").as_bytes())
+                })
+            })
+    }
+
     /// `GET path` on the operator's metrics address: the status code and body.
     pub fn get(&self, path: &str) -> Result<(u16, String), String> {
         http_get(self.metrics, path)
@@ -255,18 +279,23 @@ pub const OPERATOR_USER: &str = "system:serviceaccount:gatehouse-system:gatehous
 /// The overlay whose RBAC the tests' operator runs with: deploy/base plus the roles tests grant.
 pub const OPERATOR_OVERLAY: &str = "deploy/overlays/e2e";
 
-static OPERATOR_IDENTITY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+/// The operator's kubeconfig per control plane (by the control plane's kubeconfig).
+static OPERATOR_IDENTITY: Mutex<BTreeMap<PathBuf, PathBuf>> = Mutex::new(BTreeMap::new());
 
-/// A kubeconfig that authenticates as the operator's ServiceAccount, set up once per test process:
+/// A kubeconfig that authenticates as the operator's ServiceAccount, set up once per control plane:
 /// the admin applies the operator's identity from [`OPERATOR_OVERLAY`] (Namespace, ServiceAccount,
 /// ClusterRoles and their bindings; not the Deployment), mints a token with the TokenRequest API
 /// and writes server, CA and token beside the control plane's kubeconfig.
-pub fn operator_kubeconfig(kubeconfig: &Path) -> Result<&'static Path, String> {
-    OPERATOR_IDENTITY
-        .get_or_init(|| set_up_operator_identity(kubeconfig))
-        .as_ref()
-        .map(PathBuf::as_path)
-        .map_err(Clone::clone)
+pub fn operator_kubeconfig(kubeconfig: &Path) -> Result<PathBuf, String> {
+    let mut identities = OPERATOR_IDENTITY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(identity) = identities.get(kubeconfig) {
+        return Ok(identity.clone());
+    }
+    let identity = set_up_operator_identity(kubeconfig)?;
+    identities.insert(kubeconfig.to_path_buf(), identity.clone());
+    Ok(identity)
 }
 
 fn set_up_operator_identity(kubeconfig: &Path) -> Result<PathBuf, String> {

@@ -575,3 +575,26 @@ async fn an_edited_copy_of_an_active_share_is_restored_with_a_warning() {
         "the status did not change"
     );
 }
+
+#[test]
+fn only_a_failed_test_of_the_finalizers_is_a_lost_race() {
+    let status = |code| {
+        kube::Error::Api(
+            kube::core::Status::failure("the server rejected our request", "Invalid")
+                .with_code(code)
+                .boxed(),
+        )
+    };
+    assert!(lost_finalizer_race(&finalizer::Error::AddFinalizer(
+        status(422)
+    )));
+    assert!(lost_finalizer_race(&finalizer::Error::RemoveFinalizer(
+        status(422)
+    )));
+    assert!(!lost_finalizer_race(&finalizer::Error::AddFinalizer(
+        status(403)
+    )));
+    assert!(!lost_finalizer_race(
+        &finalizer::Error::<Error>::UnnamedObject
+    ));
+}
