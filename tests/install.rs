@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest};
+use gatehouse::api::{AccessPhase, AccessPolicy, AccessRequest, OrgChart};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -274,12 +274,17 @@ async fn hand_over(admin: &Client, team: &Team, pods: &[String]) {
         .delete(&leader, &DeleteParams::default())
         .await
         .expect("the leader's Pod is deleted");
-    let standby: Vec<String> = pods.iter().filter(|p| **p != leader).cloned().collect();
     let new_leader =
-        wait_for_leader(admin, &standby, LEASE_DURATION + Duration::from_secs(5)).await;
+        wait_for_successor(admin, &leader, LEASE_DURATION + Duration::from_secs(5)).await;
     let took = deleted.elapsed();
+    let was_standby = pods.contains(&new_leader);
     eprintln!(
-        "install: {new_leader} took over {:.1}s after {leader}'s Pod was deleted (lease duration {LEASE_DURATION:?})",
+        "install: {new_leader} ({}) took over {:.1}s after {leader}'s Pod was deleted (lease duration {LEASE_DURATION:?})",
+        if was_standby {
+            "the standby"
+        } else {
+            "the Deployment's replacement Pod"
+        },
         took.as_secs_f64()
     );
     assert!(
@@ -331,6 +336,32 @@ async fn wait_for_leader(admin: &Client, pods: &[String], within: Duration) -> S
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("none of {pods:?} held Lease {NAMESPACE}/{LEASE} within {within:?}; holder: {last:?}")
+}
+
+/// Waits until a live replica other than `leader` holds the Lease: the standby, or the Pod the
+/// Deployment started in the deleted one's place when it was quicker to look; its name.
+async fn wait_for_successor(admin: &Client, leader: &str, within: Duration) -> String {
+    let pods = Api::<Pod>::namespaced(admin.clone(), NAMESPACE);
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < within {
+        last = holder(admin).await;
+        if let Some(holder) = last.as_deref().filter(|h| *h != leader) {
+            let live = pods
+                .get_opt(holder)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|pod| pod.metadata.deletion_timestamp.is_none());
+            if live {
+                return holder.to_string();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no replica but {leader} held Lease {NAMESPACE}/{LEASE} within {within:?}; holder: {last:?}"
+    )
 }
 
 /// A team namespace whose policy lets alice ask for `db-reader` with bob, her manager, approving.
@@ -579,10 +610,19 @@ async fn uninstall(admin: &Client) {
             !object.is_null()
                 && !matches!(
                     object["kind"].as_str(),
-                    Some("CustomResourceDefinition" | "Namespace")
+                    Some("CustomResourceDefinition" | "Namespace" | "OrgChart")
                 )
         })
         .collect();
+    // The OrgChart is cluster-scoped, so the namespace's deletion leaves it, and a kubectl-made one
+    // would stop `helm install` (ownership metadata); on a new cluster its kind does not exist yet.
+    match Api::<OrgChart>::all(admin.clone())
+        .delete("gatehouse", &DeleteParams::default())
+        .await
+    {
+        Ok(_) | Err(kube::Error::Api(_)) => {}
+        Err(e) => panic!("deleting OrgChart gatehouse: {e}"),
+    }
     let list = json!({ "apiVersion": "v1", "kind": "List", "items": others });
     let mut delete = Command::new("kubectl")
         .env("KUBECONFIG", cluster::kubeconfig())
