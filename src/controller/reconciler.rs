@@ -243,15 +243,22 @@ async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<A
 /// Whether adding or removing the finalizer failed only because the finalizers are no longer
 /// what the (cached) object said: the JSON patch's `test` operation fails with 422. A reconcile of
 /// an object read just before its finalizer was added (a request approved right after it was
-/// filed) does that; the next read decides again, like a stale status write.
+/// filed) does that; the next read decides again, like a stale status write. An admission policy
+/// refuses with 422 too (e.g. while kube-apiserver, just restarted, cannot resolve a policy's
+/// paramKind yet): that is a failure, retried with backoff, not a race to retry at once. The API
+/// server answers a failed patch with exactly [`PATCH_TEST_FAILED`].
 fn lost_finalizer_race(err: &finalizer::Error<Error>) -> bool {
     matches!(
         err,
         finalizer::Error::AddFinalizer(kube::Error::Api(status))
             | finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
-            if status.code == 422
+            if status.code == 422 && status.message == PATCH_TEST_FAILED
     )
 }
+
+/// kube-apiserver's message for a JSON patch that does not apply (k8s.io/apimachinery's
+/// `NewGenericServerResponse` for 422, which drops the patch library's own words).
+const PATCH_TEST_FAILED: &str = "the server rejected our request due to an error in our request";
 
 /// observe → decide → act → report.
 async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error> {
