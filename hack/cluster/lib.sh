@@ -78,23 +78,7 @@ stop_component() { # stop_component <name>: the process of its pid file, which i
   rm -f "$state/$1.pid"
 }
 
-# Starts <binary> detached (own session, stdin closed, log in <state>/<name>.log). The child writes
-# its own pid before exec'ing, so the pid file is right whether or not setsid forks, and closes
-# every inherited descriptor above 2 (our lock, a caller's pipes).
-spawn() { # spawn <name> <binary> <args...>
-  local name=$1
-  shift
-  rm -f "$state/$name.pid"
-  # shellcheck disable=SC2016 # expanded by the child shell
-  setsid bash -c '
-    echo $$ >"$0"
-    for fd in /proc/$$/fd/*; do
-      fd=${fd##*/}
-      if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
-    exec "$@"' "$state/$name.pid" "$@" </dev/null >>"$state/$name.log" 2>&1 &
-  for _ in $(seq 50); do [[ -s $state/$name.pid ]] && return; sleep 0.1; done
-  die "$name did not start"
-}
+# shellcheck source=hack/spawn.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../spawn.sh"
 
 ctr_() { ctr --address "$containerd_socket" --namespace k8s.io "$@"; }
