@@ -19,7 +19,8 @@
 //!
 //! `cargo bench --bench scale` (or `make bench-scale`); `GATEHOUSE_BENCH_SCALE` lists the sizes
 //! (comma-separated, default `1000`). The operator logs at `info` unless `GATEHOUSE_E2E_LOG` says
-//! otherwise: debug logging would be part of what is measured.
+//! otherwise: debug logging would be part of what is measured. `GATEHOUSE_BENCH_SCENARIOS` picks
+//! scenarios (see [`Scenarios`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -84,10 +85,49 @@ async fn run() {
         })
         .collect();
     // Panics with the reason, so a benchmark that could not run never prints a table or exits 0.
+    let scenarios = Scenarios::from_env();
     let bench = Bench::new(support::control_plane()).await;
     for n in sizes {
-        let report = bench.measure(n).await;
+        let report = bench.measure(n, &scenarios).await;
         report.print(n);
+    }
+}
+
+/// The scenarios `GATEHOUSE_BENCH_SCENARIOS` names (comma-separated: people, one-person, shares,
+/// rotation, intake, expiry; all when unset), for measuring one change quickly. Intake and expiry
+/// run the people scenario too: they compare with its filings and its tight client.
+struct Scenarios(Option<Vec<String>>);
+
+impl Scenarios {
+    const NAMES: [&str; 6] = [
+        "people",
+        "one-person",
+        "shares",
+        "rotation",
+        "intake",
+        "expiry",
+    ];
+
+    fn from_env() -> Scenarios {
+        Scenarios(std::env::var("GATEHOUSE_BENCH_SCENARIOS").ok().map(|list| {
+            list.split(',')
+                .map(|name| {
+                    let name = name.trim().to_string();
+                    assert!(
+                        Self::NAMES.contains(&name.as_str()),
+                        "GATEHOUSE_BENCH_SCENARIOS: {name:?} is none of {:?}",
+                        Self::NAMES
+                    );
+                    name
+                })
+                .collect()
+        }))
+    }
+
+    fn runs(&self, name: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
     }
 }
 
@@ -114,7 +154,7 @@ struct Report {
 struct Usage {
     scenario: String,
     peak_kib: u64,
-    api_requests: f64,
+    api_requests: ApiRequests,
     objects: usize,
     records_at_start: usize,
 }
@@ -132,21 +172,39 @@ impl Bench {
         }
     }
 
-    async fn measure(&self, n: usize) -> Report {
+    async fn measure(&self, n: usize, scenarios: &Scenarios) -> Report {
         let mut report = Report::default();
-        eprintln!("scale: N = {n}, requests from {n} different people");
-        let people = self.requests(n, Requesters::People, &mut report).await;
-        eprintln!("scale: N = {n}, requests of one person");
-        self.requests(n, Requesters::OnePerson, &mut report).await;
-        eprintln!("scale: N = {n}, Copy shares");
-        self.shares(n, &mut report).await;
-        let fan_out = n.min(ROTATION_FAN_OUT);
-        eprintln!("scale: N = {n}, rotation of one source shared {fan_out} times");
-        self.rotation(fan_out, &mut report).await;
-        eprintln!("scale: N = {n}, intake");
-        self.intake(n, people.filings, &mut report).await;
-        eprintln!("scale: N = {n}, expiry");
-        self.expiry(n, &people, &mut report).await;
+        // Intake and expiry compare with the filings and the tight client of the first scenario.
+        let people =
+            if scenarios.runs("people") || scenarios.runs("intake") || scenarios.runs("expiry") {
+                eprintln!("scale: N = {n}, requests from {n} different people");
+                Some(self.requests(n, Requesters::People, &mut report).await)
+            } else {
+                None
+            };
+        if scenarios.runs("one-person") {
+            eprintln!("scale: N = {n}, requests of one person");
+            self.requests(n, Requesters::OnePerson, &mut report).await;
+        }
+        if scenarios.runs("shares") {
+            eprintln!("scale: N = {n}, Copy shares");
+            self.shares(n, &mut report).await;
+        }
+        if scenarios.runs("rotation") {
+            let fan_out = n.min(ROTATION_FAN_OUT);
+            eprintln!("scale: N = {n}, rotation of one source shared {fan_out} times");
+            self.rotation(fan_out, &mut report).await;
+        }
+        if let Some(people) = people {
+            if scenarios.runs("intake") {
+                eprintln!("scale: N = {n}, intake");
+                self.intake(n, people.filings, &mut report).await;
+            }
+            if scenarios.runs("expiry") {
+                eprintln!("scale: N = {n}, expiry");
+                self.expiry(n, &people, &mut report).await;
+            }
+        }
         report
     }
 
@@ -359,7 +417,7 @@ impl Bench {
                 seen.existing(&expected)
             })
             .await;
-        let before = operator.api_requests().total();
+        let before = operator.api_requests();
         let rotated = Instant::now();
         sources
             .patch(
@@ -389,7 +447,7 @@ impl Bench {
         report.usage.push(Usage {
             scenario: format!("rotation of one source, {fan_out} shares (during the rotation)"),
             peak_kib: operator.peak_memory_kib(),
-            api_requests: operator.api_requests().total() - before,
+            api_requests: operator.api_requests().since(&before),
             objects: fan_out,
             records_at_start,
         });
@@ -445,7 +503,7 @@ impl Bench {
             Watched::start(Api::<AccessRequest>::namespaced(self.admin.clone(), &ns)).await;
         let operator = Running::start(self.kubeconfig, "intake");
         operator.wait_ready(timeout(0)).await;
-        let before = operator.api_requests().total();
+        let before = operator.api_requests();
         let filed = Instant::now();
         concurrently(0..n, |i| {
             let requests = requests.clone();
@@ -486,7 +544,7 @@ impl Bench {
         report.usage.push(Usage {
             scenario: "intake (after /readyz)".into(),
             peak_kib: operator.peak_memory_kib(),
-            api_requests: operator.api_requests().total() - before,
+            api_requests: operator.api_requests().since(&before),
             objects: n,
             records_at_start,
         });
@@ -1247,6 +1305,38 @@ impl ApiRequests {
         self.0.iter().map(|(_, _, n)| n).sum()
     }
 
+    /// The requests sent since `before` was read.
+    fn since(&self, before: &ApiRequests) -> ApiRequests {
+        ApiRequests(
+            self.0
+                .iter()
+                .map(|(verb, resource, n)| {
+                    let earlier = before
+                        .0
+                        .iter()
+                        .find(|(v, r, _)| v == verb && r == resource)
+                        .map_or(0.0, |(_, _, n)| *n);
+                    (verb.clone(), resource.clone(), n - earlier)
+                })
+                .filter(|(.., n)| *n > 0.0)
+                .collect(),
+        )
+    }
+
+    /// Requests per object by verb and resource, the most first: where the calls go.
+    fn breakdown(&self, objects: usize) -> String {
+        let mut counts: Vec<&(String, String, f64)> =
+            self.0.iter().filter(|(.., n)| *n > 0.0).collect();
+        counts.sort_by(|a, b| b.2.total_cmp(&a.2));
+        counts
+            .iter()
+            .map(|(verb, resource, n)| {
+                format!("{verb} {resource} {:.2}", n / objects.max(1) as f64)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Requests other than reads (get, list, watch): verb, resource, count.
     fn writes(&self) -> Vec<(String, String, u64)> {
         self.0
@@ -1286,7 +1376,7 @@ impl Report {
         self.usage.push(Usage {
             scenario: scenario.to_string(),
             peak_kib: operator.peak_memory_kib(),
-            api_requests: operator.api_requests().total(),
+            api_requests: operator.api_requests(),
             objects,
             records_at_start,
         });
@@ -1312,9 +1402,17 @@ impl Report {
                 usage.scenario,
                 usage.objects,
                 usage.peak_kib as f64 / 1024.0,
-                usage.api_requests,
-                usage.api_requests / usage.objects.max(1) as f64,
+                usage.api_requests.total(),
+                usage.api_requests.total() / usage.objects.max(1) as f64,
                 usage.records_at_start
+            );
+        }
+        println!("\nAPI requests per object, by verb and resource:\n");
+        for usage in &self.usage {
+            println!(
+                "- {}: {}",
+                usage.scenario,
+                usage.api_requests.breakdown(usage.objects)
             );
         }
         println!(

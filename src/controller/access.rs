@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::EventType;
 use futures::Stream;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
-use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::lineage::{self, Links, Peers};
@@ -102,7 +102,7 @@ impl Reconciled for AccessRequest {
         let mut rules = None;
         let mut checks = Checks::default();
         if let (Ok(accepted), Some(policy), true) = (&accepted, &policy, awaiting_decision) {
-            let read = role_rules(ctx, accepted).await?;
+            let read = role_rules(ctx, accepted);
             checks = findings::check(
                 accepted,
                 &policy.spec,
@@ -267,13 +267,10 @@ impl Reconciled for AccessRequest {
         };
         let request = observed.accepted.as_ref().ok()?;
         let rules = match &observed.rules {
-            Some(rules) => Ok(rules.clone()),
-            None => role_rules(ctx, request).await,
+            Some(rules) => rules.clone(),
+            None => role_rules(ctx, request),
         };
-        let permission = match rules {
-            Ok(rules) => rules.as_deref().and_then(verification::probe),
-            Err(err) => return Some(verification::unprovable(proving, err.to_string())),
-        };
+        let permission = rules.as_deref().and_then(verification::probe);
         let (Some(permission), Some(subject)) = (permission, request.subjects.first()) else {
             return Some(verification::unprovable(
                 proving,
@@ -548,36 +545,26 @@ fn approver_scopes(
     collect(roles)
 }
 
-/// The rules of the requested role, or None when it does not exist (the checks then fail closed).
-async fn role_rules(
-    ctx: &Context,
-    request: &AcceptedRequest,
-) -> Result<Option<Vec<PolicyRule>>, Error> {
-    let observe = |source| Error::Observe {
-        what: "the requested role",
-        source,
-    };
+/// The rules of the requested role, or None when it does not exist (the checks then fail closed),
+/// from the caches: the watches are as current as a read, and a GET per reconcile was one API
+/// call per request for what the operator already holds.
+fn role_rules(ctx: &Context, request: &AcceptedRequest) -> Option<Vec<PolicyRule>> {
     match request.role.kind {
-        RoleKind::ClusterRole => Ok(Api::<ClusterRole>::all(ctx.client.clone())
-            .get_opt(&request.role.name)
-            .await
-            .map_err(observe)?
-            .map(|r| r.rules.unwrap_or_default())),
+        RoleKind::ClusterRole => ctx
+            .cluster_roles
+            .get(&ObjectRef::new(&request.role.name))
+            .map(|r| r.rules.clone().unwrap_or_default()),
         // A Role of that name in each target namespace: all of their rules count, and one that
         // is missing makes the whole grant unreadable (fail closed).
         RoleKind::Role => {
             let mut rules = Vec::new();
             for namespace in &request.namespaces {
-                let role = Api::<Role>::namespaced(ctx.client.clone(), namespace)
-                    .get_opt(&request.role.name)
-                    .await
-                    .map_err(observe)?;
-                match role {
-                    Some(role) => rules.extend(role.rules.unwrap_or_default()),
-                    None => return Ok(None),
-                }
+                let role = ctx
+                    .roles
+                    .get(&ObjectRef::new(&request.role.name).within(namespace))?;
+                rules.extend(role.rules.clone().unwrap_or_default());
             }
-            Ok(Some(rules))
+            Some(rules)
         }
     }
 }

@@ -19,7 +19,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::{ByteString, jiff::Timestamp};
 use kube::api::{ObjectMeta, PartialObjectMetaExt};
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -153,6 +152,20 @@ impl Cluster {
             .iter()
             .filter(|(path, _)| path.starts_with(RECORDS))
             .map(|(_, value)| serde_json::from_value(value.clone()).expect("records deserialize"))
+            .collect()
+    }
+
+    /// The ClusterRoles it holds, for the context's RBAC cache.
+    pub fn cluster_roles(&self) -> Vec<ClusterRole> {
+        self.state()
+            .objects
+            .iter()
+            .filter(|(path, _)| {
+                path.starts_with("/apis/rbac.authorization.k8s.io/v1/clusterroles/")
+            })
+            .map(|(_, value)| {
+                serde_json::from_value(value.clone()).expect("cluster roles deserialize")
+            })
             .collect()
     }
 
@@ -373,13 +386,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
             )
             .expect("the notification client builds"),
         ),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: CONTROLLER_NAME.into(),
-                instance: None,
-            },
-        ),
+        events: super::events::Events::new(client.clone(), CONTROLLER_NAME, None),
         client,
         access_policies: store_of([access_policy("payments-db")]),
         sharing_policies: store_of([sharing_policy("default-sharing")]),
@@ -392,7 +399,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         role_bindings: store_of::<RoleBinding>([]),
         cluster_role_bindings: store_of([]),
         roles: store_of::<Role>([]),
-        cluster_roles: store_of::<ClusterRole>([]),
+        cluster_roles: store_of(cluster.cluster_roles()),
         org_chart: store_of::<crate::api::OrgChart>([]),
         namespace: "gatehouse-system".into(),
         records: store_of(cluster.records()),

@@ -4,6 +4,7 @@
 mod access;
 mod approvers;
 mod client;
+mod events;
 #[cfg(test)]
 mod fixtures;
 mod integrity;
@@ -32,7 +33,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -162,7 +162,7 @@ pub struct Context {
     /// The objects the operator created, by owner: what a reconcile compares its desired objects
     /// with, and where the orphan sweep looks.
     pub owned: apply::Index,
-    pub recorder: Recorder,
+    pub events: events::Events,
     /// Whether the approval admission policies are installed as shipped.
     pub integrity: Arc<integrity::Integrity>,
     pub metrics: Arc<Metrics>,
@@ -386,10 +386,6 @@ pub async fn run(options: Options) -> Result<(), Error> {
         namespace_log.saw(&event);
         future::ready(())
     }));
-    let reporter = Reporter {
-        controller: CONTROLLER_NAME.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let seal_key = seal_key::load(&client, &options.namespace).await?;
     let operator = integrity::who_am_i(&client).await?;
     tracing::info!(
@@ -413,7 +409,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
         sweep_interval: options.sweep_interval,
         resync_period: options.resync_period,
         concurrency: options.concurrency,
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::Events::new(
+            client.clone(),
+            CONTROLLER_NAME,
+            std::env::var("POD_NAME").ok(),
+        ),
         integrity,
         metrics: metrics.clone(),
         client,

@@ -5,11 +5,11 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::core::object::HasStatus;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::events::{EventType, Note};
 use super::{Context, Error};
 use crate::api::FIELD_MANAGER;
 use crate::api::conditions::{self, READY, REMOVED, reason};
@@ -145,8 +145,12 @@ const WARNINGS: &[&str] = &[
     reason::REMOVAL_FAILED,
 ];
 
-/// Publishes an Event for every condition whose status or reason differs from before.
-/// Event failures are logged, not returned: the status is the record, Events are a convenience.
+/// Publishes one Event for the conditions whose status or reason differ from before: a status
+/// write is one change of the object, and one Event per condition would multiply the Events (and
+/// the API calls) of every reconcile by the number of conditions it moved. The Event takes the
+/// reason of the first transition that is a warning, else of the last one (the furthest the
+/// object got), and its note says every transition, in order. Event failures are logged, not
+/// returned: the status is the record, Events are a convenience.
 pub async fn publish_transitions<K>(
     ctx: &Context,
     object: &K,
@@ -155,31 +159,46 @@ pub async fn publish_transitions<K>(
 ) where
     K: Resource<DynamicType = ()>,
 {
-    for condition in after {
-        let unchanged = before.iter().any(|old| {
-            old.type_ == condition.type_
-                && old.status == condition.status
-                && old.reason == condition.reason
-        });
-        // Ready summarises the other conditions; an Event for it would repeat one of theirs.
-        if unchanged || condition.type_ == READY {
-            continue;
-        }
-        let event = Event {
-            type_: if WARNINGS.contains(&condition.reason.as_str()) {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: condition.reason.clone(),
-            note: Some(event_note(&condition.message)),
-            action: condition.type_.clone(),
-            secondary: None,
-        };
-        if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(error = %err, "cannot publish event");
-        }
+    if let Some(note) = transitions_note(before, after)
+        && let Err(err) = ctx.events.publish(&note, &object.object_ref(&())).await
+    {
+        tracing::warn!(error = %err, "cannot publish event");
     }
+}
+
+/// The one Event for the transitions from `before` to `after`, if any condition changed.
+fn transitions_note(before: &[Condition], after: &[Condition]) -> Option<Note> {
+    let changed: Vec<&Condition> = after
+        .iter()
+        .filter(|condition| {
+            // Ready summarises the other conditions; saying it would repeat one of theirs.
+            condition.type_ != READY
+                && !before.iter().any(|old| {
+                    old.type_ == condition.type_
+                        && old.status == condition.status
+                        && old.reason == condition.reason
+                })
+        })
+        .collect();
+    let warning = changed
+        .iter()
+        .find(|c| WARNINGS.contains(&c.reason.as_str()));
+    let headline = warning.or(changed.last())?;
+    let message = changed
+        .iter()
+        .map(|c| format!("{} {}: {}", c.type_, c.status, c.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(Note {
+        type_: if warning.is_some() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: headline.reason.clone(),
+        action: headline.type_.clone(),
+        message: event_note(&message),
+    })
 }
 
 /// The API server refuses an Event whose note exceeds 1,024 bytes (not characters): a longer
@@ -203,14 +222,13 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     reason: &str,
     note: &str,
 ) {
-    let event = Event {
+    let note = Note {
         type_,
         reason: reason.into(),
-        note: Some(event_note(note)),
         action: "Reconcile".into(),
-        secondary: None,
+        message: event_note(note),
     };
-    if let Err(err) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+    if let Err(err) = ctx.events.publish(&note, &object.object_ref(&())).await {
         tracing::warn!(error = %err, "cannot publish event");
     }
 }
@@ -218,6 +236,56 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn one_event_says_every_transition_and_takes_a_warning_for_its_reason() {
+        let approved = condition("Approved", "True", "Approved", "approved by bob (manager)");
+        let provisioned = condition("Provisioned", "True", "Provisioned", "bound in payments");
+        let ready = condition(READY, "True", "Active", "active");
+        let note = transitions_note(&[], &[approved.clone(), provisioned.clone(), ready.clone()])
+            .expect("an Event");
+        assert_eq!(note.type_, EventType::Normal);
+        assert_eq!(
+            (note.reason.as_str(), note.action.as_str()),
+            ("Provisioned", "Provisioned")
+        );
+        assert_eq!(
+            note.message,
+            "Approved True: approved by bob (manager); Provisioned True: bound in payments"
+        );
+
+        let failed = condition(
+            "Provisioned",
+            "False",
+            reason::PROVISIONING_FAILED,
+            "forbidden",
+        );
+        let note = transitions_note(
+            std::slice::from_ref(&approved),
+            &[approved.clone(), failed, ready.clone()],
+        )
+        .expect("an Event");
+        assert_eq!(note.type_, EventType::Warning);
+        assert_eq!(note.reason, reason::PROVISIONING_FAILED);
+        assert_eq!(note.message, "Provisioned False: forbidden");
+
+        // Nothing moved (a new message alone is no transition): no Event.
+        let reworded = condition("Approved", "True", "Approved", "approved again");
+        assert_eq!(transitions_note(&[approved], &[reworded, ready]), None);
+    }
 
     #[test]
     fn event_notes_fit_the_api_servers_byte_limit() {

@@ -21,7 +21,6 @@ use crate::controller::fixtures::{self, Call, Cluster, path_of};
 /// The AccessRecord of the example request (its fixture UID is `uid-alice-db-read`).
 const RECORD: &str = "/apis/gatehouse.dev/v1alpha1/accessrecords/accessrequest.payments.alice-db-read.uid-alice-db-read";
 const REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
-const DB_READER: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles/db-reader";
 const REQUEST: &str =
     "/apis/gatehouse.dev/v1alpha1/namespaces/payments/accessrequests/alice-db-read";
 const REQUEST_STATUS: &str =
@@ -95,20 +94,16 @@ fn cluster_with(request: &AccessRequest) -> Cluster {
 /// The calls the observe step of a request not yet active makes, approved by carol (data owner)
 /// and bob (manager) for a grant in `namespaces`.
 fn observe_pending(namespaces: &[&str]) -> Vec<String> {
-    // The requested role's rules: for the high-risk and existing-access checks.
-    let mut calls = vec![get(DB_READER)];
-    // Each approver's right to approve for every namespace the grant reaches (admission checked
-    // only the request's own), in annotation order: data-owner (carol) before manager (bob).
-    calls.extend(std::iter::repeat_n(post(REVIEWS), 2 * namespaces.len()));
-    calls
+    // The requested role's rules come from the RBAC cache. Each approver's right to approve for
+    // every namespace the grant reaches (admission checked only the request's own), in
+    // annotation order: data-owner (carol) before manager (bob).
+    std::iter::repeat_n(post(REVIEWS), 2 * namespaces.len()).collect()
 }
 
-/// The Events of recording the window (phase Approved): one per condition that appeared.
+/// The Event of recording the window (phase Approved): one for the conditions that appeared
+/// (Valid, Approved, Approved, Verified), with the reason of the last.
 fn recorded_events() -> Vec<String> {
-    ["Valid", "Approved", "Approved", "Verified"]
-        .iter()
-        .map(|reason| event("payments", reason))
-        .collect()
+    vec![event("payments", "Verified")]
 }
 
 /// The example request provisioned in `payments` by a first reconcile: the request and its
@@ -173,9 +168,8 @@ async fn an_approved_request_records_its_window_then_binds_then_proves_then_repo
     expected.push(post(&bindings_in("payments")));
     // The proof: the API server confirms alice can now use the role.
     expected.push(post(REVIEWS));
-    // Phase Active, with the proof, and an Event for each.
+    // Phase Active, with the proof, and one Event for both (the reason of the last, the proof).
     expected.push(patch(REQUEST_STATUS));
-    expected.push(event("payments", "Provisioned"));
     expected.push(event("payments", "Confirmed"));
     // The evidence: the record of the decision and the grant, kept after the request is gone.
     expected.push(patch(RECORD));
