@@ -142,10 +142,10 @@ pub async fn unauthorized<'a>(
 }
 
 /// Whether `user` holds `attributes`, answered by a SubjectAccessReview, or by the same question's
-/// answer while RBAC has not changed since ([`super::verdicts`]).
+/// answer while RBAC has not changed for `user` since ([`super::verdicts`]).
 async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> Result<bool, Error> {
-    let question = serde_json::to_string(&(user, &attributes)).unwrap_or_default();
-    if let Some(allowed) = ctx.verdicts.get(&question, Instant::now()) {
+    let question = serde_json::to_string(&attributes).unwrap_or_default();
+    if let Some(allowed) = ctx.verdicts.get(user, &question, Instant::now()) {
         return Ok(allowed);
     }
     let generation = ctx.verdicts.generation();
@@ -167,7 +167,7 @@ async fn allowed(ctx: &Context, user: &str, attributes: ResourceAttributes) -> R
         .status
         .is_some_and(|s| s.allowed);
     ctx.verdicts
-        .put(question, generation, allowed, Instant::now());
+        .put(user, question, generation, allowed, Instant::now());
     Ok(allowed)
 }
 

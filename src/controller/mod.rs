@@ -178,7 +178,7 @@ pub struct Context {
     pub access_peers: lineage::Peers<AccessRequest>,
     pub sharing_peers: lineage::Peers<DataSharingAgreement>,
     /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
-    pub verdicts: verdicts::Verdicts,
+    pub verdicts: Arc<verdicts::Verdicts>,
     /// Delivers `status.notifications` in the background.
     pub notifier: Arc<notify::Notifier>,
     /// Consecutive failures per object, for growing retry delays.
@@ -357,18 +357,12 @@ pub async fn run(options: Options) -> Result<(), Error> {
 
     let (access_policies, access_policy_changes) = cache::<AccessPolicy>(&client);
     let (sharing_policies, sharing_policy_changes) = cache::<SharingPolicy>(&client);
-    // Their changes re-check no object at once (changes to the bindings the operator owns come
+    // RBAC changes re-check no object at once (changes to the bindings the operator owns come
     // from the owned index; who holds a right is a listing for requesters, refreshed on the
-    // object's next reconcile), but every one forgets the approver rights answered so far.
-    let (role_bindings, role_binding_changes) = cache::<RoleBinding>(&client);
-    let (cluster_role_bindings, cluster_role_binding_changes) =
-        cache::<ClusterRoleBinding>(&client);
-    let (roles, role_changes) = cache::<Role>(&client);
-    let (cluster_roles, cluster_role_changes) = cache::<ClusterRole>(&client);
-    let rbac_changes = stream::select(
-        stream::select(role_binding_changes, cluster_role_binding_changes),
-        stream::select(role_changes, cluster_role_changes),
-    );
+    // object's next reconcile), but each forgets the approver rights answered that it may alter.
+    let verdicts = Arc::new(verdicts::Verdicts::default());
+    let (role_bindings, cluster_role_bindings, roles, cluster_roles) =
+        rbac_caches(&client, verdicts.clone());
     let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
         org_chart::watch(&client);
     let (records, _) = cache::<AccessRecord>(&client);
@@ -431,16 +425,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
         owned,
         access_peers: Default::default(),
         sharing_peers: Default::default(),
-        verdicts: Default::default(),
+        verdicts,
         failures: Mutex::default(),
         reachability: Default::default(),
     });
-    let forgetting = ctx.clone();
-    tokio::spawn(rbac_changes.for_each(move |()| {
-        forgetting.verdicts.rbac_changed();
-        future::ready(())
-    }));
-
     // What makes each controller look at every object again, whichever controllers run now.
     let reconnected = recheck::Relay::of(futures::stream::empty());
     let rechecks = Rechecks {
@@ -631,24 +619,71 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = reflector::store();
     // Capacity 1 coalesces bursts: one pending "re-check everything" covers every change before it.
     let (mut changed, changes) = mpsc::channel(1);
+    let store = cache_observed::<K>(client, move |_| {
+        let _ = changed.try_send(());
+    });
+    (store, changes)
+}
+
+/// The caches of RBAC: every RoleBinding, ClusterRoleBinding, Role and ClusterRole. Each change
+/// forgets the approver-right answers it may alter ([`verdicts::RbacChanges`]).
+fn rbac_caches(
+    client: &Client,
+    verdicts: Arc<verdicts::Verdicts>,
+) -> (
+    Store<RoleBinding>,
+    Store<ClusterRoleBinding>,
+    Store<Role>,
+    Store<ClusterRole>,
+) {
+    let mut changes = verdicts::RbacChanges::new(verdicts.clone());
+    let role_bindings = cache_observed(client, move |event| changes.role_binding(event));
+    let mut changes = verdicts::RbacChanges::new(verdicts.clone());
+    let cluster_role_bindings =
+        cache_observed(client, move |event| changes.cluster_role_binding(event));
+    let changes = verdicts::RbacChanges::new(verdicts.clone());
+    let bindings = role_bindings.clone();
+    let roles = cache_observed(client, move |event| changes.role(event, &bindings));
+    let changes = verdicts::RbacChanges::new(verdicts);
+    let (bindings, cluster_bindings) = (role_bindings.clone(), cluster_role_bindings.clone());
+    let cluster_roles = cache_observed(client, move |event| {
+        changes.cluster_role(event, &bindings, &cluster_bindings)
+    });
+    (role_bindings, cluster_role_bindings, roles, cluster_roles)
+}
+
+/// A cache of every object of kind `K`, kept current by its own task, which also hands each of
+/// the watch's events to `observe` once the cache holds it.
+fn cache_observed<K>(
+    client: &Client,
+    mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
     let events = apply::backed_off(reflect(
         writer,
         watcher(Api::<K>::all(client.clone()), watcher::Config::default())
             .modify(|object| object.meta_mut().managed_fields = None),
-    ))
-    .touched_objects();
+    ));
     let mut log = telemetry::WatchLog::new(K::kind(&()));
     tokio::spawn(events.for_each(move |event| {
         log.saw(&event);
-        if event.is_ok() {
-            let _ = changed.try_send(());
+        if let Ok(event) = &event {
+            observe(event);
         }
         future::ready(())
     }));
-    (store, changes)
+    store
 }
 
 /// Wraps a reconcile function so that every run is counted and timed under its kind, with the
