@@ -414,6 +414,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         access_peers: Default::default(),
         sharing_peers: Default::default(),
         verdicts: Default::default(),
+        own_writes: Default::default(),
         failures: Mutex::default(),
         reachability: Default::default(),
     }

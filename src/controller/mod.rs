@@ -177,6 +177,8 @@ pub struct Context {
     /// Every AccessRequest and DataSharingAgreement, for the links between them.
     pub access_peers: lineage::Peers<AccessRequest>,
     pub sharing_peers: lineage::Peers<DataSharingAgreement>,
+    /// The operator's own status writes, until the watch shows them.
+    pub own_writes: status::OwnWrites,
     /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
     pub verdicts: Arc<verdicts::Verdicts>,
     /// Delivers `status.notifications` in the background.
@@ -426,6 +428,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         access_peers: Default::default(),
         sharing_peers: Default::default(),
         verdicts,
+        own_writes: Default::default(),
         failures: Mutex::default(),
         reachability: Default::default(),
     });

@@ -23,8 +23,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -177,11 +177,26 @@ pub async fn run<K: Reconciled>(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
     configure: impl FnOnce(Controller<K>, Store<K>) -> Controller<K>,
 ) {
-    let controller = Controller::new(
-        Api::<K>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    let own_writes = ctx.clone();
+    let objects = crate::apply::backed_off(reflector::reflector(
+        writer,
+        watcher(
+            Api::<K>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(|object| object.meta_mut().managed_fields = None),
+    ))
+    .applied_objects()
+    // The store holds every version; only the reconcile of the operator's own write is skipped.
+    .filter(move |object| {
+        future::ready(
+            !object
+                .as_ref()
+                .is_ok_and(|o| own_writes.own_writes.is_own(o)),
+        )
+    });
+    let controller = Controller::for_stream(objects, store.clone());
     let sweep = super::sweep::sweep_orphans(ctx.clone(), store.clone());
     let relinks = K::peers(&ctx).attach(store.clone());
     // A settled delivery is recorded by the object's next reconcile, woken at once.
@@ -439,6 +454,7 @@ async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Err
     object.audit_deleted(&converged.deleted);
     ctx.notifier
         .forget(object.meta().uid.as_deref().unwrap_or_default());
+    ctx.own_writes.forget(object);
     // Its failures are forgotten too: a deleted object's retry count would otherwise stay forever.
     ctx.reset_backoff(object);
     Ok(Action::await_change())

@@ -26,6 +26,47 @@ pub enum Written {
     Stale,
 }
 
+/// The resourceVersion of each object's last status write, until the watch shows it: a reconcile
+/// that wrote a status goes on from what it wrote, so the watch event of that very write is not
+/// a change to reconcile again (one reconcile per object fewer, and its reads). Any other change,
+/// by anyone, has another resourceVersion and is reconciled as ever.
+#[derive(Default)]
+pub struct OwnWrites {
+    by_object: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl OwnWrites {
+    /// `object` was written by the operator at `resource_version`.
+    fn wrote(&self, key: String, resource_version: String) {
+        self.lock().insert(key, resource_version);
+    }
+
+    /// Whether `object`, as the watch shows it, is exactly the operator's last write of it; the
+    /// first sighting is the only one that counts.
+    pub fn is_own<K: Resource<DynamicType = ()>>(&self, object: &K) -> bool {
+        let key = super::object_key(object);
+        let mut by_object = self.lock();
+        match (by_object.get(&key), object.meta().resource_version.as_ref()) {
+            (Some(written), Some(seen)) if written == seen => {
+                by_object.remove(&key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.lock().remove(&super::object_key(object));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.by_object
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// How soon a reconcile whose status write lost a race runs again, from a fresh read.
 pub const STALE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -65,7 +106,14 @@ where
         )
         .await
     {
-        Ok(written) => Ok(Written::Yes(written.resource_version())),
+        Ok(written) => {
+            if let Some(version) = written.resource_version() {
+                ctx.own_writes
+                    .wrote(super::object_key(object), version.clone());
+                return Ok(Written::Yes(Some(version)));
+            }
+            Ok(Written::Yes(None))
+        }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             tracing::debug!("status decided from an outdated object; deciding again");
             Ok(Written::Stale)
@@ -285,6 +333,33 @@ mod tests {
         // Nothing moved (a new message alone is no transition): no Event.
         let reworded = condition("Approved", "True", "Approved", "approved again");
         assert_eq!(transitions_note(&[approved], &[reworded, ready]), None);
+    }
+
+    #[test]
+    fn only_the_first_sighting_of_the_operators_own_write_is_its_own() {
+        let at = |version: &str| crate::api::AccessRequest {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("payments".into()),
+                name: Some("alice-db-read".into()),
+                resource_version: Some(version.into()),
+                ..Default::default()
+            },
+            spec: serde_json::from_value(serde_json::json!({
+                "requester": "alice", "role": { "kind": "ClusterRole", "name": "db-reader" },
+                "namespaces": ["payments"], "duration": "1h", "justification": "x"
+            }))
+            .expect("a spec"),
+            status: None,
+        };
+        let own = OwnWrites::default();
+        own.wrote(super::super::object_key(&at("7")), "7".into());
+        // Someone else's change before the write's event, then the write, then it again.
+        assert!(!own.is_own(&at("6")));
+        assert!(own.is_own(&at("7")));
+        assert!(!own.is_own(&at("7")));
+        own.wrote(super::super::object_key(&at("8")), "8".into());
+        own.forget(&at("8"));
+        assert!(!own.is_own(&at("8")));
     }
 
     #[test]

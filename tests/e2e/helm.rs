@@ -516,6 +516,28 @@ fn the_chart_keeps_exact_copies_of_the_crds_and_admission_policies() {
             assert!(objects.contains(&policy), "not rendered as is: {policy}");
         }
     }
+
+    // The finalizer policy: rendered as is where the cluster serves MutatingAdmissionPolicy v1,
+    // and not at all where it does not (the operator adds its finalizer itself there).
+    assert!(
+        read("charts/gatehouse/files/finalizers.yaml") == read("deploy/finalizers/finalizers.yaml"),
+        "charts/gatehouse/files/finalizers.yaml differs: \
+         `cp deploy/finalizers/finalizers.yaml charts/gatehouse/files/`"
+    );
+    let finalizers = file_objects("deploy/finalizers/finalizers.yaml");
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "MutatingAdmissionPolicy"),
+        "rendered for a cluster without MutatingAdmissionPolicy v1"
+    );
+    let served = rendered(&[
+        "--api-versions",
+        "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+    ]);
+    for policy in &finalizers {
+        assert!(served.contains(policy), "not rendered as is: {policy}");
+    }
 }
 
 /// Every object of deploy/base but the Namespace (`helm install --create-namespace`), with the

@@ -121,6 +121,16 @@ pub fn start_in(state: &Path) -> Result<PathBuf, String> {
     kubectl(
         &kubeconfig,
         &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            &format!("{ROOT}/deploy/finalizers/"),
+        ],
+    )?;
+    kubectl(
+        &kubeconfig,
+        &[
             "wait",
             "--for=condition=Established",
             "--timeout=60s",
