@@ -291,7 +291,8 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
     // read.
     let recorded;
     let object = match outcome::opening::<K::Core>(&decision.status, before).filter(|_| provide) {
-        Some(opening) => match report(ctx, object, &opening, &[]).await? {
+        // Its Event waits for the reconcile's last write: one Event for all it changed.
+        Some(opening) => match report(ctx, object, &opening, &[], EventsFrom::Later).await? {
             Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
             Written::Unchanged => object,
             Written::Yes(version) => {
@@ -311,7 +312,7 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         Err(err) if !provide => {
             let conditions = K::Core::conditions(&mut status);
             status::record_removal(conditions, Some(&err), generation, now);
-            report(ctx, object, &status, &[]).await?;
+            report(ctx, object, &status, &[], EventsFrom::Status(before)).await?;
             return Err(err);
         }
         Err(err) => {
@@ -328,7 +329,8 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
                 now,
             );
             let (failed, settings) = outbox(ctx, object, before, failed, now);
-            if report(ctx, object, &failed, &[]).await? != Written::Stale {
+            let events = EventsFrom::Status(before);
+            if report(ctx, object, &failed, &[], events).await? != Written::Stale {
                 send(ctx, object, &failed, &settings);
             }
             return Err(err);
@@ -361,7 +363,7 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         });
     }
     let (status, settings) = outbox(ctx, object, before, status, now);
-    if report(ctx, object, &status, &notes).await? == Written::Stale {
+    if report(ctx, object, &status, &notes, EventsFrom::Status(before)).await? == Written::Stale {
         return Ok(Action::requeue(status::STALE_RETRY));
     }
     send(ctx, object, &status, &settings);
@@ -460,24 +462,35 @@ async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Err
     Ok(Action::await_change())
 }
 
-/// Writes the status when it changed, with an Event per condition transition, the kind's notes,
-/// and one audit line per phase change.
+/// What the Event of a status write says the transitions from.
+#[derive(Clone, Copy)]
+enum EventsFrom<'a, S> {
+    /// From this status: the one the reconcile started from, so that a reconcile that wrote its
+    /// status twice (its window, then the outcome) publishes one Event for both.
+    Status(Option<&'a S>),
+    /// No Event now: a later write of the same reconcile says it.
+    Later,
+}
+
+/// Writes the status when it changed, with one Event for the condition transitions, the kind's
+/// notes, and one audit line per phase change.
 async fn report<K: Reconciled>(
     ctx: &Context,
     object: &K,
     desired: &StatusOf<K>,
     notes: &[Note],
+    events_from: EventsFrom<'_, StatusOf<K>>,
 ) -> Result<Written, Error> {
     let current = object.status();
     let written = status::apply(ctx, object, current, desired).await?;
     if matches!(written, Written::Yes(_)) {
         // First, before the Events: whoever sees the new status may read the metrics at once.
         K::measure(ctx, current, desired, Timestamp::now());
-        let before = current
-            .map(K::Core::recorded_conditions)
-            .unwrap_or_default();
-        let after = K::Core::recorded_conditions(desired);
-        status::publish_transitions(ctx, object, before, after).await;
+        if let EventsFrom::Status(from) = events_from {
+            let before = from.map(K::Core::recorded_conditions).unwrap_or_default();
+            let after = K::Core::recorded_conditions(desired);
+            status::publish_transitions(ctx, object, before, after).await;
+        }
         if phase_of::<K::Core>(current) != phase_of::<K::Core>(Some(desired)) {
             object.audit(desired);
         }

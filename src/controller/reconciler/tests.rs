@@ -100,12 +100,6 @@ fn observe_pending(namespaces: &[&str]) -> Vec<String> {
     std::iter::repeat_n(post(REVIEWS), 2 * namespaces.len()).collect()
 }
 
-/// The Event of recording the window (phase Approved): one for the conditions that appeared
-/// (Valid, Approved, Approved, Verified), with the reason of the last.
-fn recorded_events() -> Vec<String> {
-    vec![event("payments", "Verified")]
-}
-
 /// The example request provisioned in `payments` by a first reconcile: the request and its
 /// RoleBinding as the cluster now holds them.
 async fn provisioned(cluster: &Cluster) -> (AccessRequest, RoleBinding) {
@@ -161,14 +155,14 @@ async fn an_approved_request_records_its_window_then_binds_then_proves_then_repo
     let calls = cluster.take_calls();
     let mut expected = observe_pending(&["payments"]);
     // The window, recorded as phase Approved before anything exists: access never exists
-    // without its end on record.
+    // without its end on record. Its Event waits for the reconcile's last status write.
     expected.push(patch(REQUEST_STATUS));
-    expected.extend(recorded_events());
     // The grant itself, created (never applied over someone else's binding).
     expected.push(post(&bindings_in("payments")));
     // The proof: the API server confirms alice can now use the role.
     expected.push(post(REVIEWS));
-    // Phase Active, with the proof, and one Event for both (the reason of the last, the proof).
+    // Phase Active, with the proof, and one Event for all this reconcile changed (Valid,
+    // Approved, Verified, Provisioned, Confirmed), with the reason of the last: the proof.
     expected.push(patch(REQUEST_STATUS));
     expected.push(event("payments", "Confirmed"));
     // The evidence: the record of the decision and the grant, kept after the request is gone.
@@ -261,8 +255,8 @@ async fn a_grant_that_fails_in_one_namespace_is_removed_from_the_others() {
 
     let calls = cluster.take_calls();
     let mut expected = observe_pending(&["payments", "payments-2"]);
+    // The window (its Event comes with the failure's).
     expected.push(patch(REQUEST_STATUS));
-    expected.extend(recorded_events());
     expected.extend([
         post(&bindings_in("payments")),
         // Refused (403): the grant cannot be made whole.
@@ -274,7 +268,7 @@ async fn a_grant_that_fails_in_one_namespace_is_removed_from_the_others() {
         get(&binding_at("payments")),
         // …and the one that was never created is found gone.
         get(&binding_at("payments-2")),
-        // The failure, on record with its cause.
+        // The failure, on record with its cause, and one Warning Event for the reconcile.
         patch(REQUEST_STATUS),
         event("payments", "ProvisioningFailed"),
     ]);
