@@ -244,7 +244,13 @@ mod properties {
             };
             let label = target.label();
             let first = password.split('/').next().unwrap_or_default();
-            prop_assert!(!label.contains(first), "{label} shows {first}");
+            // What the label says of the authority; the fixed words for an unreadable one may
+            // contain any short password (`nre` is in "unreadable").
+            let shown = label.trim_start_matches("Slack https://");
+            prop_assert!(
+                shown == "(unreadable host)" || !shown.contains(first),
+                "{label} shows {first}"
+            );
         }
     }
 }
