@@ -154,6 +154,9 @@ struct Report {
 struct Usage {
     scenario: String,
     peak_kib: u64,
+    /// The operator's CPU time in the scenario (from its start, or from where the scenario's
+    /// measurement starts).
+    cpu: Duration,
     api_requests: ApiRequests,
     objects: usize,
     records_at_start: usize,
@@ -418,6 +421,7 @@ impl Bench {
             })
             .await;
         let before = operator.api_requests();
+        let cpu_before = operator.cpu_time();
         let rotated = Instant::now();
         sources
             .patch(
@@ -447,6 +451,7 @@ impl Bench {
         report.usage.push(Usage {
             scenario: format!("rotation of one source, {fan_out} shares (during the rotation)"),
             peak_kib: operator.peak_memory_kib(),
+            cpu: operator.cpu_time().saturating_sub(cpu_before),
             api_requests: operator.api_requests().since(&before),
             objects: fan_out,
             records_at_start,
@@ -504,6 +509,7 @@ impl Bench {
         let operator = Running::start(self.kubeconfig, "intake");
         operator.wait_ready(timeout(0)).await;
         let before = operator.api_requests();
+        let cpu_before = operator.cpu_time();
         let filed = Instant::now();
         concurrently(0..n, |i| {
             let requests = requests.clone();
@@ -544,6 +550,7 @@ impl Bench {
         report.usage.push(Usage {
             scenario: "intake (after /readyz)".into(),
             peak_kib: operator.peak_memory_kib(),
+            cpu: operator.cpu_time().saturating_sub(cpu_before),
             api_requests: operator.api_requests().since(&before),
             objects: n,
             records_at_start,
@@ -1203,30 +1210,43 @@ impl Running {
         }
     }
 
-    /// VmHWM of the operator process (not of the shell that wraps it), in KiB.
-    fn peak_memory_kib(&self) -> u64 {
+    /// The operator process's /proc directory (not the shell's that wraps it).
+    fn process(&self) -> std::path::PathBuf {
         let exe = env!("CARGO_BIN_EXE_gatehouse");
         let flag = format!("--metrics-address={}", self.operator.metrics);
         std::fs::read_dir("/proc")
             .expect("/proc")
             .flatten()
-            .find_map(|entry| {
-                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            .find(|entry| {
+                let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                    return false;
+                };
                 let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-                if args.first() != Some(&exe.as_bytes()) || !args.contains(&flag.as_bytes()) {
-                    return None;
-                }
-                let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()
+                args.first() == Some(&exe.as_bytes()) && args.contains(&flag.as_bytes())
             })
             .expect("the operator process in /proc")
+            .path()
+    }
+
+    /// VmHWM of the operator process, in KiB.
+    fn peak_memory_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(self.process().join("status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM of the operator process")
+    }
+
+    /// The CPU time the operator's threads have used so far (each thread's schedstat).
+    fn cpu_time(&self) -> Duration {
+        let tasks = std::fs::read_dir(self.process().join("task")).expect("the operator's threads");
+        let nanos: u64 = tasks
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Duration::from_nanos(nanos)
     }
 
     /// Stops this operator and starts another over the same converged objects: its time to
@@ -1376,6 +1396,7 @@ impl Report {
         self.usage.push(Usage {
             scenario: scenario.to_string(),
             peak_kib: operator.peak_memory_kib(),
+            cpu: operator.cpu_time(),
             api_requests: operator.api_requests(),
             objects,
             records_at_start,
@@ -1393,15 +1414,16 @@ impl Report {
             println!("| {scenario} | {tight} | {gatehouse} | {ratio} | {goal} |");
         }
         println!(
-            "\n| scenario | operator peak RSS (VmHWM) | operator API requests | per object | AccessRecords at start |"
+            "\n| scenario | operator peak RSS (VmHWM) | operator CPU | operator API requests | per object | AccessRecords at start |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|");
         for usage in &self.usage {
             println!(
-                "| {} ({} objects) | {:.1} MiB | {:.0} | {:.1} | {} |",
+                "| {} ({} objects) | {:.1} MiB | {:.2} s | {:.0} | {:.1} | {} |",
                 usage.scenario,
                 usage.objects,
                 usage.peak_kib as f64 / 1024.0,
+                usage.cpu.as_secs_f64(),
                 usage.api_requests.total(),
                 usage.api_requests.total() / usage.objects.max(1) as f64,
                 usage.records_at_start

@@ -177,6 +177,8 @@ pub struct Context {
     /// Every AccessRequest and DataSharingAgreement, for the links between them.
     pub access_peers: lineage::Peers<AccessRequest>,
     pub sharing_peers: lineage::Peers<DataSharingAgreement>,
+    /// What the operator last wrote to each AccessRecord, while its cache may lag behind.
+    pub written_records: Arc<records::WrittenRecords>,
     /// The operator's own status writes, until the watch shows them.
     pub own_writes: status::OwnWrites,
     /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
@@ -367,7 +369,13 @@ pub async fn run(options: Options) -> Result<(), Error> {
         rbac_caches(&client, verdicts.clone());
     let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
         org_chart::watch(&client);
-    let (records, _) = cache::<AccessRecord>(&client);
+    let written_records = Arc::new(records::WrittenRecords::default());
+    let deleted_records = written_records.clone();
+    let records = cache_observed::<AccessRecord>(&client, move |event| {
+        if let watcher::Event::Delete(record) = event {
+            deleted_records.forget(&record.name_any());
+        }
+    });
     let owned = apply::Index::watch(&client);
     let (namespaces, namespace_writer) = reflector::store();
     let namespace_events = reflect(
@@ -429,6 +437,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         sharing_peers: Default::default(),
         verdicts,
         own_writes: Default::default(),
+        written_records,
         failures: Mutex::default(),
         reachability: Default::default(),
     });

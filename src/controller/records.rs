@@ -80,6 +80,13 @@ pub(super) async fn write<K: Reconciled>(
             return Ok(());
         }
     }
+    // The cache may not show the operator's last write of this record yet (a reconcile right after
+    // the one that wrote it): what was written last is not written again, unless the cache has
+    // seen the record deleted since.
+    let digest = Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default());
+    if ctx.written_records.is_last(&name, &digest) {
+        return Ok(());
+    }
     let record = AccessRecord {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -107,10 +114,49 @@ pub(super) async fn write<K: Reconciled>(
             name: name.clone(),
             source,
         })?;
+    ctx.written_records.wrote(name, digest);
     if record.spec.complete {
         export(&record.spec);
     }
     Ok(())
+}
+
+/// What the operator last wrote to each record, as a digest of its spec.
+#[derive(Default)]
+pub struct WrittenRecords {
+    by_name: std::sync::Mutex<std::collections::HashMap<String, sha2::digest::Output<Sha256>>>,
+}
+
+impl WrittenRecords {
+    /// How many records' digests are kept at most (a bound on memory: beyond, all are forgotten
+    /// and a lagging cache costs a redundant write).
+    const CAPACITY: usize = 100_000;
+
+    /// The record named `name` is gone: whatever was written is written again.
+    pub fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn wrote(&self, name: String, digest: sha2::digest::Output<Sha256>) {
+        let mut by_name = self.lock();
+        if by_name.len() >= Self::CAPACITY {
+            by_name.clear();
+        }
+        by_name.insert(name, digest);
+    }
+
+    fn is_last(&self, name: &str, digest: &sha2::digest::Output<Sha256>) -> bool {
+        self.lock().get(name) == Some(digest)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, sha2::digest::Output<Sha256>>>
+    {
+        self.by_name
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Keeps every sync the record holds already: the status keeps only the last few.
