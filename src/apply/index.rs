@@ -20,6 +20,23 @@ use crate::api::OWNER_LABEL;
 
 /// A watch's events with kube-runtime's default backoff between failed attempts (0.8 s doubling
 /// to 30 s), without its `Event::Init`s. The backoff starts over at every item that is not an
+/// A kind the operator watches and caches whole: every Kubernetes resource type qualifies.
+pub trait Watchable:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// error, and a watch that lists again (after 410 Gone, or while it never listed) yields `Init`
 /// before each attempt to list: while the API server is away that would retry every second,
 /// forever. Whoever needs `Init` (a reflector, the index) takes it before.
@@ -119,13 +136,7 @@ impl Index {
 
     fn spawn_watch<K>(&self, client: &Client, kind: Kind)
     where
-        K: Resource<DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watchable,
         Object: From<K>,
     {
         let index = self.clone();

@@ -12,7 +12,7 @@ mod object;
 
 pub use diff::{Changes, diff, matches};
 pub use execute::{Applied, Handover, converge, execute, remove};
-pub use index::{Index, Orphan, backed_off, orphans};
+pub use index::{Index, Orphan, Watchable, backed_off, orphans};
 pub use object::{Key, Kind, Object, Owner, OwnerKind, RBAC_GROUP};
 
 /// The ClusterRole that lists, by name, the roles the operator may `bind` (deploy/base).

@@ -36,7 +36,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, reflector as reflect, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 use crate::access::NamespaceLabels;
 use crate::api::{
@@ -619,18 +618,9 @@ async fn stop_signal() {
 /// A cache of every object of kind `K`, kept current by its own task, and a stream that yields
 /// whenever one changes. The cache must not be driven by a controller's trigger stream: a
 /// controller busy with reconciles that wait for the cache would then never poll it (deadlock).
-pub(crate) fn cache<K>(
+pub(crate) fn cache<K: apply::Watchable>(
     client: &Client,
-) -> (Store<K>, impl futures::Stream<Item = ()> + Send + 'static)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> (Store<K>, impl futures::Stream<Item = ()> + Send + 'static) {
     // Capacity 1 coalesces bursts: one pending "re-check everything" covers every change before it.
     let (mut changed, changes) = mpsc::channel(1);
     let store = cache_observed::<K>(client, move |_| {
@@ -668,19 +658,10 @@ fn rbac_caches(
 
 /// A cache of every object of kind `K`, kept current by its own task, which also hands each of
 /// the watch's events to `observe` once the cache holds it.
-fn cache_observed<K>(
+fn cache_observed<K: apply::Watchable>(
     client: &Client,
     mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> Store<K> {
     let (store, writer) = reflector::store();
     let events = apply::backed_off(reflect(
         writer,

@@ -108,26 +108,19 @@ pub fn start_in(state: &Path) -> Result<PathBuf, String> {
             &format!("{ROOT}/crds/"),
         ],
     )?;
-    kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-k",
-            &format!("{ROOT}/deploy/admission/"),
-        ],
-    )?;
-    kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-k",
-            &format!("{ROOT}/deploy/finalizers/"),
-        ],
-    )?;
+    // The admission policies, and the one that adds the operator's finalizer at filing.
+    for kustomization in ["deploy/admission/", "deploy/finalizers/"] {
+        kubectl(
+            &kubeconfig,
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-k",
+                &format!("{ROOT}/{kustomization}"),
+            ],
+        )?;
+    }
     kubectl(
         &kubeconfig,
         &[
