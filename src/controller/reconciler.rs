@@ -187,15 +187,14 @@ pub async fn run<K: Reconciled>(
         )
         .modify(|object| object.meta_mut().managed_fields = None),
     ))
-    .applied_objects()
-    // The store holds every version; only the reconcile of the operator's own write is skipped.
-    .filter(move |object| {
-        future::ready(
-            !object
-                .as_ref()
-                .is_ok_and(|o| own_writes.own_writes.is_own(o)),
-        )
-    });
+    // The store holds every version; only the reconcile of the watch event of the operator's own
+    // write is skipped. Never an object a list shows: a write whose event was lost to an outage
+    // would otherwise keep its object from the next term's first round.
+    .filter(move |event| {
+        let own = matches!(event, Ok(watcher::Event::Apply(o)) if own_writes.own_writes.is_own(o));
+        future::ready(!own)
+    })
+    .applied_objects();
     let controller = Controller::for_stream(objects, store.clone());
     let sweep = super::sweep::sweep_orphans(ctx.clone(), store.clone());
     let relinks = K::peers(&ctx).attach(store.clone());
