@@ -663,11 +663,7 @@ fn cache_observed<K: apply::Watchable>(
     mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> Store<K> {
     let (store, writer) = reflector::store();
-    let events = apply::backed_off(reflect(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-            .modify(|object| object.meta_mut().managed_fields = None),
-    ));
+    let events = reflected(client, writer);
     let mut log = telemetry::WatchLog::new(K::kind(&()));
     tokio::spawn(events.for_each(move |event| {
         log.saw(&event);
@@ -677,6 +673,19 @@ fn cache_observed<K: apply::Watchable>(
         future::ready(())
     }));
     store
+}
+
+/// The watch of every object of kind `K`, reflected into `writer`'s store (without managedFields,
+/// which nothing reads), its errors backed off.
+pub(crate) fn reflected<K: apply::Watchable>(
+    client: &Client,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static {
+    apply::backed_off(reflect(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+            .modify(|object| object.meta_mut().managed_fields = None),
+    ))
 }
 
 /// Wraps a reconcile function so that every run is counted and timed under its kind, with the

@@ -178,23 +178,17 @@ pub async fn run<K: Reconciled>(
     configure: impl FnOnce(Controller<K>, Store<K>) -> Controller<K>,
 ) {
     let (store, writer) = reflector::store();
-    let own_writes = ctx.clone();
-    let objects = crate::apply::backed_off(reflector::reflector(
-        writer,
-        watcher(
-            Api::<K>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        )
-        .modify(|object| object.meta_mut().managed_fields = None),
-    ))
-    // The store holds every version; only the reconcile of the watch event of the operator's own
-    // write is skipped. Never an object a list shows: a write whose event was lost to an outage
-    // would otherwise keep its object from the next term's first round.
-    .filter(move |event| {
-        let own = matches!(event, Ok(watcher::Event::Apply(o)) if own_writes.own_writes.is_own(o));
-        future::ready(!own)
-    })
-    .applied_objects();
+    let filtering = ctx.clone();
+    let objects = super::reflected(&ctx.client, writer)
+        // The store holds every version; only the reconcile of the watch event of the operator's own
+        // write is skipped. Never an object a list shows: a write whose event was lost to an outage
+        // would otherwise keep its object from the next term's first round.
+        .filter(move |event| {
+            let own =
+                matches!(event, Ok(watcher::Event::Apply(o)) if filtering.own_writes.is_own(o));
+            future::ready(!own)
+        })
+        .applied_objects();
     let controller = Controller::for_stream(objects, store.clone());
     let sweep = super::sweep::sweep_orphans(ctx.clone(), store.clone());
     let relinks = K::peers(&ctx).attach(store.clone());
