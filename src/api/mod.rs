@@ -44,6 +44,14 @@ pub const OWNER_LABEL: &str = "gatehouse.dev/owner";
 /// that a change to a created object can be traced back to its owner even when the label is hashed.
 pub const OWNER_ANNOTATION: &str = "gatehouse.dev/owner-ref";
 
+/// Annotations on everything the operator provides under an activation window: when it started,
+/// when it ends and the operator's seal over both (see `lifecycle::activation`). What is provided
+/// carries its own end from the moment it exists, so the status need not be written first, and
+/// `kubectl get rolebinding -o yaml` says when access ends.
+pub const ACTIVATED_AT_ANNOTATION: &str = "gatehouse.dev/activated-at";
+pub const EXPIRES_AT_ANNOTATION: &str = "gatehouse.dev/expires-at";
+pub const WINDOW_SEAL_ANNOTATION: &str = "gatehouse.dev/window-seal";
+
 /// The value of [`OWNER_LABEL`] for an object: `<kind>.<namespace>.<name>` in lower case, or, when
 /// that exceeds the 63 characters a label value may have, its first 46 characters, `-` and 16 hex
 /// digits of its SHA-256, so the value stays unique and readable.

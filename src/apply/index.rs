@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
@@ -55,6 +56,8 @@ pub struct Index {
     shelf: Arc<Mutex<Shelf>>,
     /// Whether every kind has had its first full list.
     synced: Arc<watch::Sender<bool>>,
+    /// Touched whenever the index takes in a change, for whoever waits for one.
+    changed: Arc<watch::Sender<()>>,
     /// Whoever wants to hear of owners whose objects changed.
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Owner>>>>,
 }
@@ -108,6 +111,7 @@ impl Index {
         Index {
             shelf: Arc::default(),
             synced: Arc::new(watch::Sender::new(false)),
+            changed: Arc::new(watch::Sender::new(())),
             subscribers: Arc::default(),
         }
     }
@@ -171,6 +175,25 @@ impl Index {
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
+    /// Waits, for at most `timeout`, until the index holds the object at `key` (`present`) or no
+    /// longer holds it; whether it came to. The API server's own caches (its RBAC authorizer's)
+    /// take in a write about when this watch does: what the index holds, they are likely to hold
+    /// too. An index that has not listed everything yet cannot tell, and does not wait.
+    pub async fn settles(&self, key: &Key, present: bool, timeout: Duration) -> bool {
+        if !*self.synced.borrow() {
+            return false;
+        }
+        let mut changes = self.changed.subscribe();
+        let settled = || self.shelf().objects.contains_key(key) == present;
+        let waited = tokio::time::timeout(timeout, async {
+            while !settled() {
+                // The sender lives as long as `self`: waiting cannot fail.
+                let _ = changes.changed().await;
+            }
+        });
+        waited.await.is_ok()
+    }
+
     /// The objects made for `owner`.
     pub fn owned_by(&self, owner: &Owner) -> Vec<Object> {
         let shelf = self.shelf();
@@ -216,6 +239,7 @@ impl Index {
             }
             touched
         };
+        self.changed.send_replace(());
         if touched.is_empty() {
             return;
         }
@@ -349,6 +373,36 @@ mod tests {
 
         index.record(Change::Deleted(binding(&alice, "payments-2")));
         assert!(index.owned_by(&alice).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_an_object_ends_when_the_index_takes_it_in_or_at_its_timeout() {
+        let index = Index::new();
+        let alice = access("alice");
+        let key = binding(&alice, "payments").key();
+        let long = Duration::from_secs(60);
+        assert!(
+            !index.settles(&key, true, long).await,
+            "an index that has not listed cannot tell, and does not wait"
+        );
+        all_listed(&index);
+        let arriving = {
+            let index = index.clone();
+            let alice = alice.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                index.record(Change::Applied(binding(&access("bob"), "orders")));
+                index.record(Change::Applied(binding(&alice, "payments")));
+            })
+        };
+        assert!(index.settles(&key, true, long).await, "it arrives");
+        arriving.await.expect("the writer ends");
+        assert!(
+            !index.settles(&key, false, Duration::from_millis(20)).await,
+            "it is still there at the timeout"
+        );
+        index.record(Change::Deleted(binding(&alice, "payments")));
+        assert!(index.settles(&key, false, long).await, "it is gone");
     }
 
     #[test]

@@ -207,6 +207,14 @@ impl Object {
         }
     }
 
+    /// Sets the annotation `key` to `value`.
+    pub fn annotate(&mut self, key: &str, value: String) {
+        self.meta_mut()
+            .annotations
+            .get_or_insert_default()
+            .insert(key.to_string(), value);
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Object::Secret(_) => Kind::Secret,

@@ -70,7 +70,6 @@ pub struct Observed {
 impl Reconciled for AccessRequest {
     type Core = AccessKind;
     type Observed = Observed;
-    type Object = Binding;
     const FINALIZER: &'static str = FINALIZER;
     const OWNER: OwnerKind = OwnerKind::AccessRequest;
 
@@ -148,7 +147,7 @@ impl Reconciled for AccessRequest {
         ctx: &Context,
         observed: &Observed,
         now: Timestamp,
-    ) -> Planned<AccessRequestStatus, Binding> {
+    ) -> Planned<AccessRequestStatus> {
         let namespace = self.namespace().unwrap_or_default();
         let no_annotations = BTreeMap::new();
         let annotations = self
@@ -265,7 +264,8 @@ impl Reconciled for AccessRequest {
             (Some(Phase::Active), Some(Phase::Expired | Phase::Revoked)) => Proving::Ended,
             _ => return None,
         };
-        let request = observed.accepted.as_ref().ok()?;
+        // What was bound: the namespaces the approvals narrowed it to.
+        let request = &policy_check::narrow(observed.accepted.as_ref().ok()?, &observed.narrowed);
         let rules = match &observed.rules {
             Some(rules) => rules.clone(),
             None => role_rules(ctx, request),
@@ -285,7 +285,22 @@ impl Reconciled for AccessRequest {
         let where_ = namespace
             .map(|ns| format!("in {ns}"))
             .unwrap_or_else(|| "cluster-wide".into());
-        let answer = review_until(ctx, &review, proving == Proving::Started)
+        let started = proving == Proving::Started;
+        let binding = apply::Key {
+            kind: if request.cluster_wide {
+                apply::Kind::ClusterRoleBinding
+            } else {
+                apply::Kind::RoleBinding
+            },
+            namespace: namespace
+                .filter(|_| !request.cluster_wide)
+                .map(str::to_string),
+            name: rbac::binding_name(&self.namespace().unwrap_or_default(), &self.name_any()),
+        };
+        // Asked once the binding's change reached the operator's own watch: by then the API
+        // server's authorizer has most likely taken it in too, and the first answer holds.
+        ctx.owned.settles(&binding, started, SETTLE_TIMEOUT).await;
+        let answer = review_until(ctx, &review, started)
             .await
             .map_err(|err| err.to_string());
         Some(verification::proof(
@@ -584,6 +599,9 @@ fn existing_bindings(ctx: &Context) -> Vec<ExistingBinding> {
         )
         .collect()
 }
+
+/// How long a proof waits for the operator's watch to hold what was just bound or removed.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Asks the review until the API server answers `expected`, for up to about 3 s: its RBAC
 /// authorizer learns of new and deleted bindings from a cache, a moment after they change.

@@ -415,6 +415,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         sharing_peers: Default::default(),
         verdicts: Default::default(),
         own_writes: Default::default(),
+        opened_windows: Default::default(),
         written_records: Default::default(),
         failures: Mutex::default(),
         reachability: Default::default(),

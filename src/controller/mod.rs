@@ -180,6 +180,8 @@ pub struct Context {
     pub written_records: Arc<records::WrittenRecords>,
     /// The operator's own status writes, until the watch shows them.
     pub own_writes: status::OwnWrites,
+    /// Windows provided under before a status records them.
+    pub opened_windows: status::OpenedWindows,
     /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
     pub verdicts: Arc<verdicts::Verdicts>,
     /// Delivers `status.notifications` in the background.
@@ -436,6 +438,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         sharing_peers: Default::default(),
         verdicts,
         own_writes: Default::default(),
+        opened_windows: Default::default(),
         written_records,
         failures: Mutex::default(),
         reachability: Default::default(),

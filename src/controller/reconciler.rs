@@ -38,9 +38,9 @@ use super::status::{self, Written};
 use super::{Context, Error, records};
 use crate::api::Phase;
 use crate::api::conditions::{self, ConditionUpdate};
-use crate::apply::{Applied, OwnerKind};
+use crate::apply::{self, Applied, Object, OwnerKind};
 use crate::lifecycle::decide::{Decision, Provision};
-use crate::lifecycle::kind::Kind;
+use crate::lifecycle::kind::{Kind, RecordedWindow};
 use crate::lifecycle::notify::{self, Settings};
 use crate::lifecycle::outcome;
 
@@ -52,10 +52,10 @@ pub struct Note {
 }
 
 /// What decide returns: the lifecycle's decision and the objects that provide it.
-pub struct Planned<S, O> {
+pub struct Planned<S> {
     pub decision: Decision<S>,
     /// What must exist while [`Provision::Provide`]; nothing exists otherwise.
-    pub provided: Vec<O>,
+    pub provided: Vec<Object>,
 }
 
 /// The status of a reconciled kind.
@@ -78,8 +78,6 @@ pub trait Reconciled:
     type Core: Kind<Status: Serialize + Send + Sync>;
     /// What observe gathered.
     type Observed: Send + Sync;
-    /// One object that provides what it grants.
-    type Object: Send + Sync;
 
     /// Makes deleting it remove what it provided before the object goes.
     const FINALIZER: &'static str;
@@ -95,14 +93,14 @@ pub trait Reconciled:
         ctx: &Context,
         observed: &Self::Observed,
         now: Timestamp,
-    ) -> Planned<StatusOf<Self>, Self::Object>;
+    ) -> Planned<StatusOf<Self>>;
 
     /// Makes what it provides exactly `wanted`; `by_name` also removes what its recorded status
     /// names (an object whose owner label someone stripped is still removed).
     fn converge(
         &self,
         ctx: &Context,
-        wanted: &[Self::Object],
+        wanted: &[Object],
         by_name: bool,
     ) -> impl Future<Output = Result<Applied, Error>> + Send;
 
@@ -271,31 +269,28 @@ const PATCH_TEST_FAILED: &str = "the server rejected our request due to an error
 /// observe → decide → act → report.
 async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
-    let observed = object.observe(ctx).await?;
-    let planned = object.decide(ctx, &observed, now);
+    // Decided from the window what it provides carries, when its status does not record it yet.
+    let carried = adopt_carried(ctx, object, now);
+    let deciding = carried.as_ref().unwrap_or(object);
+    let observed = deciding.observe(ctx).await?;
+    let planned = deciding.decide(ctx, &observed, now);
     let Planned { decision, provided } = planned;
     let before = object.status();
     let phase_before = phase_of::<K::Core>(before);
     let provide = decision.provision == Provision::Provide;
     let generation = object.meta().generation;
 
-    // Act. A window the decision opens is recorded before anything is provided, so that nothing
-    // is ever provided without its end on record; a lost write race decides again from a fresh
-    // read.
-    let recorded;
-    let object = match outcome::opening::<K::Core>(&decision.status, before).filter(|_| provide) {
-        // Its Event waits for the reconcile's last write: one Event for all it changed.
-        Some(opening) => match report(ctx, object, &opening, &[], EventsFrom::Later).await? {
-            Written::Stale => return Ok(Action::requeue(status::STALE_RETRY)),
-            Written::Unchanged => object,
-            Written::Yes(version) => {
-                recorded = status::recorded(object, &opening, version);
-                &recorded
-            }
-        },
-        None => object,
+    // Act. What is provided carries the window it is provided under, so that nothing is ever
+    // provided without its end on record; the status records it once everything exists.
+    let provided = match K::Core::split(decision.status.clone()).0.window {
+        Some(window) if provide => {
+            ctx.opened_windows.opened(object, window.clone());
+            carrying(provided, &window)
+        }
+        _ if provide => provided,
+        _ => Vec::new(),
     };
-    let wanted: &[K::Object] = if provide { &provided } else { &[] };
+    let wanted = provided.as_slice();
     let executed_before = phase_before.is_some_and(Phase::is_running);
     // What may exist (its window is recorded and it has not ended yet) is removed by name too.
     let may_exist = !phase_before.is_some_and(Phase::is_terminal);
@@ -305,14 +300,18 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         Err(err) if !provide => {
             let conditions = K::Core::conditions(&mut status);
             status::record_removal(conditions, Some(&err), generation, now);
-            report(ctx, object, &status, &[], EventsFrom::Status(before)).await?;
+            report(ctx, object, &status, &[]).await?;
             return Err(err);
         }
         Err(err) => {
             // What could not be provided whole must not exist in part: the retry provides it
             // whole within the recorded window. What was provided before stays while retried.
+            // Removed by the names the decision gave it too: the owned watch may not show what
+            // was just created.
             if !executed_before {
-                object.converge(ctx, &[], true).await?;
+                status::recorded(object, &decision.status, object.resource_version())
+                    .converge(ctx, &[], true)
+                    .await?;
             }
             let failed = outcome::provisioning_failed::<K::Core>(
                 status,
@@ -322,8 +321,7 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
                 now,
             );
             let (failed, settings) = outbox(ctx, object, before, failed, now);
-            let events = EventsFrom::Status(before);
-            if report(ctx, object, &failed, &[], events).await? != Written::Stale {
+            if report(ctx, object, &failed, &[]).await? != Written::Stale {
                 send(ctx, object, &failed, &settings);
             }
             return Err(err);
@@ -356,7 +354,7 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         });
     }
     let (status, settings) = outbox(ctx, object, before, status, now);
-    if report(ctx, object, &status, &notes, EventsFrom::Status(before)).await? == Written::Stale {
+    if report(ctx, object, &status, &notes).await? == Written::Stale {
         return Ok(Action::requeue(status::STALE_RETRY));
     }
     send(ctx, object, &status, &settings);
@@ -370,6 +368,41 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         .flatten()
         .min();
     Ok(super::next_check(wake_at, now, ctx.resync_period))
+}
+
+/// `object` with the status to decide from when what it provides carries a window its status does
+/// not record yet ([`outcome::adopt_carried`]); `None` to decide from `object` as it is.
+fn adopt_carried<K: Reconciled>(ctx: &Context, object: &K, now: Timestamp) -> Option<K> {
+    let owner = apply::Owner::new(
+        K::OWNER,
+        &object.namespace().unwrap_or_default(),
+        &object.name_any(),
+    );
+    let carried = ctx
+        .owned
+        .owned_by(&owner)
+        .iter()
+        .filter_map(|provided| provided.meta().annotations.as_ref())
+        .filter_map(RecordedWindow::carried)
+        .chain(ctx.opened_windows.of(object))
+        .collect::<Vec<_>>();
+    if carried.is_empty() {
+        return None;
+    }
+    let kind = K::kind(&());
+    let sealer = ctx.sealer(&kind, object);
+    let status = outcome::adopt_carried::<K::Core>(object.status(), carried, &sealer, now)?;
+    Some(status::recorded(object, &status, object.resource_version()))
+}
+
+/// `provided`, each carrying `window` in its annotations.
+fn carrying(mut provided: Vec<Object>, window: &RecordedWindow) -> Vec<Object> {
+    for object in &mut provided {
+        for (key, value) in window.annotations() {
+            object.annotate(key, value);
+        }
+    }
+    provided
 }
 
 /// The status to write with its outbox: what the notifier reported merged into
@@ -450,19 +483,10 @@ async fn cleanup<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Err
     ctx.notifier
         .forget(object.meta().uid.as_deref().unwrap_or_default());
     ctx.own_writes.forget(object);
+    ctx.opened_windows.forget(object);
     // Its failures are forgotten too: a deleted object's retry count would otherwise stay forever.
     ctx.reset_backoff(object);
     Ok(Action::await_change())
-}
-
-/// What the Event of a status write says the transitions from.
-#[derive(Clone, Copy)]
-enum EventsFrom<'a, S> {
-    /// From this status: the one the reconcile started from, so that a reconcile that wrote its
-    /// status twice (its window, then the outcome) publishes one Event for both.
-    Status(Option<&'a S>),
-    /// No Event now: a later write of the same reconcile says it.
-    Later,
 }
 
 /// Writes the status when it changed, with one Event for the condition transitions, the kind's
@@ -472,18 +496,20 @@ async fn report<K: Reconciled>(
     object: &K,
     desired: &StatusOf<K>,
     notes: &[Note],
-    events_from: EventsFrom<'_, StatusOf<K>>,
 ) -> Result<Written, Error> {
     let current = object.status();
     let written = status::apply(ctx, object, current, desired).await?;
+    if written != Written::Stale {
+        ctx.opened_windows.forget(object);
+    }
     if matches!(written, Written::Yes(_)) {
         // First, before the Events: whoever sees the new status may read the metrics at once.
         K::measure(ctx, current, desired, Timestamp::now());
-        if let EventsFrom::Status(from) = events_from {
-            let before = from.map(K::Core::recorded_conditions).unwrap_or_default();
-            let after = K::Core::recorded_conditions(desired);
-            status::publish_transitions(ctx, object, before, after).await;
-        }
+        let before = current
+            .map(K::Core::recorded_conditions)
+            .unwrap_or_default();
+        let after = K::Core::recorded_conditions(desired);
+        status::publish_transitions(ctx, object, before, after).await;
         if phase_of::<K::Core>(current) != phase_of::<K::Core>(Some(desired)) {
             object.audit(desired);
         }

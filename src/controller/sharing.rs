@@ -182,7 +182,6 @@ fn checked(
 impl Reconciled for DataSharingAgreement {
     type Core = SharingKind;
     type Observed = Observed;
-    type Object = Object;
     const FINALIZER: &'static str = FINALIZER;
     const OWNER: OwnerKind = OwnerKind::DataSharingAgreement;
 
@@ -238,7 +237,7 @@ impl Reconciled for DataSharingAgreement {
         ctx: &Context,
         observed: &Observed,
         now: Timestamp,
-    ) -> Planned<DataSharingAgreementStatus, Object> {
+    ) -> Planned<DataSharingAgreementStatus> {
         let namespace = self.namespace().unwrap_or_default();
         let name = self.name_any();
         let spec = &self.spec;

@@ -13,6 +13,7 @@ use super::events::{EventType, Note};
 use super::{Context, Error};
 use crate::api::FIELD_MANAGER;
 use crate::api::conditions::{self, READY, REMOVED, reason};
+use crate::lifecycle::kind::RecordedWindow;
 
 /// What became of a status write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +62,38 @@ impl OwnWrites {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.by_object
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The window each object's provided objects were written with, until a status write says what
+/// became of it: a reconcile after a status write that lost its race (to a storm of writes to
+/// the object, say) may run before the owned watch shows those objects, and must keep that window
+/// rather than open a later one.
+#[derive(Default)]
+pub struct OpenedWindows {
+    by_object: std::sync::Mutex<std::collections::HashMap<String, RecordedWindow>>,
+}
+
+impl OpenedWindows {
+    /// What `object` provides is being written with `window`.
+    pub fn opened<K: Resource<DynamicType = ()>>(&self, object: &K, window: RecordedWindow) {
+        self.lock().insert(super::object_key(object), window);
+    }
+
+    /// The window what `object` provides was last written with, if no status said so since.
+    pub fn of<K: Resource<DynamicType = ()>>(&self, object: &K) -> Option<RecordedWindow> {
+        self.lock().get(&super::object_key(object)).cloned()
+    }
+
+    /// A status of `object` was written: it records the window, or that nothing is provided.
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.lock().remove(&super::object_key(object));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RecordedWindow>> {
         self.by_object
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

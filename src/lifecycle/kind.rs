@@ -4,12 +4,14 @@
 //! ([`crate::sharing::kind`]) implement it; everything else is decided once, in
 //! [`super::decide`].
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::lineage::Lineage;
-use crate::api::Phase;
 use crate::api::common::{ApprovalRecord, ApprovedScope, StageApprovers};
+use crate::api::{ACTIVATED_AT_ANNOTATION, EXPIRES_AT_ANNOTATION, Phase, WINDOW_SEAL_ANNOTATION};
 
 /// The activation window as a status records it; the seal may be missing (a forged status).
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +19,34 @@ pub struct RecordedWindow {
     pub activated_at: Time,
     pub expires_at: Time,
     pub seal: Option<String>,
+}
+
+impl RecordedWindow {
+    /// The annotations that carry this window on every object provided under it.
+    pub fn annotations(&self) -> [(&'static str, String); 3] {
+        [
+            (ACTIVATED_AT_ANNOTATION, self.activated_at.0.to_string()),
+            (EXPIRES_AT_ANNOTATION, self.expires_at.0.to_string()),
+            (
+                WINDOW_SEAL_ANNOTATION,
+                self.seal.clone().unwrap_or_default(),
+            ),
+        ]
+    }
+
+    /// The window `annotations` carry; `None` unless both times are there and parse. Whether the
+    /// operator opened it is for its seal to say ([`super::activation::Sealer::check`]).
+    pub fn carried(annotations: &BTreeMap<String, String>) -> Option<RecordedWindow> {
+        let time = |key: &str| annotations.get(key)?.parse::<Timestamp>().ok().map(Time);
+        Some(RecordedWindow {
+            activated_at: time(ACTIVATED_AT_ANNOTATION)?,
+            expires_at: time(EXPIRES_AT_ANNOTATION)?,
+            seal: annotations
+                .get(WINDOW_SEAL_ANNOTATION)
+                .filter(|seal| !seal.is_empty())
+                .cloned(),
+        })
+    }
 }
 
 /// The lifecycle's part of a status: the same fields for every kind.

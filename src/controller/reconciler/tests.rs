@@ -138,7 +138,7 @@ fn user(name: &str) -> Subject {
 }
 
 #[tokio::test]
-async fn an_approved_request_records_its_window_then_binds_then_proves_then_reports_active() {
+async fn an_approved_request_binds_under_its_window_then_proves_then_reports_active() {
     let request = fixtures::approved_request(&["payments"]);
     let cluster = cluster_with(&request);
     let ctx = fixtures::context(&cluster, []);
@@ -154,43 +154,18 @@ async fn an_approved_request_records_its_window_then_binds_then_proves_then_repo
 
     let calls = cluster.take_calls();
     let mut expected = observe_pending(&["payments"]);
-    // The window, recorded as phase Approved before anything exists: access never exists
-    // without its end on record. Its Event waits for the reconcile's last status write.
-    expected.push(patch(REQUEST_STATUS));
-    // The grant itself, created (never applied over someone else's binding).
+    // The grant itself, created (never applied over someone else's binding), carrying the
+    // window it exists under: access never exists without its end on record.
     expected.push(post(&bindings_in("payments")));
     // The proof: the API server confirms alice can now use the role.
     expected.push(post(REVIEWS));
-    // Phase Active, with the proof, and one Event for all this reconcile changed (Valid,
-    // Approved, Verified, Provisioned, Confirmed), with the reason of the last: the proof.
+    // Phase Active, with the window and the proof, and one Event for all this reconcile changed
+    // (Valid, Approved, Verified, Provisioned, Confirmed), with the reason of the last: the proof.
     expected.push(patch(REQUEST_STATUS));
     expected.push(event("payments", "Confirmed"));
     // The evidence: the record of the decision and the grant, kept after the request is gone.
     expected.push(patch(RECORD));
     assert_eq!(lines(&calls), expected);
-
-    let opening = the(&calls, &patch(REQUEST_STATUS), 0);
-    assert!(
-        opening.query.contains("fieldManager=gatehouse") && opening.query.contains("force=true"),
-        "a server-side apply by the gatehouse field manager: {}",
-        opening.query
-    );
-    assert_eq!(
-        opening.body["metadata"]["resourceVersion"], "1",
-        "conditional on the version decided from"
-    );
-    let status = &opening.body["status"];
-    assert_eq!(status["phase"], "Approved");
-    let grant = &status["grant"];
-    assert!(
-        grant["seal"].as_str().is_some_and(|seal| !seal.is_empty()),
-        "the window is sealed: {grant}"
-    );
-    assert!(grant["expiresAt"].is_string(), "{grant}");
-    assert_eq!(
-        grant["bindings"][0]["name"], "gatehouse.payments.alice-db-read",
-        "the window names what it will bind"
-    );
 
     let binding = &the(&calls, &post(&bindings_in("payments")), 0).body;
     assert_eq!(
@@ -207,15 +182,35 @@ async fn an_approved_request_records_its_window_then_binds_then_proves_then_repo
         "payments"
     );
 
-    let active = the(&calls, &patch(REQUEST_STATUS), 1);
-    assert_eq!(active.body["status"]["phase"], "Active");
-    assert_eq!(
-        active.body["status"]["grant"], *grant,
-        "the window recorded first is the one kept"
+    let active = the(&calls, &patch(REQUEST_STATUS), 0);
+    assert!(
+        active.query.contains("fieldManager=gatehouse") && active.query.contains("force=true"),
+        "a server-side apply by the gatehouse field manager: {}",
+        active.query
     );
-    assert_ne!(
+    assert_eq!(
         active.body["metadata"]["resourceVersion"], "1",
-        "the second write is conditional on the version the first one produced"
+        "conditional on the version decided from"
+    );
+    assert_eq!(active.body["status"]["phase"], "Active");
+    let grant = &active.body["status"]["grant"];
+    assert!(
+        grant["seal"].as_str().is_some_and(|seal| !seal.is_empty()),
+        "the window is sealed: {grant}"
+    );
+    let annotations = &binding["metadata"]["annotations"];
+    assert_eq!(
+        [
+            &annotations["gatehouse.dev/activated-at"],
+            &annotations["gatehouse.dev/expires-at"],
+            &annotations["gatehouse.dev/window-seal"],
+        ],
+        [&grant["activatedAt"], &grant["expiresAt"], &grant["seal"]],
+        "the binding carries the window the status records"
+    );
+    assert_eq!(
+        grant["bindings"][0]["name"], "gatehouse.payments.alice-db-read",
+        "the window names what it bound"
     );
     assert_eq!(
         action,
@@ -255,14 +250,12 @@ async fn a_grant_that_fails_in_one_namespace_is_removed_from_the_others() {
 
     let calls = cluster.take_calls();
     let mut expected = observe_pending(&["payments", "payments-2"]);
-    // The window (its Event comes with the failure's).
-    expected.push(patch(REQUEST_STATUS));
     expected.extend([
         post(&bindings_in("payments")),
         // Refused (403): the grant cannot be made whole.
         post(&bindings_in("payments-2")),
-        // So what was created goes, by the names the recorded window lists (the owned index has
-        // not seen the new binding yet): read, delete, and prove it gone…
+        // So what was created goes, by the names the decision gave it (the owned index has not
+        // seen the new binding yet): read, delete, and prove it gone…
         get(&binding_at("payments")),
         delete(&binding_at("payments")),
         get(&binding_at("payments")),
@@ -274,10 +267,11 @@ async fn a_grant_that_fails_in_one_namespace_is_removed_from_the_others() {
     ]);
     assert_eq!(lines(&calls), expected);
 
-    let failed = &the(&calls, &patch(REQUEST_STATUS), 1).body["status"];
-    assert_eq!(
-        failed["phase"], "Approved",
-        "the window stays for the retry"
+    let failed = &the(&calls, &patch(REQUEST_STATUS), 0).body["status"];
+    assert_eq!(failed["phase"], "Approved");
+    assert!(
+        failed["grant"]["seal"].is_string(),
+        "the window is recorded for the retry: {failed}"
     );
     let granted = failed["conditions"]
         .as_array()
@@ -305,26 +299,44 @@ async fn a_grant_that_fails_in_one_namespace_is_removed_from_the_others() {
 }
 
 #[tokio::test]
-async fn a_status_decided_from_an_outdated_object_provides_nothing_and_retries_soon() {
+async fn a_status_write_that_loses_its_race_retries_soon_and_keeps_the_window_provided_under() {
     let request = fixtures::approved_request(&["payments"]);
     let cluster = cluster_with(&request);
-    // The API server holds a newer version than the one the reconcile decides from.
+    // The API server holds a newer version than the one the reconcile decides from (the
+    // requester keeps patching the request, hoping for a later start).
     let mut newer = request.clone();
     newer.metadata.resource_version = Some("2".into());
     cluster.holds(&newer);
+    let ctx = Arc::new(fixtures::context(&cluster, []));
 
-    let action = reconciled(&request, fixtures::context(&cluster, []))
+    let action = reconcile(Arc::new(request.clone()), ctx.clone())
         .await
         .expect("a lost race is no error");
 
     let calls = cluster.take_calls();
     let mut expected = observe_pending(&["payments"]);
-    // Refused with 409: nothing is bound, no Event tells of a window that was not recorded.
+    expected.extend([post(&bindings_in("payments")), post(REVIEWS)]);
+    // Refused with 409: no Event tells of a status that was not written.
     expected.push(patch(REQUEST_STATUS));
     assert_eq!(lines(&calls), expected);
     assert_eq!(calls.last().map(|c| c.answered), Some(409));
     assert_eq!(action, Action::requeue(status::STALE_RETRY));
     assert_eq!(status::STALE_RETRY, Duration::from_millis(200));
+    let bound = &the(&calls, &post(&bindings_in("payments")), 0).body;
+    let carried = bound["metadata"]["annotations"]["gatehouse.dev/expires-at"].clone();
+
+    // Decided again from the fresh read, a moment later, before the owned watch shows the
+    // binding: the end stays the one the binding carries.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let newer = cluster.stored(&request).expect("the request exists");
+    reconcile(Arc::new(newer), ctx).await.expect("provisioned");
+    let calls = cluster.take_calls();
+    let active = &the(&calls, &patch(REQUEST_STATUS), 0).body["status"];
+    assert_eq!(active["phase"], "Active");
+    assert_eq!(
+        active["grant"]["expiresAt"], carried,
+        "the window is the one the binding was created with"
+    );
 }
 
 #[tokio::test]
