@@ -73,7 +73,14 @@ pub async fn converge(
         .filter(|o| !taken.contains(&o.key()))
         .cloned()
         .collect();
-    execute(client, &diff(&desired, &existing), owner, handover.to).await
+    execute(
+        client,
+        index,
+        &diff(&desired, &existing),
+        owner,
+        handover.to,
+    )
+    .await
 }
 
 /// How one desired object is written.
@@ -91,10 +98,16 @@ enum Write {
 /// An object found held by one of `yields_to` (an extension took it over) is left to it.
 pub async fn execute(
     client: &Client,
+    index: &Index,
     changes: &Changes,
     owner: &Owner,
     yields_to: &[Owner],
 ) -> Result<Applied, Error> {
+    let to = Target {
+        client,
+        index,
+        owner,
+    };
     let mut applied = Applied::default();
     for key in &changes.delete {
         if remove_unless_handed_over(client, key, owner).await? {
@@ -111,9 +124,9 @@ pub async fn execute(
     writes.sort_by_key(|(object, _)| object.kind());
     for (object, write) in writes {
         let written = match write {
-            Write::Create => create(client, object, yields_to).await?,
-            Write::Replace => replace(client, object, yields_to).await?,
-            Write::Recreate => recreate(client, object, yields_to).await?,
+            Write::Create => create(to, object, yields_to).await?,
+            Write::Replace => replace(to, object, yields_to).await?,
+            Write::Recreate => recreate(to, object, yields_to).await?,
         };
         if written {
             applied.written.push(object.key().to_string());
@@ -123,48 +136,48 @@ pub async fn execute(
 }
 
 /// Creates `want`; true when it wrote something.
-async fn create(client: &Client, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
-    match post(client, want).await {
+async fn create(to: Target<'_>, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
+    match post(to, want).await {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            from_fresh_read(client, want, yields_to).await
+            from_fresh_read(to, want, yields_to).await
         }
         Err(source) => Err(write_error(want, source)),
     }
 }
 
 /// Replaces the object at the resourceVersion `want` carries; true when it wrote something.
-async fn replace(client: &Client, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
-    match put(client, want).await {
+async fn replace(to: Target<'_>, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
+    match put(to, want).await {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
-            from_fresh_read(client, want, yields_to).await
+            from_fresh_read(to, want, yields_to).await
         }
         Err(source) => Err(write_error(want, source)),
     }
 }
 
 /// Deletes the binding at `want`'s name, which grants another role, and creates `want`.
-async fn recreate(client: &Client, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
-    remove(client, &want.key()).await?;
-    create(client, want, yields_to).await.map(|_| true)
+async fn recreate(to: Target<'_>, want: &Object, yields_to: &[Owner]) -> Result<bool, Error> {
+    remove(to.client, &want.key()).await?;
+    create(to, want, yields_to).await.map(|_| true)
 }
 
 /// Decides one object again from what the API server holds now: creates it if it is gone, leaves
 /// it if it is as desired, replaces it (or recreates a binding to another role) if it was created
 /// for the same owner, and refuses otherwise.
 async fn from_fresh_read(
-    client: &Client,
+    to: Target<'_>,
     want: &Object,
     yields_to: &[Owner],
 ) -> Result<bool, Error> {
     let key = want.key();
-    let fresh = get(client, &key).await.map_err(|source| Error::List {
+    let fresh = get(to.client, &key).await.map_err(|source| Error::List {
         kind: key.kind.as_str().into(),
         source,
     })?;
     let Some(have) = fresh else {
-        return match post(client, want).await {
+        return match post(to, want).await {
             Ok(()) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Err(name_taken(want)),
             Err(source) => Err(write_error(want, source)),
@@ -180,8 +193,8 @@ async fn from_fresh_read(
         return Err(name_taken(want));
     }
     if want.role_ref() != have.role_ref() {
-        remove(client, &key).await?;
-        return match post(client, want).await {
+        remove(to.client, &key).await?;
+        return match post(to, want).await {
             Ok(()) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Err(name_taken(want)),
             Err(source) => Err(write_error(want, source)),
@@ -192,7 +205,7 @@ async fn from_fresh_read(
     }
     let mut replacement = want.clone();
     replacement.meta_mut().resource_version = have.meta().resource_version.clone();
-    put(client, &replacement)
+    put(to, &replacement)
         .await
         .map(|()| true)
         .map_err(|source| write_error(want, source))
@@ -238,53 +251,74 @@ where
     Api::namespaced(client.clone(), key.namespace.as_deref().unwrap_or_default())
 }
 
+/// Where writes go: the API server, and the index told of each version written for whom.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    client: &'a Client,
+    index: &'a Index,
+    /// Whom the writes are for.
+    owner: &'a Owner,
+}
+
+impl Target<'_> {
+    /// The write of `key` succeeded with `written`: the watch event of exactly that version is
+    /// the operator's own.
+    fn wrote<K: Resource>(&self, key: Key, written: &K) {
+        if let Some(version) = written.meta().resource_version.clone() {
+            self.index.wrote(key, version, self.owner);
+        }
+    }
+}
+
 /// A create: it fails with 409 when the name is taken.
-async fn post(client: &Client, object: &Object) -> Result<(), kube::Error> {
+async fn post(to: Target<'_>, object: &Object) -> Result<(), kube::Error> {
     let key = object.key();
     let mut object = object.clone();
     // A new object has no version; the one of a replaced object would be refused.
     object.meta_mut().resource_version = None;
+    let client = to.client;
     match &object {
         Object::Secret(o) => namespaced::<Secret>(client, &key)
             .create(&params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
         Object::Role(o) => namespaced::<Role>(client, &key)
             .create(&params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
         Object::RoleBinding(o) => namespaced::<RoleBinding>(client, &key)
             .create(&params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
         Object::ClusterRoleBinding(o) => Api::<ClusterRoleBinding>::all(client.clone())
             .create(&params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
     }
 }
 
 /// An update of the whole object (a server-side apply cannot remove keys, labels or annotations
 /// another field manager added), at the resourceVersion `object` carries.
-async fn put(client: &Client, object: &Object) -> Result<(), kube::Error> {
+async fn put(to: Target<'_>, object: &Object) -> Result<(), kube::Error> {
     let key = object.key();
+    let client = to.client;
     match object {
         Object::Secret(o) => namespaced::<Secret>(client, &key)
             .replace(&key.name, &params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
         Object::Role(o) => namespaced::<Role>(client, &key)
             .replace(&key.name, &params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
         Object::RoleBinding(o) => namespaced::<RoleBinding>(client, &key)
             .replace(&key.name, &params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
         Object::ClusterRoleBinding(o) => Api::<ClusterRoleBinding>::all(client.clone())
             .replace(&key.name, &params(), o)
             .await
-            .map(drop),
+            .map(|written| to.wrote(key, &written)),
     }
 }
 

@@ -249,7 +249,7 @@ impl Reconciled for AccessRequest {
                 changes.delete_also(key);
             }
         }
-        Ok(apply::execute(&ctx.client, &changes, &owner, &[]).await?)
+        Ok(apply::execute(&ctx.client, &ctx.owned, &changes, &owner, &[]).await?)
     }
 
     async fn prove(
