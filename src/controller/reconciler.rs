@@ -373,6 +373,11 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
 /// `object` with the status to decide from when what it provides carries a window its status does
 /// not record yet ([`outcome::adopt_carried`]); `None` to decide from `object` as it is.
 fn adopt_carried<K: Reconciled>(ctx: &Context, object: &K, now: Timestamp) -> Option<K> {
+    // Most reconciles are of objects provided or ended, which never adopt: their owned objects
+    // are not even looked at.
+    if phase_of::<K::Core>(object.status()).is_some_and(|p| p.is_running() || p.is_terminal()) {
+        return None;
+    }
     let owner = apply::Owner::new(
         K::OWNER,
         &object.namespace().unwrap_or_default(),
