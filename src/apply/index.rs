@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
@@ -56,8 +55,6 @@ pub struct Index {
     shelf: Arc<Mutex<Shelf>>,
     /// Whether every kind has had its first full list.
     synced: Arc<watch::Sender<bool>>,
-    /// Touched whenever the index takes in a change, for whoever waits for one.
-    changed: Arc<watch::Sender<()>>,
     /// Whoever wants to hear of owners whose objects changed.
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Owner>>>>,
 }
@@ -116,7 +113,6 @@ impl Index {
         Index {
             shelf: Arc::default(),
             synced: Arc::new(watch::Sender::new(false)),
-            changed: Arc::new(watch::Sender::new(())),
             subscribers: Arc::default(),
         }
     }
@@ -180,25 +176,6 @@ impl Index {
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
-    /// Waits, for at most `timeout`, until the index holds the object at `key` (`present`) or no
-    /// longer holds it; whether it came to. The API server's own caches (its RBAC authorizer's)
-    /// take in a write about when this watch does: what the index holds, they are likely to hold
-    /// too. An index that has not listed everything yet cannot tell, and does not wait.
-    pub async fn settles(&self, key: &Key, present: bool, timeout: Duration) -> bool {
-        if !*self.synced.borrow() {
-            return false;
-        }
-        let mut changes = self.changed.subscribe();
-        let settled = || self.shelf().objects.contains_key(key) == present;
-        let waited = tokio::time::timeout(timeout, async {
-            while !settled() {
-                // The sender lives as long as `self`: waiting cannot fail.
-                let _ = changes.changed().await;
-            }
-        });
-        waited.await.is_ok()
-    }
-
     /// The operator wrote the object at `key` for `writer`; it is now at `resource_version`.
     pub fn wrote(&self, key: Key, resource_version: String, writer: &Owner) {
         self.shelf()
@@ -251,7 +228,6 @@ impl Index {
             }
             touched
         };
-        self.changed.send_replace(());
         if touched.is_empty() {
             return;
         }
@@ -408,36 +384,6 @@ mod tests {
 
         index.record(Change::Deleted(binding(&alice, "payments-2")));
         assert!(index.owned_by(&alice).is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_wait_for_an_object_ends_when_the_index_takes_it_in_or_at_its_timeout() {
-        let index = Index::new();
-        let alice = access("alice");
-        let key = binding(&alice, "payments").key();
-        let long = Duration::from_secs(60);
-        assert!(
-            !index.settles(&key, true, long).await,
-            "an index that has not listed cannot tell, and does not wait"
-        );
-        all_listed(&index);
-        let arriving = {
-            let index = index.clone();
-            let alice = alice.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                index.record(Change::Applied(binding(&access("bob"), "orders")));
-                index.record(Change::Applied(binding(&alice, "payments")));
-            })
-        };
-        assert!(index.settles(&key, true, long).await, "it arrives");
-        arriving.await.expect("the writer ends");
-        assert!(
-            !index.settles(&key, false, Duration::from_millis(20)).await,
-            "it is still there at the timeout"
-        );
-        index.record(Change::Deleted(binding(&alice, "payments")));
-        assert!(index.settles(&key, false, long).await, "it is gone");
     }
 
     #[tokio::test]

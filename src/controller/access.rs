@@ -286,20 +286,6 @@ impl Reconciled for AccessRequest {
             .map(|ns| format!("in {ns}"))
             .unwrap_or_else(|| "cluster-wide".into());
         let started = proving == Proving::Started;
-        let binding = apply::Key {
-            kind: if request.cluster_wide {
-                apply::Kind::ClusterRoleBinding
-            } else {
-                apply::Kind::RoleBinding
-            },
-            namespace: namespace
-                .filter(|_| !request.cluster_wide)
-                .map(str::to_string),
-            name: rbac::binding_name(&self.namespace().unwrap_or_default(), &self.name_any()),
-        };
-        // Asked once the binding's change reached the operator's own watch: by then the API
-        // server's authorizer has most likely taken it in too, and the first answer holds.
-        ctx.owned.settles(&binding, started, SETTLE_TIMEOUT).await;
         let answer = review_until(ctx, &review, started)
             .await
             .map_err(|err| err.to_string());
@@ -599,9 +585,6 @@ fn existing_bindings(ctx: &Context) -> Vec<ExistingBinding> {
         )
         .collect()
 }
-
-/// How long a proof waits for the operator's watch to hold what was just bound or removed.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Asks the review until the API server answers `expected`, for up to about 3 s: its RBAC
 /// authorizer learns of new and deleted bindings from a cache, a moment after they change.
