@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::object::{Key, Object};
+use crate::api::{ACTIVATED_AT_ANNOTATION, EXPIRES_AT_ANNOTATION, WINDOW_SEAL_ANNOTATION};
 
 /// The writes that make an owner's objects exactly the desired ones.
 #[derive(Debug, Default, PartialEq)]
@@ -84,16 +85,30 @@ pub fn matches(want: &Object, have: &Object) -> bool {
         _ => false,
     };
     let includes = |want: &Option<BTreeMap<String, String>>,
-                    have: &Option<BTreeMap<String, String>>| {
+                    have: &Option<BTreeMap<String, String>>,
+                    may_lack: &[&str]| {
         want.iter()
             .flatten()
-            .all(|(k, v)| have.as_ref().and_then(|have| have.get(k)) == Some(v))
+            .all(|(k, v)| match have.as_ref().and_then(|have| have.get(k)) {
+                Some(held) => held == v,
+                None => may_lack.contains(&k.as_str()),
+            })
     };
     let (want, have) = (want.meta(), have.meta());
     content
-        && includes(&want.labels, &have.labels)
-        && includes(&want.annotations, &have.annotations)
+        && includes(&want.labels, &have.labels, &[])
+        && includes(&want.annotations, &have.annotations, &WINDOW_ANNOTATIONS)
 }
+
+/// The annotations that carry an object's activation window. An object may lack them: one
+/// provided before objects carried their window, whose status records it (the operator relies on
+/// them only until it does). Rewriting it to add them would write every such object once, with
+/// a Warning that it was restored. One that carries another window is drift.
+const WINDOW_ANNOTATIONS: [&str; 3] = [
+    ACTIVATED_AT_ANNOTATION,
+    EXPIRES_AT_ANNOTATION,
+    WINDOW_SEAL_ANNOTATION,
+];
 
 #[cfg(test)]
 mod tests {
@@ -226,6 +241,20 @@ mod tests {
             assert!(matches(&want, &labelled), "{want:?}");
             assert!(diff(std::slice::from_ref(&want), &[labelled]).is_empty());
         }
+    }
+
+    #[test]
+    fn an_object_without_the_window_annotations_matches_one_with_another_window_does_not() {
+        let mut want = binding("payments");
+        want.annotate(EXPIRES_AT_ANNOTATION, "2026-12-02T10:00:00Z".into());
+        want.annotate(WINDOW_SEAL_ANNOTATION, "hmac-sha256:ab".into());
+        assert!(
+            matches(&want, &binding("payments")),
+            "provided before objects carried their window"
+        );
+        let mut moved = want.clone();
+        moved.annotate(EXPIRES_AT_ANNOTATION, "2027-12-02T10:00:00Z".into());
+        assert!(!matches(&want, &moved), "another window");
     }
 
     #[test]
