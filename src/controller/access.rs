@@ -285,7 +285,8 @@ impl Reconciled for AccessRequest {
         let where_ = namespace
             .map(|ns| format!("in {ns}"))
             .unwrap_or_else(|| "cluster-wide".into());
-        let answer = review_until(ctx, &review, proving == Proving::Started)
+        let started = proving == Proving::Started;
+        let answer = review_until(ctx, &review, started)
             .await
             .map_err(|err| err.to_string());
         Some(verification::proof(
