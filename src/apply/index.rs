@@ -248,9 +248,13 @@ impl Shelf {
         match change {
             Change::Applied(object) => {
                 let key = object.key();
+                let held_by = self.objects.get(&key).map(|(owner, _)| owner);
                 let writer = match self.written.get(&key) {
+                    // A takeover (an extension's handover) wakes everyone: the new holder goes on
+                    // from seeing the object as its own.
                     Some((version, writer))
-                        if object.meta().resource_version.as_ref() == Some(version) =>
+                        if object.meta().resource_version.as_ref() == Some(version)
+                            && held_by.is_none_or(|held| held == writer) =>
                     {
                         Some(writer.clone())
                     }
