@@ -961,6 +961,25 @@ fn metrics(operator: &support::Operator) -> String {
     }
 }
 
+/// The operator's metrics once the `gatehouse_approval_to_provisioned_seconds` histogram counts
+/// at least one provisioning, or its last scrape after 5 s. The operator observes a provisioning
+/// when its status write returns, which can be just after a watch showed that very status to the
+/// test: a scrape at once would race the observation.
+async fn metrics_after_provisioning(operator: &support::Operator) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = metrics(operator);
+        if provisionings(&text) >= 1.0 || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn provisionings(metrics: &str) -> f64 {
+    support::sample(metrics, "gatehouse_approval_to_provisioned_seconds_count").unwrap_or(0.0)
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane; make e2e starts it and runs this test"]
 async fn only_the_leader_acts_and_a_standby_takes_over_when_it_dies_or_stops() {
@@ -1010,11 +1029,10 @@ async fn only_the_leader_acts_and_a_standby_takes_over_when_it_dies_or_stops() {
     );
     s.approved_request_named("second", "10m").await;
     s.phase_of("second", AccessPhase::Active).await;
-    let leading = metrics(&standby);
+    let leading = metrics_after_provisioning(&standby).await;
     assert_eq!(support::sample(&leading, "gatehouse_leader"), Some(1.0));
     assert!(
-        support::sample(&leading, "gatehouse_approval_to_provisioned_seconds_count").unwrap_or(0.0)
-            >= 1.0,
+        provisionings(&leading) >= 1.0,
         "the new leader provisioned the second request:\n{leading}"
     );
 
@@ -1103,16 +1121,12 @@ async fn the_metrics_count_reconciles_provisioning_and_active_grants() {
     s.approved_request("10m").await;
     s.phase(AccessPhase::Active).await;
 
-    let text = metrics(&operator);
+    let text = metrics_after_provisioning(&operator).await;
     assert!(
         support::sample(&text, AR_RECONCILES).unwrap_or(0.0) > 0.0,
         "{text}"
     );
-    assert!(
-        support::sample(&text, "gatehouse_approval_to_provisioned_seconds_count").unwrap_or(0.0)
-            >= 1.0,
-        "{text}"
-    );
+    assert!(provisionings(&text) >= 1.0, "{text}");
     assert_eq!(
         support::sample(&text, "gatehouse_leader"),
         Some(1.0),
