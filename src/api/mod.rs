@@ -51,6 +51,11 @@ pub const OWNER_ANNOTATION: &str = "gatehouse.dev/owner-ref";
 pub const ACTIVATED_AT_ANNOTATION: &str = "gatehouse.dev/activated-at";
 pub const EXPIRES_AT_ANNOTATION: &str = "gatehouse.dev/expires-at";
 pub const WINDOW_SEAL_ANNOTATION: &str = "gatehouse.dev/window-seal";
+pub const WINDOW_ANNOTATIONS: [&str; 3] = [
+    ACTIVATED_AT_ANNOTATION,
+    EXPIRES_AT_ANNOTATION,
+    WINDOW_SEAL_ANNOTATION,
+];
 
 /// The value of [`OWNER_LABEL`] for an object: `<kind>.<namespace>.<name>` in lower case, or, when
 /// that exceeds the 63 characters a label value may have, its first 46 characters, `-` and 16 hex

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::object::{Key, Object};
-use crate::api::{ACTIVATED_AT_ANNOTATION, EXPIRES_AT_ANNOTATION, WINDOW_SEAL_ANNOTATION};
+use crate::api::WINDOW_ANNOTATIONS;
 
 /// The writes that make an owner's objects exactly the desired ones.
 #[derive(Debug, Default, PartialEq)]
@@ -97,18 +97,12 @@ pub fn matches(want: &Object, have: &Object) -> bool {
     let (want, have) = (want.meta(), have.meta());
     content
         && includes(&want.labels, &have.labels, &[])
+        // An object may lack its window annotations: one provided before objects carried their
+        // window, whose status records it (the operator relies on them only until it does).
+        // Rewriting it to add them would write every such object once, with a Warning that it
+        // was restored. One that carries another window is drift.
         && includes(&want.annotations, &have.annotations, &WINDOW_ANNOTATIONS)
 }
-
-/// The annotations that carry an object's activation window. An object may lack them: one
-/// provided before objects carried their window, whose status records it (the operator relies on
-/// them only until it does). Rewriting it to add them would write every such object once, with
-/// a Warning that it was restored. One that carries another window is drift.
-const WINDOW_ANNOTATIONS: [&str; 3] = [
-    ACTIVATED_AT_ANNOTATION,
-    EXPIRES_AT_ANNOTATION,
-    WINDOW_SEAL_ANNOTATION,
-];
 
 #[cfg(test)]
 mod tests {
@@ -117,7 +111,7 @@ mod tests {
     use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 
     use super::*;
-    use crate::api::OWNER_LABEL;
+    use crate::api::{EXPIRES_AT_ANNOTATION, OWNER_LABEL, WINDOW_SEAL_ANNOTATION};
     use crate::apply::object::{Kind, Owner, OwnerKind};
 
     fn owner() -> Owner {

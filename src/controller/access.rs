@@ -285,8 +285,7 @@ impl Reconciled for AccessRequest {
         let where_ = namespace
             .map(|ns| format!("in {ns}"))
             .unwrap_or_else(|| "cluster-wide".into());
-        let started = proving == Proving::Started;
-        let answer = review_until(ctx, &review, started)
+        let answer = review_until(ctx, &review, proving == Proving::Started)
             .await
             .map_err(|err| err.to_string());
         Some(verification::proof(

@@ -282,16 +282,19 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
 
     // Act. What is provided carries the window it is provided under, so that nothing is ever
     // provided without its end on record; the status records it once everything exists.
+    let executed_before = phase_before.is_some_and(Phase::is_running);
     let provided = match K::Core::split(decision.status.clone()).0.window {
         Some(window) if provide => {
-            ctx.opened_windows.opened(object, window.clone());
+            // Remembered only until a status records it; one provided before has it on record.
+            if !executed_before {
+                ctx.opened_windows.opened(object, window.clone());
+            }
             carrying(provided, &window)
         }
         _ if provide => provided,
         _ => Vec::new(),
     };
     let wanted = provided.as_slice();
-    let executed_before = phase_before.is_some_and(Phase::is_running);
     // What may exist (its window is recorded and it has not ended yet) is removed by name too.
     let may_exist = !phase_before.is_some_and(Phase::is_terminal);
     let mut status = decision.status.clone();
