@@ -248,21 +248,19 @@ impl Shelf {
         match change {
             Change::Applied(object) => {
                 let key = object.key();
+                let own_write = self.written.get(&key).is_some_and(|(version, _)| {
+                    object.meta().resource_version.as_ref() == Some(version)
+                });
+                let writer = own_write
+                    .then(|| self.written.remove(&key))
+                    .flatten()
+                    .map(|(_, writer)| writer);
                 let held_by = self.objects.get(&key).map(|(owner, _)| owner);
-                let writer = match self.written.get(&key) {
-                    // A takeover (an extension's handover) wakes everyone: the new holder goes on
-                    // from seeing the object as its own.
-                    Some((version, writer))
-                        if object.meta().resource_version.as_ref() == Some(version)
-                            && held_by.is_none_or(|held| held == writer) =>
-                    {
-                        Some(writer.clone())
-                    }
-                    _ => None,
-                };
+                // A takeover (an extension's handover) wakes everyone: the new holder goes on
+                // from seeing the object as its own.
+                let quiet = writer.filter(|writer| held_by.is_none_or(|held| held == writer));
                 let mut touched = self.put(object);
-                if let Some(writer) = writer {
-                    self.written.remove(&key);
+                if let Some(writer) = quiet {
                     // Another owner it was taken from still hears of it.
                     touched.remove(&writer);
                 }
@@ -426,6 +424,42 @@ mod tests {
         assert!(
             index.shelf().written.is_empty(),
             "nothing is remembered past its sighting or a relist"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_takes_an_object_over_wakes_both_owners() {
+        let index = Index::new();
+        let mut changes = index.changes::<crate::api::AccessRequest>(OwnerKind::AccessRequest);
+        let (original, extension) = (access("alice"), access("alice-ext"));
+        index.record(Change::Applied(binding(&original, "payments")));
+        assert_eq!(
+            changes.next().await,
+            Some(ObjectRef::new("alice").within("payments"))
+        );
+        // The extension's write of the same binding, labelled as its own.
+        let mut taken = binding(&extension, "payments");
+        taken.meta_mut().resource_version = Some("9".into());
+        assert_eq!(taken.key(), binding(&original, "payments").key());
+        index.wrote(taken.key(), "9".into(), &extension);
+        index.record(Change::Applied(taken.clone()));
+        let mut woken = Vec::new();
+        while let Some(owner) = futures::FutureExt::now_or_never(changes.next()) {
+            woken.push(owner);
+        }
+        woken.sort_by_key(|owner| format!("{owner:?}"));
+        assert_eq!(
+            woken,
+            vec![
+                Some(ObjectRef::new("alice").within("payments")),
+                Some(ObjectRef::new("alice-ext").within("payments")),
+            ],
+            "the new holder goes on from seeing it as its own; the old one hears it went"
+        );
+        assert_eq!(index.owned_by(&extension), vec![taken]);
+        assert!(
+            index.shelf().written.is_empty(),
+            "its sighting is not remembered"
         );
     }
 
