@@ -233,10 +233,22 @@ pub(super) fn describe_groups(groups: &[String]) -> String {
 /// that ServiceAccount, as the API server authenticates it, so writing a ServiceAccount either
 /// way cannot hide a conflict.
 fn same_subject(a: &Subject, b: &Subject) -> bool {
-    let (a, b) = (canonical(a), canonical(b));
-    a.kind == b.kind
-        && a.name == b.name
-        && (a.kind != SubjectKind::ServiceAccount || a.namespace == b.namespace)
+    subject_identity(a) == subject_identity(b)
+}
+
+/// Who `subject` is, as one string: equal for two subjects exactly when they are the same
+/// (a ServiceAccount's username form included); a namespace counts for ServiceAccounts only.
+pub fn subject_identity(subject: &Subject) -> String {
+    let subject = canonical(subject);
+    match subject.kind {
+        SubjectKind::ServiceAccount => format!(
+            "ServiceAccount:{}:{}",
+            subject.namespace.unwrap_or_default(),
+            subject.name
+        ),
+        SubjectKind::User => format!("User:{}", subject.name),
+        SubjectKind::Group => format!("Group:{}", subject.name),
+    }
 }
 
 /// `subject` with a ServiceAccount's username form turned into a ServiceAccount subject.

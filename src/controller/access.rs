@@ -20,7 +20,6 @@ use super::{Context, Error, approvers};
 use crate::access::bindings as rbac;
 use crate::access::findings::{self, Checks};
 use crate::access::kind::{self, AccessKind};
-use crate::access::rbac_view::ExistingBinding;
 use crate::access::verification::{self, Proving};
 use crate::access::{self as policy_check, AcceptedRequest};
 use crate::api::Phase;
@@ -105,7 +104,7 @@ impl Reconciled for AccessRequest {
             checks = findings::check(
                 accepted,
                 &policy.spec,
-                &existing_bindings(ctx),
+                &ctx.existing_bindings.reaching(&accepted.subjects),
                 read.as_deref(),
             );
             rules = Some(read);
@@ -569,22 +568,6 @@ fn role_rules(ctx: &Context, request: &AcceptedRequest) -> Option<Vec<PolicyRule
     }
 }
 
-/// Every RoleBinding and ClusterRoleBinding in the cluster, for the existing-access and
-/// separation-of-duties checks.
-fn existing_bindings(ctx: &Context) -> Vec<ExistingBinding> {
-    let role_bindings = ctx.role_bindings.state();
-    let cluster_bindings = ctx.cluster_role_bindings.state();
-    role_bindings
-        .iter()
-        .filter_map(|rb| ExistingBinding::from_role_binding(rb))
-        .chain(
-            cluster_bindings
-                .iter()
-                .filter_map(|crb| ExistingBinding::from_cluster_role_binding(crb)),
-        )
-        .collect()
-}
-
 /// Asks the review until the API server answers `expected`, for up to about 3 s: its RBAC
 /// authorizer learns of new and deleted bindings from a cache, a moment after they change.
 async fn review_until(
@@ -616,7 +599,9 @@ fn other_grants(
     request: &AcceptedRequest,
     subject: &crate::api::common::Subject,
 ) -> String {
-    let sources: Vec<String> = existing_bindings(ctx)
+    let sources: Vec<String> = ctx
+        .existing_bindings
+        .reaching(std::slice::from_ref(subject))
         .into_iter()
         .filter(|b| b.role == request.role && b.subjects.contains(subject))
         .filter(|b| {

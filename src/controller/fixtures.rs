@@ -398,6 +398,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         ]),
         role_bindings: store_of::<RoleBinding>([]),
         cluster_role_bindings: store_of([]),
+        existing_bindings: Default::default(),
         roles: store_of::<Role>([]),
         cluster_roles: store_of(cluster.cluster_roles()),
         org_chart: store_of::<crate::api::OrgChart>([]),

@@ -5,6 +5,7 @@ mod access;
 mod approvers;
 mod client;
 mod events;
+mod existing_bindings;
 #[cfg(test)]
 mod fixtures;
 mod integrity;
@@ -145,6 +146,8 @@ pub struct Context {
     /// checks.
     pub role_bindings: Store<RoleBinding>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// The same bindings, found by the subjects they name.
+    pub existing_bindings: Arc<existing_bindings::ExistingBindings>,
     /// Every Role and ClusterRole: whose rules say who holds an approver right
     /// (`status.approvers`).
     pub roles: Store<Role>,
@@ -366,8 +369,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // from the owned index; who holds a right is a listing for requesters, refreshed on the
     // object's next reconcile), but each forgets the approver rights answered that it may alter.
     let verdicts = Arc::new(verdicts::Verdicts::default());
+    let existing_bindings = Arc::new(existing_bindings::ExistingBindings::default());
     let (role_bindings, cluster_role_bindings, roles, cluster_roles) =
-        rbac_caches(&client, verdicts.clone());
+        rbac_caches(&client, verdicts.clone(), existing_bindings.clone());
     let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
         org_chart::watch(&client);
     let written_records = Arc::new(records::WrittenRecords::default());
@@ -427,6 +431,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         namespaces,
         role_bindings,
         cluster_role_bindings,
+        existing_bindings,
         roles,
         cluster_roles,
         org_chart,
@@ -633,10 +638,12 @@ pub(crate) fn cache<K: apply::Watchable>(
 }
 
 /// The caches of RBAC: every RoleBinding, ClusterRoleBinding, Role and ClusterRole. Each change
-/// forgets the approver-right answers it may alter ([`verdicts::RbacChanges`]).
+/// forgets the approver-right answers it may alter ([`verdicts::RbacChanges`]); each binding
+/// change also goes to `existing_bindings`.
 fn rbac_caches(
     client: &Client,
     verdicts: Arc<verdicts::Verdicts>,
+    existing_bindings: Arc<existing_bindings::ExistingBindings>,
 ) -> (
     Store<RoleBinding>,
     Store<ClusterRoleBinding>,
@@ -644,10 +651,16 @@ fn rbac_caches(
     Store<ClusterRole>,
 ) {
     let mut changes = verdicts::RbacChanges::new(verdicts.clone());
-    let role_bindings = cache_observed(client, move |event| changes.role_binding(event));
+    let existing = existing_bindings.clone();
+    let role_bindings = cache_observed(client, move |event| {
+        existing.role_binding(event);
+        changes.role_binding(event);
+    });
     let mut changes = verdicts::RbacChanges::new(verdicts.clone());
-    let cluster_role_bindings =
-        cache_observed(client, move |event| changes.cluster_role_binding(event));
+    let cluster_role_bindings = cache_observed(client, move |event| {
+        existing_bindings.cluster_role_binding(event);
+        changes.cluster_role_binding(event);
+    });
     let changes = verdicts::RbacChanges::new(verdicts.clone());
     let bindings = role_bindings.clone();
     let roles = cache_observed(client, move |event| changes.role(event, &bindings));
