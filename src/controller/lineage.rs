@@ -100,16 +100,18 @@ impl<K: Reconciled> Peers<K> {
         let Some(store) = self.store() else {
             return Vec::new();
         };
-        let (namespace, name) = (object.namespace(), object.name_any());
-        let requester = object.links().requester.to_string();
+        let (namespace, name) = (object.meta().namespace.as_deref(), object.name_any());
+        let requester = object.links().requester;
+        // Borrowed comparisons, the rarely set link first: this runs on every reconcile, over
+        // every object of the kind.
         store
-            .state()
-            .iter()
-            .filter(|other| other.namespace() == namespace)
-            .filter(|other| {
+            .state_filter(|other| {
                 let links = other.links();
-                links.requester == requester && names(&links) == Some(name.as_str())
+                names(&links) == Some(name.as_str())
+                    && links.requester == requester
+                    && other.meta().namespace.as_deref() == namespace
             })
+            .iter()
             .map(|other| other.name_any())
             .collect()
     }

@@ -3,7 +3,7 @@
 //! objects the operator caches, or for a `RequesterManager` stage the requester's manager per the
 //! org chart. A listing only: admission and the operator's own checks stay the authority.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 
@@ -109,9 +109,32 @@ impl Rbac<'_> {
     /// authorizer would answer: a RoleBinding of the namespace or any ClusterRoleBinding, whose
     /// role has a rule naming the role as resourceName (or no resourceNames), with `*` matching.
     pub fn holders(&self, role: &str, scopes: &[Option<&str>]) -> Holders {
+        // The roles granting the right, found once: a binding is then one lookup, not a scan of
+        // every role (bindings outnumber roles by far once every grant is one).
+        let cluster_roles: HashSet<&str> = self
+            .cluster_roles
+            .iter()
+            .filter(|r| grants_approve(r.rules.as_deref(), role))
+            .filter_map(|r| r.metadata.name.as_deref())
+            .collect();
+        let roles: HashSet<(&str, &str)> = self
+            .roles
+            .iter()
+            .filter(|r| grants_approve(r.rules.as_deref(), role))
+            .filter_map(|r| {
+                Some((
+                    r.metadata.namespace.as_deref()?,
+                    r.metadata.name.as_deref()?,
+                ))
+            })
+            .collect();
+        let granting = Granting {
+            cluster_roles: &cluster_roles,
+            roles: &roles,
+        };
         let mut held: Option<Holders> = None;
         for scope in scopes {
-            let here = self.holders_in(role, *scope);
+            let here = self.holders_in(&granting, *scope);
             held = Some(match held {
                 None => here,
                 Some(before) => before.intersect(&here),
@@ -120,12 +143,14 @@ impl Rbac<'_> {
         held.unwrap_or_default()
     }
 
-    fn holders_in(&self, role: &str, scope: Option<&str>) -> Holders {
+    fn holders_in(&self, granting: &Granting, scope: Option<&str>) -> Holders {
         let mut holders = Holders::default();
         for binding in self.cluster_role_bindings {
-            let grants = binding.role_ref.kind == "ClusterRole"
-                && self.cluster_role_grants(&binding.role_ref.name, role);
-            if grants {
+            if binding.role_ref.kind == "ClusterRole"
+                && granting
+                    .cluster_roles
+                    .contains(binding.role_ref.name.as_str())
+            {
                 add_subjects(&mut holders, binding.subjects.as_deref(), None);
             }
         }
@@ -136,13 +161,10 @@ impl Rbac<'_> {
             if binding.metadata.namespace.as_deref() != Some(namespace) {
                 continue;
             }
+            let name = binding.role_ref.name.as_str();
             let grants = match binding.role_ref.kind.as_str() {
-                "ClusterRole" => self.cluster_role_grants(&binding.role_ref.name, role),
-                "Role" => self.roles.iter().any(|r| {
-                    r.metadata.namespace.as_deref() == Some(namespace)
-                        && r.metadata.name.as_deref() == Some(binding.role_ref.name.as_str())
-                        && grants_approve(r.rules.as_deref(), role)
-                }),
+                "ClusterRole" => granting.cluster_roles.contains(name),
+                "Role" => granting.roles.contains(&(namespace, name)),
                 _ => false,
             };
             if grants {
@@ -151,12 +173,13 @@ impl Rbac<'_> {
         }
         holders
     }
+}
 
-    fn cluster_role_grants(&self, name: &str, role: &str) -> bool {
-        self.cluster_roles.iter().any(|r| {
-            r.metadata.name.as_deref() == Some(name) && grants_approve(r.rules.as_deref(), role)
-        })
-    }
+/// The roles whose rules grant one approver role's right: ClusterRoles by name, Roles by
+/// namespace and name.
+struct Granting<'a> {
+    cluster_roles: &'a HashSet<&'a str>,
+    roles: &'a HashSet<(&'a str, &'a str)>,
 }
 
 /// Whether `rules` allow verb `approve` on `approvals.gatehouse.dev` named `role`.
