@@ -880,10 +880,17 @@ impl Bench {
     {
         let api = Api::<K>::namespaced(self.admin.clone(), ns);
         let kind = K::kind(&K::DynamicType::default()).to_string();
-        api.delete_collection(&DeleteParams::default(), &Default::default())
+        // The API server deletes a collection one object at a time, and goes on when the client
+        // gives up on a long one (10,000 requests with finalizers): what is left is waited for,
+        // and asked for again.
+        if let Err(err) = api
+            .delete_collection(&DeleteParams::default(), &Default::default())
             .await
-            .unwrap_or_else(|e| panic!("deleting every {kind} in {ns}: {e}"));
+        {
+            eprintln!("scale: deleting every {kind} in {ns} did not answer ({err}); waiting");
+        }
         let deadline = Instant::now() + timeout(objects);
+        let mut asked = Instant::now();
         loop {
             let left = api
                 .list_metadata(&kube::api::ListParams::default().limit(1))
@@ -898,6 +905,12 @@ impl Bench {
                 timeout(objects)
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
+            if asked.elapsed() > Duration::from_secs(30) {
+                let _ = api
+                    .delete_collection(&DeleteParams::default(), &Default::default())
+                    .await;
+                asked = Instant::now();
+            }
         }
     }
 }
