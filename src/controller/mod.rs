@@ -142,11 +142,12 @@ pub struct Context {
     pub access_policies: Store<AccessPolicy>,
     pub sharing_policies: Store<SharingPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
-    /// Every RoleBinding and ClusterRoleBinding: for the existing-access and separation-of-duties
-    /// checks.
+    /// Every RoleBinding and ClusterRoleBinding: who holds an approver right
+    /// (`status.approvers`).
     pub role_bindings: Store<RoleBinding>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
-    /// The same bindings, found by the subjects they name.
+    /// The same bindings, found by the subjects they name: for the existing-access and
+    /// separation-of-duties checks.
     pub existing_bindings: Arc<existing_bindings::ExistingBindings>,
     /// Every Role and ClusterRole: whose rules say who holds an approver right
     /// (`status.approvers`).

@@ -109,29 +109,7 @@ impl Rbac<'_> {
     /// authorizer would answer: a RoleBinding of the namespace or any ClusterRoleBinding, whose
     /// role has a rule naming the role as resourceName (or no resourceNames), with `*` matching.
     pub fn holders(&self, role: &str, scopes: &[Option<&str>]) -> Holders {
-        // The roles granting the right, found once: a binding is then one lookup, not a scan of
-        // every role (bindings outnumber roles by far once every grant is one).
-        let cluster_roles: HashSet<&str> = self
-            .cluster_roles
-            .iter()
-            .filter(|r| grants_approve(r.rules.as_deref(), role))
-            .filter_map(|r| r.metadata.name.as_deref())
-            .collect();
-        let roles: HashSet<(&str, &str)> = self
-            .roles
-            .iter()
-            .filter(|r| grants_approve(r.rules.as_deref(), role))
-            .filter_map(|r| {
-                Some((
-                    r.metadata.namespace.as_deref()?,
-                    r.metadata.name.as_deref()?,
-                ))
-            })
-            .collect();
-        let granting = Granting {
-            cluster_roles: &cluster_roles,
-            roles: &roles,
-        };
+        let granting = Granting::of(self, role);
         let mut held: Option<Holders> = None;
         for scope in scopes {
             let here = self.holders_in(&granting, *scope);
@@ -176,10 +154,35 @@ impl Rbac<'_> {
 }
 
 /// The roles whose rules grant one approver role's right: ClusterRoles by name, Roles by
-/// namespace and name.
+/// namespace and name. Found once per role, so that a binding is one lookup, not a scan of every
+/// role (bindings outnumber roles by far once every grant is one).
 struct Granting<'a> {
-    cluster_roles: &'a HashSet<&'a str>,
-    roles: &'a HashSet<(&'a str, &'a str)>,
+    cluster_roles: HashSet<&'a str>,
+    roles: HashSet<(&'a str, &'a str)>,
+}
+
+impl<'a> Granting<'a> {
+    fn of(rbac: &Rbac<'a>, role: &str) -> Granting<'a> {
+        Granting {
+            cluster_roles: rbac
+                .cluster_roles
+                .iter()
+                .filter(|r| grants_approve(r.rules.as_deref(), role))
+                .filter_map(|r| r.metadata.name.as_deref())
+                .collect(),
+            roles: rbac
+                .roles
+                .iter()
+                .filter(|r| grants_approve(r.rules.as_deref(), role))
+                .filter_map(|r| {
+                    Some((
+                        r.metadata.namespace.as_deref()?,
+                        r.metadata.name.as_deref()?,
+                    ))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Whether `rules` allow verb `approve` on `approvals.gatehouse.dev` named `role`.
