@@ -1,13 +1,17 @@
-//! The RoleBindings and ClusterRoleBindings that exist, in the shape the existing-access and
-//! separation-of-duties checks read, found by the subjects they name.
+//! The RoleBindings and ClusterRoleBindings that exist: the operator's one cache of them, in the
+//! shape its decisions read, found by the subjects they name and by the role they grant.
 //!
-//! The checks only ever look at bindings that may reach a request's subjects: one that names a
-//! subject, or one that names a group (a subject may be in it). Scanning and converting every
-//! binding of the cluster for each request made each decision cost O(bindings), and filing N
-//! requests O(N²) once the grants themselves are N bindings. This index converts each binding
-//! once per change, from the same watch events that fill the binding caches.
+//! The existing-access and separation-of-duties checks only ever look at bindings that may reach
+//! a request's subjects: one that names a subject, or one that names a group (a subject may be in
+//! it). Who holds an approver right (`status.approvers`) is read from the bindings of the few
+//! roles that grant it, and a changed role forgets the answers about the subjects bound to it.
+//! Scanning every binding of the cluster for each of these made each decision cost O(bindings),
+//! and filing N requests O(N²) once the grants themselves are N bindings. Each binding is
+//! converted once per change, and only its role, subjects and origin are kept: a full RoleBinding
+//! (labels, annotations, the window a grant carries) cost several times as much memory, N times.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound::{Included, Unbounded};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
@@ -15,7 +19,8 @@ use kube::ResourceExt;
 use kube::runtime::watcher;
 
 use crate::access::rbac_view::{ExistingBinding, subject_identity};
-use crate::api::common::{Subject, SubjectKind};
+use crate::api::common::{RoleKind, RoleRef, Subject, SubjectKind};
+use crate::lifecycle::eligible::Bound;
 
 /// The kinds of binding the index holds; each has its own watch, and so its own relists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,9 +38,19 @@ struct Key {
     name: String,
 }
 
-#[derive(Default)]
 pub struct ExistingBindings {
     shelf: Mutex<Shelf>,
+    /// Whether both kinds have had their first full list.
+    listed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for ExistingBindings {
+    fn default() -> Self {
+        ExistingBindings {
+            shelf: Mutex::default(),
+            listed: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -45,8 +60,13 @@ struct Shelf {
     by_subject: HashMap<String, BTreeSet<Key>>,
     /// The bindings naming at least one group: they may reach anyone.
     naming_groups: BTreeSet<Key>,
+    /// The bindings granting each role, in [`Key`] order: ClusterRoleBindings, then
+    /// RoleBindings by namespace.
+    by_role: HashMap<RoleRef, BTreeSet<Key>>,
     /// The bindings of each kind its running relist has shown so far.
     relisted: HashMap<Kind, HashSet<Key>>,
+    /// The kinds whose first list is complete.
+    listed: HashSet<Kind>,
 }
 
 impl ExistingBindings {
@@ -75,6 +95,59 @@ impl ExistingBindings {
         keys.into_iter()
             .filter_map(|key| shelf.bindings.get(key).cloned())
             .collect()
+    }
+
+    /// The bindings granting `role` in `namespace` (`None`: the ClusterRoleBindings), in a
+    /// stable order.
+    pub fn granting(&self, namespace: Option<&str>, role: &RoleRef) -> Vec<ExistingBinding> {
+        let shelf = self.lock();
+        let Some(keys) = shelf.by_role.get(role) else {
+            return Vec::new();
+        };
+        let (kind, namespace) = match namespace {
+            Some(namespace) => (Kind::RoleBinding, namespace),
+            None => (Kind::ClusterRoleBinding, ""),
+        };
+        let first = Key {
+            kind,
+            namespace: namespace.to_string(),
+            name: String::new(),
+        };
+        keys.range((Included(&first), Unbounded))
+            .take_while(|key| key.kind == kind && key.namespace == namespace)
+            .filter_map(|key| shelf.bindings.get(key).cloned())
+            .collect()
+    }
+
+    /// The bindings granting `role` anywhere: every binding of a ClusterRole, those of a Role
+    /// in `namespace` (its own).
+    pub fn granting_anywhere(
+        &self,
+        role: &RoleRef,
+        namespace: Option<&str>,
+    ) -> Vec<ExistingBinding> {
+        let shelf = self.lock();
+        shelf
+            .by_role
+            .get(role)
+            .into_iter()
+            .flatten()
+            .filter(|key| match role.kind {
+                RoleKind::ClusterRole => true,
+                RoleKind::Role => {
+                    key.kind == Kind::RoleBinding && Some(key.namespace.as_str()) == namespace
+                }
+            })
+            .filter_map(|key| shelf.bindings.get(key).cloned())
+            .collect()
+    }
+
+    /// Waits until both kinds have had their first full list: until then a binding that exists
+    /// may be missing.
+    pub async fn listed(&self) {
+        let mut listed = self.listed.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = listed.wait_for(|listed| *listed).await;
     }
 
     fn observe<K: kube::Resource>(
@@ -111,6 +184,11 @@ impl ExistingBindings {
                 for key in gone {
                     shelf.put(key, None);
                 }
+                shelf.listed.insert(kind);
+                if shelf.listed.len() == 2 {
+                    self.listed
+                        .send_if_modified(|listed| !std::mem::replace(listed, true));
+                }
             }
         }
     }
@@ -134,10 +212,20 @@ impl Shelf {
                 }
             }
             self.naming_groups.remove(&key);
+            if let Some(keys) = self.by_role.get_mut(&before.role) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.by_role.remove(&before.role);
+                }
+            }
         }
         let Some(binding) = binding else {
             return;
         };
+        self.by_role
+            .entry(binding.role.clone())
+            .or_default()
+            .insert(key.clone());
         for subject in &binding.subjects {
             self.by_subject
                 .entry(subject_identity(subject))
@@ -155,9 +243,18 @@ impl Shelf {
     }
 }
 
+impl Bound for ExistingBindings {
+    fn subjects_bound(&self, namespace: Option<&str>, role: &RoleRef) -> Vec<Vec<Subject>> {
+        self.granting(namespace, role)
+            .into_iter()
+            .map(|binding| binding.subjects)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::rbac::v1::{RoleRef, Subject as RbacSubject};
+    use k8s_openapi::api::rbac::v1::{RoleRef as RbacRoleRef, Subject as RbacSubject};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
@@ -169,7 +266,7 @@ mod tests {
                 namespace: Some(namespace.into()),
                 ..Default::default()
             },
-            role_ref: RoleRef {
+            role_ref: RbacRoleRef {
                 api_group: "rbac.authorization.k8s.io".into(),
                 kind: "ClusterRole".into(),
                 name: "db-reader".into(),
@@ -284,5 +381,83 @@ mod tests {
             sources(&index.reaching(&alice)),
             ["ClusterRoleBinding everywhere", "RoleBinding payments/new"]
         );
+    }
+
+    #[test]
+    fn a_role_finds_the_bindings_granting_it_where_they_count() {
+        let index = ExistingBindings::default();
+        let mut other_role = role_binding("payments", "viewer", &[("User", "erin")]);
+        other_role.role_ref.name = "view".into();
+        for binding in [
+            role_binding("payments", "bob", &[("User", "bob")]),
+            role_binding("orders", "dave", &[("User", "dave")]),
+            other_role,
+        ] {
+            index.role_binding(&watcher::Event::Apply(binding));
+        }
+        index.cluster_role_binding(&watcher::Event::Apply(ClusterRoleBinding {
+            metadata: ObjectMeta {
+                name: Some("carol".into()),
+                ..Default::default()
+            },
+            role_ref: role_binding("", "", &[]).role_ref,
+            subjects: role_binding("", "", &[("User", "carol")]).subjects,
+        }));
+        let db_reader = RoleRef {
+            kind: RoleKind::ClusterRole,
+            name: "db-reader".into(),
+        };
+        assert_eq!(
+            sources(&index.granting(Some("payments"), &db_reader)),
+            ["RoleBinding payments/bob"]
+        );
+        assert_eq!(
+            sources(&index.granting(None, &db_reader)),
+            ["ClusterRoleBinding carol"]
+        );
+        assert_eq!(
+            sources(&index.granting_anywhere(&db_reader, None)),
+            [
+                "ClusterRoleBinding carol",
+                "RoleBinding orders/dave",
+                "RoleBinding payments/bob"
+            ]
+        );
+        let role = RoleRef {
+            kind: RoleKind::Role,
+            name: "db-reader".into(),
+        };
+        assert!(index.granting(Some("payments"), &role).is_empty());
+
+        // A binding moved to another role is found under that role only.
+        let mut moved = role_binding("payments", "bob", &[("User", "bob")]);
+        moved.role_ref.name = "view".into();
+        index.role_binding(&watcher::Event::Apply(moved));
+        assert!(index.granting(Some("payments"), &db_reader).is_empty());
+        let view = RoleRef {
+            kind: RoleKind::ClusterRole,
+            name: "view".into(),
+        };
+        assert_eq!(
+            sources(&index.granting(Some("payments"), &view)),
+            ["RoleBinding payments/bob", "RoleBinding payments/viewer"]
+        );
+    }
+
+    #[tokio::test]
+    async fn it_is_listed_once_both_kinds_are() {
+        let index = ExistingBindings::default();
+        index.role_binding(&watcher::Event::Init);
+        index.role_binding(&watcher::Event::InitDone);
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), index.listed());
+        assert!(
+            waiting.await.is_err(),
+            "the ClusterRoleBindings are not listed yet"
+        );
+        index.cluster_role_binding(&watcher::Event::Init);
+        index.cluster_role_binding(&watcher::Event::InitDone);
+        tokio::time::timeout(std::time::Duration::from_secs(1), index.listed())
+            .await
+            .expect("listed");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::{ByteString, jiff::Timestamp};
 use kube::api::{ObjectMeta, PartialObjectMetaExt};
@@ -396,8 +396,6 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
             namespace("orders", &[("team", "orders")]),
             namespace("analytics", &[("shared-data", "allowed")]),
         ]),
-        role_bindings: store_of::<RoleBinding>([]),
-        cluster_role_bindings: store_of([]),
         existing_bindings: Default::default(),
         roles: store_of::<Role>([]),
         cluster_roles: store_of(cluster.cluster_roles()),

@@ -142,12 +142,9 @@ pub struct Context {
     pub access_policies: Store<AccessPolicy>,
     pub sharing_policies: Store<SharingPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
-    /// Every RoleBinding and ClusterRoleBinding: who holds an approver right
-    /// (`status.approvers`).
-    pub role_bindings: Store<RoleBinding>,
-    pub cluster_role_bindings: Store<ClusterRoleBinding>,
-    /// The same bindings, found by the subjects they name: for the existing-access and
-    /// separation-of-duties checks.
+    /// Every RoleBinding and ClusterRoleBinding, found by the subjects they name (the
+    /// existing-access and separation-of-duties checks) and by the role they grant (who holds an
+    /// approver right: `status.approvers`).
     pub existing_bindings: Arc<existing_bindings::ExistingBindings>,
     /// Every Role and ClusterRole: whose rules say who holds an approver right
     /// (`status.approvers`).
@@ -202,12 +199,10 @@ impl Context {
     /// for "no policy exists". Called once before the controllers start, never from reconciles:
     /// kube-runtime's readiness signal wakes only one of several concurrent waiters.
     async fn caches_synced(&self) -> Result<(), Error> {
-        let synced = future::try_join5(
+        let synced = future::try_join3(
             self.access_policies.wait_until_ready(),
             self.sharing_policies.wait_until_ready(),
             self.namespaces.wait_until_ready(),
-            self.role_bindings.wait_until_ready(),
-            self.cluster_role_bindings.wait_until_ready(),
         );
         let rbac = future::try_join3(
             self.roles.wait_until_ready(),
@@ -215,7 +210,8 @@ impl Context {
             self.org_chart.wait_until_ready(),
         );
         let synced = future::try_join3(synced, rbac, self.records.wait_until_ready());
-        let (synced, ()) = future::join(synced, self.owned.synced()).await;
+        let (synced, (), ()) =
+            future::join3(synced, self.owned.synced(), self.existing_bindings.listed()).await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
     }
 
@@ -271,14 +267,9 @@ impl Context {
         requester: &str,
         roles: impl IntoIterator<Item = (&'r str, Vec<Option<&'r str>>)>,
     ) -> Approvers {
-        let (role_bindings, cluster_role_bindings) = (
-            self.role_bindings.state(),
-            self.cluster_role_bindings.state(),
-        );
         let (roles_, cluster_roles) = (self.roles.state(), self.cluster_roles.state());
         let rbac = Rbac {
-            role_bindings: &role_bindings,
-            cluster_role_bindings: &cluster_role_bindings,
+            bindings: &*self.existing_bindings,
             roles: &roles_,
             cluster_roles: &cluster_roles,
         };
@@ -371,8 +362,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     // object's next reconcile), but each forgets the approver rights answered that it may alter.
     let verdicts = Arc::new(verdicts::Verdicts::default());
     let existing_bindings = Arc::new(existing_bindings::ExistingBindings::default());
-    let (role_bindings, cluster_role_bindings, roles, cluster_roles) =
-        rbac_caches(&client, verdicts.clone(), existing_bindings.clone());
+    let (roles, cluster_roles) = rbac_caches(&client, verdicts.clone(), existing_bindings.clone());
     let (org_chart, access_org_chart_changes, sharing_org_chart_changes) =
         org_chart::watch(&client);
     let written_records = Arc::new(records::WrittenRecords::default());
@@ -430,8 +420,6 @@ pub async fn run(options: Options) -> Result<(), Error> {
         access_policies,
         sharing_policies,
         namespaces,
-        role_bindings,
-        cluster_role_bindings,
         existing_bindings,
         roles,
         cluster_roles,
@@ -638,39 +626,54 @@ pub(crate) fn cache<K: apply::Watchable>(
     (store, changes)
 }
 
-/// The caches of RBAC: every RoleBinding, ClusterRoleBinding, Role and ClusterRole. Each change
-/// forgets the approver-right answers it may alter ([`verdicts::RbacChanges`]); each binding
-/// change also goes to `existing_bindings`.
+/// The caches of RBAC: every Role and ClusterRole, and every RoleBinding and ClusterRoleBinding
+/// in `existing_bindings` (which keeps only what decisions read of them). Each change forgets the
+/// approver-right answers it may alter ([`verdicts::RbacChanges`]).
 fn rbac_caches(
     client: &Client,
     verdicts: Arc<verdicts::Verdicts>,
     existing_bindings: Arc<existing_bindings::ExistingBindings>,
-) -> (
-    Store<RoleBinding>,
-    Store<ClusterRoleBinding>,
-    Store<Role>,
-    Store<ClusterRole>,
-) {
+) -> (Store<Role>, Store<ClusterRole>) {
     let mut changes = verdicts::RbacChanges::new(verdicts.clone());
     let existing = existing_bindings.clone();
-    let role_bindings = cache_observed(client, move |event| {
+    observed::<RoleBinding>(client, move |event| {
         existing.role_binding(event);
         changes.role_binding(event);
     });
     let mut changes = verdicts::RbacChanges::new(verdicts.clone());
-    let cluster_role_bindings = cache_observed(client, move |event| {
-        existing_bindings.cluster_role_binding(event);
+    let existing = existing_bindings.clone();
+    observed::<ClusterRoleBinding>(client, move |event| {
+        existing.cluster_role_binding(event);
         changes.cluster_role_binding(event);
     });
     let changes = verdicts::RbacChanges::new(verdicts.clone());
-    let bindings = role_bindings.clone();
+    let bindings = existing_bindings.clone();
     let roles = cache_observed(client, move |event| changes.role(event, &bindings));
     let changes = verdicts::RbacChanges::new(verdicts);
-    let (bindings, cluster_bindings) = (role_bindings.clone(), cluster_role_bindings.clone());
     let cluster_roles = cache_observed(client, move |event| {
-        changes.cluster_role(event, &bindings, &cluster_bindings)
+        changes.cluster_role(event, &existing_bindings)
     });
-    (role_bindings, cluster_role_bindings, roles, cluster_roles)
+    (roles, cluster_roles)
+}
+
+/// Hands each event of the watch of every object of kind `K` to `observe`, in its own task,
+/// keeping no cache of its own.
+fn observed<K: apply::Watchable>(
+    client: &Client,
+    mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) {
+    let events = apply::backed_off(
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+            .modify(|object| object.meta_mut().managed_fields = None),
+    );
+    let mut log = telemetry::WatchLog::new(K::kind(&()));
+    tokio::spawn(events.for_each(move |event| {
+        log.saw(&event);
+        if let Ok(event) = &event {
+            observe(event);
+        }
+        future::ready(())
+    }));
 }
 
 /// A cache of every object of kind `K`, kept current by its own task, which also hands each of

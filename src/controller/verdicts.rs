@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Subject};
-use kube::ResourceExt;
-use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::existing_bindings::ExistingBindings;
+use crate::api::common::{RoleKind, RoleRef, SubjectKind};
 
 /// The longest an answer is used.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
@@ -142,6 +144,23 @@ fn users_of(subjects: Option<&[Subject]>, binding_namespace: Option<&str>) -> Op
         .collect()
 }
 
+/// The users `subjects` (as converted, their ServiceAccounts' namespaces filled in) name; `None`
+/// when one of them could be anyone (a Group).
+fn users_named(subjects: &[crate::api::common::Subject]) -> Option<Vec<String>> {
+    subjects
+        .iter()
+        .map(|subject| match subject.kind {
+            SubjectKind::User => Some(subject.name.clone()),
+            SubjectKind::ServiceAccount => Some(format!(
+                "system:serviceaccount:{}:{}",
+                subject.namespace.as_deref()?,
+                subject.name
+            )),
+            SubjectKind::Group => None,
+        })
+        .collect()
+}
+
 /// What a binding names: its users, or that it could name anyone.
 type Named = Option<Vec<String>>;
 
@@ -214,47 +233,30 @@ impl RbacChanges {
     }
 
     /// A Role changed: forgets the answers about the users bound to it in its namespace.
-    pub fn role(&self, event: &watcher::Event<Role>, role_bindings: &Store<RoleBinding>) {
-        match event {
-            watcher::Event::Apply(role) | watcher::Event::Delete(role) => {
-                let namespace = role.namespace();
-                let name = role.name_any();
-                let bound = role_bindings.state().into_iter().filter(|b| {
-                    b.role_ref.kind == "Role"
-                        && b.role_ref.name == name
-                        && b.metadata.namespace == namespace
-                });
-                self.forget_bound(
-                    bound.map(|b| users_of(b.subjects.as_deref(), b.metadata.namespace.as_deref())),
-                );
-            }
-            watcher::Event::InitDone => self.verdicts.forget_all(),
-            watcher::Event::Init | watcher::Event::InitApply(_) => {}
-        }
+    pub fn role(&self, event: &watcher::Event<Role>, bindings: &ExistingBindings) {
+        self.role_changed(event, RoleKind::Role, bindings);
     }
 
     /// A ClusterRole changed: forgets the answers about the users bound to it anywhere (an
     /// aggregated role's change arrives as its own event, once the aggregation is written).
-    pub fn cluster_role(
+    pub fn cluster_role(&self, event: &watcher::Event<ClusterRole>, bindings: &ExistingBindings) {
+        self.role_changed(event, RoleKind::ClusterRole, bindings);
+    }
+
+    fn role_changed<K: Resource>(
         &self,
-        event: &watcher::Event<ClusterRole>,
-        role_bindings: &Store<RoleBinding>,
-        cluster_role_bindings: &Store<ClusterRoleBinding>,
+        event: &watcher::Event<K>,
+        kind: RoleKind,
+        bindings: &ExistingBindings,
     ) {
         match event {
             watcher::Event::Apply(role) | watcher::Event::Delete(role) => {
-                let name = role.name_any();
-                let in_namespaces = role_bindings
-                    .state()
-                    .into_iter()
-                    .filter(|b| b.role_ref.kind == "ClusterRole" && b.role_ref.name == name)
-                    .map(|b| users_of(b.subjects.as_deref(), b.metadata.namespace.as_deref()));
-                let cluster_wide = cluster_role_bindings
-                    .state()
-                    .into_iter()
-                    .filter(|b| b.role_ref.name == name)
-                    .map(|b| users_of(b.subjects.as_deref(), None));
-                self.forget_bound(in_namespaces.chain(cluster_wide));
+                let role_ref = RoleRef {
+                    kind,
+                    name: role.name_any(),
+                };
+                let bound = bindings.granting_anywhere(&role_ref, role.namespace().as_deref());
+                self.forget_bound(bound.iter().map(|binding| users_named(&binding.subjects)));
             }
             watcher::Event::InitDone => self.verdicts.forget_all(),
             watcher::Event::Init | watcher::Event::InitApply(_) => {}
@@ -277,7 +279,6 @@ impl RbacChanges {
 mod tests {
     use k8s_openapi::api::rbac::v1::RoleRef;
     use kube::api::ObjectMeta;
-    use kube::runtime::reflector;
 
     use super::*;
 
@@ -420,7 +421,7 @@ mod tests {
     fn a_role_forgets_the_users_bound_to_it() {
         let verdicts = Arc::new(Verdicts::default());
         let now = Instant::now();
-        let (store, mut writer) = reflector::store::<RoleBinding>();
+        let bindings = ExistingBindings::default();
         for b in [
             binding(
                 "b1",
@@ -433,9 +434,8 @@ mod tests {
                 vec![subject("User", "carol", None)],
             ),
         ] {
-            writer.apply_watcher_event(&watcher::Event::Apply(b));
+            bindings.role_binding(&watcher::Event::Apply(b));
         }
-        let (cluster_store, _) = reflector::store::<ClusterRoleBinding>();
         let changes = RbacChanges::new(verdicts.clone());
         let role = Role {
             metadata: ObjectMeta {
@@ -446,7 +446,7 @@ mod tests {
             rules: None,
         };
         answered(&verdicts, now);
-        changes.role(&watcher::Event::Apply(role), &store);
+        changes.role(&watcher::Event::Apply(role), &bindings);
         assert_eq!(
             kept(&verdicts, now),
             ["carol", "system:serviceaccount:payments:ci"]
@@ -460,11 +460,7 @@ mod tests {
             ..Default::default()
         };
         answered(&verdicts, now);
-        changes.cluster_role(
-            &watcher::Event::Delete(cluster_role),
-            &store,
-            &cluster_store,
-        );
+        changes.cluster_role(&watcher::Event::Delete(cluster_role), &bindings);
         assert_eq!(
             kept(&verdicts, now),
             ["bob", "system:serviceaccount:payments:ci"]

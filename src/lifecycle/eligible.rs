@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 
 use super::protocol::Parties;
-use crate::api::common::{StageApprovers, SubjectKind};
+use crate::access::rbac_view::ExistingBinding;
+use crate::api::common::{RoleKind, RoleRef, StageApprovers, Subject, SubjectKind};
 use crate::api::{GROUP, ORG_CHART};
 
 /// How many names of each kind (users, groups, ServiceAccounts) a stage lists; `more` counts the
@@ -95,10 +96,26 @@ impl Approvers {
     }
 }
 
+/// The bindings of a cluster, as the holders of a right are read from them.
+pub trait Bound {
+    /// The subjects of each binding granting `role` in `namespace` (`None`: each
+    /// ClusterRoleBinding); a ServiceAccount's namespace filled in from its binding's.
+    fn subjects_bound(&self, namespace: Option<&str>, role: &RoleRef) -> Vec<Vec<Subject>>;
+}
+
+/// A scan: what the operator's index answers by lookup, for the bindings as converted.
+impl Bound for Vec<ExistingBinding> {
+    fn subjects_bound(&self, namespace: Option<&str>, role: &RoleRef) -> Vec<Vec<Subject>> {
+        self.iter()
+            .filter(|binding| binding.namespace.as_deref() == namespace && binding.role == *role)
+            .map(|binding| binding.subjects.clone())
+            .collect()
+    }
+}
+
 /// The RBAC objects the holders are read from, as the operator caches them.
 pub struct Rbac<'a> {
-    pub role_bindings: &'a [std::sync::Arc<RoleBinding>],
-    pub cluster_role_bindings: &'a [std::sync::Arc<ClusterRoleBinding>],
+    pub bindings: &'a dyn Bound,
     pub roles: &'a [std::sync::Arc<Role>],
     pub cluster_roles: &'a [std::sync::Arc<ClusterRole>],
 }
@@ -121,33 +138,35 @@ impl Rbac<'_> {
         held.unwrap_or_default()
     }
 
+    /// The subjects of the bindings of the granting roles that count in `scope`: only the few
+    /// bindings of those roles are looked at, however many other bindings exist.
     fn holders_in(&self, granting: &Granting, scope: Option<&str>) -> Holders {
         let mut holders = Holders::default();
-        for binding in self.cluster_role_bindings {
-            if binding.role_ref.kind == "ClusterRole"
-                && granting
-                    .cluster_roles
-                    .contains(binding.role_ref.name.as_str())
-            {
-                add_subjects(&mut holders, binding.subjects.as_deref(), None);
+        let cluster_role = |name: &str| RoleRef {
+            kind: RoleKind::ClusterRole,
+            name: name.to_string(),
+        };
+        let mut bound = Vec::new();
+        for name in &granting.cluster_roles {
+            bound.extend(self.bindings.subjects_bound(None, &cluster_role(name)));
+        }
+        if let Some(namespace) = scope {
+            for name in &granting.cluster_roles {
+                bound.extend(
+                    self.bindings
+                        .subjects_bound(Some(namespace), &cluster_role(name)),
+                );
+            }
+            for (_, name) in granting.roles.iter().filter(|(ns, _)| *ns == namespace) {
+                let role = RoleRef {
+                    kind: RoleKind::Role,
+                    name: name.to_string(),
+                };
+                bound.extend(self.bindings.subjects_bound(Some(namespace), &role));
             }
         }
-        let Some(namespace) = scope else {
-            return holders;
-        };
-        for binding in self.role_bindings {
-            if binding.metadata.namespace.as_deref() != Some(namespace) {
-                continue;
-            }
-            let name = binding.role_ref.name.as_str();
-            let grants = match binding.role_ref.kind.as_str() {
-                "ClusterRole" => granting.cluster_roles.contains(name),
-                "Role" => granting.roles.contains(&(namespace, name)),
-                _ => false,
-            };
-            if grants {
-                add_subjects(&mut holders, binding.subjects.as_deref(), Some(namespace));
-            }
+        for subjects in &bound {
+            add_subjects(&mut holders, subjects);
         }
         holders
     }
@@ -201,30 +220,26 @@ fn grants_approve(rules: Option<&[PolicyRule]>, role: &str) -> bool {
     })
 }
 
-/// Adds a binding's subjects; a ServiceAccount without a namespace is in the binding's own.
-fn add_subjects(
-    holders: &mut Holders,
-    subjects: Option<&[k8s_openapi::api::rbac::v1::Subject]>,
-    namespace: Option<&str>,
-) {
-    for subject in subjects.unwrap_or_default() {
-        match subject.kind.as_str() {
-            "User" => {
+/// Adds a binding's subjects.
+fn add_subjects(holders: &mut Holders, subjects: &[Subject]) {
+    for subject in subjects {
+        match subject.kind {
+            SubjectKind::User => {
                 holders.users.insert(subject.name.clone());
             }
             // Groups the control plane puts identities in (system:masters, system:authenticated,
             // system:serviceaccounts:…) name nobody to ask.
-            "Group" if !subject.name.starts_with("system:") => {
+            SubjectKind::Group if !subject.name.starts_with("system:") => {
                 holders.groups.insert(subject.name.clone());
             }
-            "ServiceAccount" => {
-                if let Some(ns) = subject.namespace.as_deref().or(namespace) {
+            SubjectKind::Group => {}
+            SubjectKind::ServiceAccount => {
+                if let Some(ns) = subject.namespace.as_deref() {
                     holders
                         .service_accounts
                         .insert((ns.to_string(), subject.name.clone()));
                 }
             }
-            _ => {}
         }
     }
 }
@@ -314,8 +329,9 @@ fn is_subject(parties: &Parties, kind: SubjectKind, name: &str, namespace: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::common::Subject;
-    use k8s_openapi::api::rbac::v1::{RoleRef, Subject as RbacSubject};
+    use k8s_openapi::api::rbac::v1::{
+        ClusterRoleBinding, RoleBinding, RoleRef as RbacRoleRef, Subject as RbacSubject,
+    };
     use kube::api::ObjectMeta;
     use std::sync::Arc;
 
@@ -345,8 +361,8 @@ mod tests {
         }
     }
 
-    fn role_ref(kind: &str, name: &str) -> RoleRef {
-        RoleRef {
+    fn role_ref(kind: &str, name: &str) -> RbacRoleRef {
+        RbacRoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: kind.into(),
             name: name.into(),
@@ -354,8 +370,7 @@ mod tests {
     }
 
     struct Fixture {
-        role_bindings: Vec<Arc<RoleBinding>>,
-        cluster_role_bindings: Vec<Arc<ClusterRoleBinding>>,
+        bindings: Vec<ExistingBinding>,
         roles: Vec<Arc<Role>>,
         cluster_roles: Vec<Arc<ClusterRole>>,
     }
@@ -363,12 +378,25 @@ mod tests {
     impl Fixture {
         fn rbac(&self) -> Rbac<'_> {
             Rbac {
-                role_bindings: &self.role_bindings,
-                cluster_role_bindings: &self.cluster_role_bindings,
+                bindings: &self.bindings,
                 roles: &self.roles,
                 cluster_roles: &self.cluster_roles,
             }
         }
+    }
+
+    /// The bindings as the operator's index holds them.
+    fn converted(
+        role_bindings: Vec<RoleBinding>,
+        cluster_role_bindings: Vec<ClusterRoleBinding>,
+    ) -> Vec<ExistingBinding> {
+        let namespaced = role_bindings
+            .iter()
+            .filter_map(ExistingBinding::from_role_binding);
+        let cluster_wide = cluster_role_bindings
+            .iter()
+            .filter_map(ExistingBinding::from_cluster_role_binding);
+        namespaced.chain(cluster_wide).collect()
     }
 
     /// In `payments`: bob through a Role naming data-owner, the group `owners` and
@@ -407,43 +435,45 @@ mod tests {
                     ..Default::default()
                 }),
             ],
-            role_bindings: vec![
-                Arc::new(RoleBinding {
-                    metadata: meta(Some("payments"), "bob"),
-                    role_ref: role_ref("Role", "owner"),
-                    subjects: Some(vec![subject("User", "bob"), subject("User", "alice")]),
-                }),
-                Arc::new(RoleBinding {
-                    metadata: meta(Some("payments"), "any"),
-                    role_ref: role_ref("ClusterRole", "approve-any"),
-                    subjects: Some(vec![
-                        subject("Group", "owners"),
-                        subject("ServiceAccount", "bot"),
-                    ]),
-                }),
-                Arc::new(RoleBinding {
-                    metadata: meta(Some("orders"), "dave"),
-                    role_ref: role_ref("Role", "owner"),
-                    subjects: Some(vec![subject("User", "dave")]),
-                }),
-            ],
-            cluster_role_bindings: vec![
-                Arc::new(ClusterRoleBinding {
-                    metadata: meta(None, "carol"),
-                    role_ref: role_ref("ClusterRole", "security"),
-                    subjects: Some(vec![subject("User", "carol")]),
-                }),
-                Arc::new(ClusterRoleBinding {
-                    metadata: meta(None, "viewers"),
-                    role_ref: role_ref("ClusterRole", "viewer"),
-                    subjects: Some(vec![subject("User", "erin")]),
-                }),
-                Arc::new(ClusterRoleBinding {
-                    metadata: meta(None, "cluster-admin"),
-                    role_ref: role_ref("ClusterRole", "cluster-admin"),
-                    subjects: Some(vec![subject("Group", "system:masters")]),
-                }),
-            ],
+            bindings: converted(
+                vec![
+                    RoleBinding {
+                        metadata: meta(Some("payments"), "bob"),
+                        role_ref: role_ref("Role", "owner"),
+                        subjects: Some(vec![subject("User", "bob"), subject("User", "alice")]),
+                    },
+                    RoleBinding {
+                        metadata: meta(Some("payments"), "any"),
+                        role_ref: role_ref("ClusterRole", "approve-any"),
+                        subjects: Some(vec![
+                            subject("Group", "owners"),
+                            subject("ServiceAccount", "bot"),
+                        ]),
+                    },
+                    RoleBinding {
+                        metadata: meta(Some("orders"), "dave"),
+                        role_ref: role_ref("Role", "owner"),
+                        subjects: Some(vec![subject("User", "dave")]),
+                    },
+                ],
+                vec![
+                    ClusterRoleBinding {
+                        metadata: meta(None, "carol"),
+                        role_ref: role_ref("ClusterRole", "security"),
+                        subjects: Some(vec![subject("User", "carol")]),
+                    },
+                    ClusterRoleBinding {
+                        metadata: meta(None, "viewers"),
+                        role_ref: role_ref("ClusterRole", "viewer"),
+                        subjects: Some(vec![subject("User", "erin")]),
+                    },
+                    ClusterRoleBinding {
+                        metadata: meta(None, "cluster-admin"),
+                        role_ref: role_ref("ClusterRole", "cluster-admin"),
+                        subjects: Some(vec![subject("Group", "system:masters")]),
+                    },
+                ],
+            ),
         }
     }
 
