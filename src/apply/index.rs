@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
@@ -13,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::object::{Key, Kind, Object, Owner, OwnerKind};
 use crate::api::OWNER_LABEL;
@@ -57,6 +58,8 @@ pub struct Index {
     synced: Arc<watch::Sender<bool>>,
     /// Whoever wants to hear of owners whose objects changed.
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Owner>>>>,
+    /// Wakes whoever waits for the watch to show writes, on every change taken in.
+    changed: Arc<Notify>,
 }
 
 /// The index's contents.
@@ -114,6 +117,7 @@ impl Index {
             shelf: Arc::default(),
             synced: Arc::new(watch::Sender::new(false)),
             subscribers: Arc::default(),
+            changed: Arc::default(),
         }
     }
 
@@ -183,6 +187,30 @@ impl Index {
             .insert(key, (resource_version, writer.clone()));
     }
 
+    /// Waits until the watch has shown every write the operator made for `owner`, for at most
+    /// `within`; returns whether it has. The API server's authorizer learns of a binding from the
+    /// same watch cache: a SubjectAccessReview asked before mostly gets the old answer.
+    pub async fn shows_writes_of(&self, owner: &Owner, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            // Registered before looking, so that a change in between is not missed.
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if !self
+                .shelf()
+                .written
+                .values()
+                .any(|(_, writer)| writer == owner)
+            {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// The objects made for `owner`.
     pub fn owned_by(&self, owner: &Owner) -> Vec<Object> {
         let shelf = self.shelf();
@@ -228,6 +256,7 @@ impl Index {
             }
             touched
         };
+        self.changed.notify_waiters();
         if touched.is_empty() {
             return;
         }
@@ -497,5 +526,30 @@ mod tests {
             }],
             "a live request keeps its binding; shares are left to their own sweep"
         );
+    }
+
+    #[tokio::test]
+    async fn a_proof_waits_until_the_watch_shows_what_its_owner_wrote() {
+        let index = Index::holding([]);
+        let alice = access("alice");
+        let bob = access("bob");
+        let written = binding(&alice, "payments");
+        index.wrote(written.key(), "5".into(), &alice);
+        index.wrote(binding(&bob, "orders").key(), "6".into(), &bob);
+        assert!(
+            !index
+                .shows_writes_of(&alice, Duration::from_millis(50))
+                .await,
+            "the watch has not shown alice's binding"
+        );
+        let waiting = index.shows_writes_of(&alice, Duration::from_secs(5));
+        let shown = async {
+            tokio::task::yield_now().await;
+            let mut seen = written.clone();
+            seen.meta_mut().resource_version = Some("5".into());
+            index.record(Change::Applied(seen));
+        };
+        let (shown_to_alice, ()) = futures::join!(waiting, shown);
+        assert!(shown_to_alice, "bob's pending write is not alice's");
     }
 }
