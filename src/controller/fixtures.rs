@@ -401,7 +401,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         cluster_roles: store_of(cluster.cluster_roles()),
         org_chart: store_of::<crate::api::OrgChart>([]),
         namespace: "gatehouse-system".into(),
-        records: store_of(cluster.records()),
+        records: Arc::new(super::records::Recorded::holding(cluster.records())),
         record_retention: Duration::from_secs(400 * 24 * 3600),
         owned: Index::holding(owned),
         integrity: Arc::new(Integrity::verified()),

@@ -155,8 +155,9 @@ pub struct Context {
     pub org_chart: Store<OrgChart>,
     /// The operator's own namespace ([`Options::namespace`]).
     pub namespace: String,
-    /// Every AccessRecord: a record already saying what a reconcile would write is not written.
-    pub records: Store<AccessRecord>,
+    /// Every AccessRecord, as a digest of what it says: a record already saying what a reconcile
+    /// would write is not written.
+    pub records: Arc<records::Recorded>,
     /// How long a record is kept after its object ended ([`Options::record_retention`]).
     pub record_retention: Duration,
     /// The objects the operator created, by owner: what a reconcile compares its desired objects
@@ -209,9 +210,14 @@ impl Context {
             self.cluster_roles.wait_until_ready(),
             self.org_chart.wait_until_ready(),
         );
-        let synced = future::try_join3(synced, rbac, self.records.wait_until_ready());
-        let (synced, (), ()) =
-            future::join3(synced, self.owned.synced(), self.existing_bindings.listed()).await;
+        let synced = future::try_join(synced, rbac);
+        let (synced, (), (), ()) = future::join4(
+            synced,
+            self.owned.synced(),
+            self.existing_bindings.listed(),
+            self.records.listed(),
+        )
+        .await;
         synced.map(|_| ()).map_err(|_| Error::CachesStopped)
     }
 
@@ -367,7 +373,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
         org_chart::watch(&client);
     let written_records = Arc::new(records::WrittenRecords::default());
     let deleted_records = written_records.clone();
-    let records = cache_observed::<AccessRecord>(&client, move |event| {
+    let records = Arc::new(records::Recorded::default());
+    let recorded = records.clone();
+    observed::<AccessRecord>(&client, move |event| {
+        recorded.observe(event);
         if let watcher::Event::Delete(record) = event {
             deleted_records.forget(&record.name_any());
         }
@@ -562,7 +571,7 @@ async fn lead(
         ),
     );
     // The retention sweep never ends by itself: the controllers' end ends both.
-    let records = records::sweep_expired(ctx.clone(), ctx.records.clone());
+    let records = records::sweep_expired(ctx.clone());
     future::select(std::pin::pin!(controllers), std::pin::pin!(records)).await;
 }
 

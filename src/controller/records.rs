@@ -3,12 +3,12 @@
 //! is released, so that a deletion never outruns its record), exported once as one JSON line on
 //! the `audit` log target, and deleted when their retention ends.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
@@ -55,10 +55,10 @@ pub(super) async fn write<K: Reconciled>(
         &object.name_any(),
         &object.uid().unwrap_or_default(),
     );
-    let existing = ctx.records.get(&ObjectRef::new(&name));
+    let existing = ctx.records.get(&name);
     // A complete record is final: nothing to derive (every reconcile of an ended object passes
     // here).
-    if existing.as_ref().is_some_and(|r| r.spec.complete) {
+    if existing.as_ref().is_some_and(|r| r.complete) {
         return Ok(());
     }
     let facts = object.record_facts(ctx, status, deleted_at);
@@ -75,15 +75,15 @@ pub(super) async fn write<K: Reconciled>(
         return Ok(());
     }
     if let Some(existing) = &existing {
-        merge_syncs(&mut spec, &existing.spec);
-        if existing.spec == spec {
-            return Ok(());
-        }
+        merge_syncs(&mut spec, &existing.syncs);
+    }
+    let digest = digest_of(&spec);
+    if existing.is_some_and(|r| r.digest == digest) {
+        return Ok(());
     }
     // The cache may not show the operator's last write of this record yet (a reconcile right after
     // the one that wrote it): what was written last is not written again, unless the cache has
     // seen the record deleted since.
-    let digest = Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default());
     if ctx.written_records.is_last(&name, &digest) {
         return Ok(());
     }
@@ -119,6 +119,132 @@ pub(super) async fn write<K: Reconciled>(
         export(&record.spec);
     }
     Ok(())
+}
+
+/// A digest of a record's spec: two specs are the same exactly when their digests are.
+fn digest_of(spec: &AccessRecordSpec) -> sha2::digest::Output<Sha256> {
+    Sha256::digest(serde_json::to_vec(spec).unwrap_or_default())
+}
+
+/// What the operator needs of each AccessRecord that exists, kept from the watch of every record:
+/// whether it is final, what it says (as a digest), when its retention ends, and the syncs a
+/// share's record holds (which a rewrite keeps). A whole record cost several times as much memory,
+/// once per object ever decided.
+pub struct Recorded {
+    shelf: Mutex<RecordedShelf>,
+    /// Whether the first full list is complete.
+    listed: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct RecordedShelf {
+    by_name: HashMap<String, Held>,
+    /// The records the running relist has shown so far.
+    relisted: Option<HashSet<String>>,
+}
+
+/// One record as [`Recorded`] holds it.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub complete: bool,
+    digest: sha2::digest::Output<Sha256>,
+    retain_until: Option<Timestamp>,
+    being_deleted: bool,
+    syncs: Vec<SyncRecord>,
+}
+
+impl Held {
+    fn of(record: &AccessRecord) -> Held {
+        Held {
+            complete: record.spec.complete,
+            digest: digest_of(&record.spec),
+            retain_until: record.spec.retain_until.as_ref().map(|until| until.0),
+            being_deleted: record.meta().deletion_timestamp.is_some(),
+            syncs: record
+                .spec
+                .share
+                .as_ref()
+                .map(|share| share.syncs.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Default for Recorded {
+    fn default() -> Self {
+        Recorded {
+            shelf: Mutex::default(),
+            listed: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl Recorded {
+    /// Holding exactly `records`, as if listed.
+    #[cfg(test)]
+    pub fn holding(records: impl IntoIterator<Item = AccessRecord>) -> Recorded {
+        let recorded = Recorded::default();
+        recorded.observe(&watcher::Event::Init);
+        for record in records {
+            recorded.observe(&watcher::Event::InitApply(record));
+        }
+        recorded.observe(&watcher::Event::InitDone);
+        recorded
+    }
+
+    /// Takes in one event of the watch of every record.
+    pub fn observe(&self, event: &watcher::Event<AccessRecord>) {
+        let mut shelf = self.lock();
+        match event {
+            watcher::Event::Apply(record) => {
+                shelf.by_name.insert(record.name_any(), Held::of(record));
+            }
+            watcher::Event::Delete(record) => {
+                shelf.by_name.remove(&record.name_any());
+            }
+            watcher::Event::Init => shelf.relisted = Some(HashSet::new()),
+            watcher::Event::InitApply(record) => {
+                let name = record.name_any();
+                shelf.relisted.get_or_insert_default().insert(name.clone());
+                shelf.by_name.insert(name, Held::of(record));
+            }
+            watcher::Event::InitDone => {
+                let listed = shelf.relisted.take().unwrap_or_default();
+                shelf.by_name.retain(|name, _| listed.contains(name));
+                self.listed
+                    .send_if_modified(|listed| !std::mem::replace(listed, true));
+            }
+        }
+    }
+
+    /// The record named `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<Held> {
+        self.lock().by_name.get(name).cloned()
+    }
+
+    /// The names of the records whose retention ended by `now`, not being deleted yet.
+    fn due(&self, now: Timestamp) -> Vec<String> {
+        self.lock()
+            .by_name
+            .iter()
+            .filter(|(_, held)| {
+                !held.being_deleted && held.retain_until.is_some_and(|until| until <= now)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Waits until the first full list is complete: until then a record that exists may be
+    /// missing, and would be written again.
+    pub async fn listed(&self) {
+        let mut listed = self.listed.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = listed.wait_for(|listed| *listed).await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RecordedShelf> {
+        self.shelf.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// What the operator last wrote to each record, as a digest of its spec.
@@ -159,12 +285,12 @@ impl WrittenRecords {
     }
 }
 
-/// Keeps every sync the record holds already: the status keeps only the last few.
-fn merge_syncs(spec: &mut AccessRecordSpec, existing: &AccessRecordSpec) {
-    let (Some(share), Some(before)) = (spec.share.as_mut(), existing.share.as_ref()) else {
+/// Keeps every sync the record holds already (`recorded`): the status keeps only the last few.
+fn merge_syncs(spec: &mut AccessRecordSpec, recorded: &[SyncRecord]) {
+    let Some(share) = spec.share.as_mut() else {
         return;
     };
-    let mut syncs: Vec<SyncRecord> = before.syncs.clone();
+    let mut syncs: Vec<SyncRecord> = recorded.to_vec();
     for sync in &share.syncs {
         if !syncs.contains(sync) {
             syncs.push(sync.clone());
@@ -219,20 +345,10 @@ fn export(spec: &AccessRecordSpec) {
 }
 
 /// Every sweep interval, deletes the records whose retention ended.
-pub(super) async fn sweep_expired(ctx: Arc<Context>, records: Store<AccessRecord>) {
+pub(super) async fn sweep_expired(ctx: Arc<Context>) {
     loop {
         tokio::time::sleep(ctx.sweep_interval).await;
-        let now = Timestamp::now();
-        for record in records.state() {
-            let due = record
-                .spec
-                .retain_until
-                .as_ref()
-                .is_some_and(|until| until.0 <= now);
-            if !due || record.meta().deletion_timestamp.is_some() {
-                continue;
-            }
-            let name = record.name_any();
+        for name in ctx.records.due(Timestamp::now()) {
             match Api::<AccessRecord>::all(ctx.client.clone())
                 .delete(&name, &DeleteParams::default())
                 .await
@@ -283,5 +399,77 @@ mod properties {
             let label = label_value(&text);
             prop_assert!(is_label_value(&label), "{:?} -> {:?}", text, label);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record of AccessRequest `payments/<name>`, kept until `retain_until` (seconds).
+    fn record(name: &str, outcome: &str, retain_until: Option<i64>) -> AccessRecord {
+        let retain_until =
+            retain_until.map(|s| Timestamp::from_second(s).expect("a time").to_string());
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "gatehouse.dev/v1alpha1",
+            "kind": "AccessRecord",
+            "metadata": { "name": name },
+            "spec": {
+                "object": { "kind": "AccessRequest", "namespace": "payments", "name": name, "uid": "u" },
+                "requester": "alice",
+                "subjects": [],
+                "what": "ClusterRole/db-reader in payments",
+                "why": "OPS-42",
+                "decisions": [],
+                "findings": [],
+                "outcome": outcome,
+                "complete": outcome == "Expired",
+                "retainUntil": retain_until,
+            }
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn a_record_is_held_as_what_it_says_until_a_relist_no_longer_shows_it() {
+        let recorded = Recorded::holding([
+            record("a", "Active", None),
+            record("b", "Expired", Some(1_000)),
+        ]);
+        let a = recorded.get("a").expect("a is held");
+        assert!(!a.complete);
+        assert_eq!(a.digest, digest_of(&record("a", "Active", None).spec));
+        assert_ne!(a.digest, digest_of(&record("a", "Expired", None).spec));
+        assert!(recorded.get("b").expect("b is held").complete);
+        assert_eq!(
+            recorded.due(Timestamp::from_second(999).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(recorded.due(Timestamp::from_second(1_000).unwrap()), ["b"]);
+
+        recorded.observe(&watcher::Event::Apply(record("a", "Expired", None)));
+        assert!(recorded.get("a").expect("a is held").complete);
+        recorded.observe(&watcher::Event::Init);
+        recorded.observe(&watcher::Event::InitApply(record("a", "Expired", None)));
+        assert!(
+            recorded.get("b").is_some(),
+            "nothing is dropped before the relist is done"
+        );
+        recorded.observe(&watcher::Event::InitDone);
+        assert!(recorded.get("b").is_none());
+        recorded.observe(&watcher::Event::Delete(record("a", "Expired", None)));
+        assert!(recorded.get("a").is_none());
+    }
+
+    #[tokio::test]
+    async fn it_is_listed_once_the_first_list_is_complete() {
+        let recorded = Recorded::default();
+        recorded.observe(&watcher::Event::Init);
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), recorded.listed());
+        assert!(waiting.await.is_err(), "the list is not complete yet");
+        recorded.observe(&watcher::Event::InitDone);
+        tokio::time::timeout(std::time::Duration::from_secs(1), recorded.listed())
+            .await
+            .expect("listed");
     }
 }
