@@ -65,8 +65,12 @@ pub struct Index {
 /// The index's contents.
 #[derive(Default)]
 struct Shelf {
-    objects: HashMap<Key, (Owner, Object)>,
-    by_owner: HashMap<Owner, BTreeSet<Key>>,
+    /// Boxed: the table's slots stay small (an object is several hundred bytes before anything
+    /// it points to), one per object the operator made.
+    objects: HashMap<Key, (Owner, Box<Object>)>,
+    /// Each owner's keys, sorted: most owners have one or a few objects, which a set's node of
+    /// eleven slots would hold at several times the size.
+    by_owner: HashMap<Owner, Vec<Key>>,
     /// Objects of a kind being listed again (after a watch restart), until the list is complete.
     relisting: HashMap<Kind, Vec<Object>>,
     listed: HashSet<Kind>,
@@ -182,9 +186,16 @@ impl Index {
 
     /// The operator wrote the object at `key` for `writer`; it is now at `resource_version`.
     pub fn wrote(&self, key: Key, resource_version: String, writer: &Owner) {
-        self.shelf()
-            .written
-            .insert(key, (resource_version, writer.clone()));
+        let mut shelf = self.shelf();
+        // Its event may have come first: then there is nothing left to wait for.
+        let shown = shelf.objects.get(&key).is_some_and(|(_, held)| {
+            held.meta().resource_version.as_ref() == Some(&resource_version)
+        });
+        if !shown {
+            shelf
+                .written
+                .insert(key, (resource_version, writer.clone()));
+        }
     }
 
     /// Waits until the watch has shown every write the operator made for `owner`, for at most
@@ -219,7 +230,7 @@ impl Index {
             .get(owner)
             .into_iter()
             .flatten()
-            .filter_map(|key| shelf.objects.get(key).map(|(_, object)| object.clone()))
+            .filter_map(|key| shelf.objects.get(key).map(|(_, object)| (**object).clone()))
             .collect()
     }
 
@@ -340,17 +351,17 @@ impl Shelf {
         let unchanged = self
             .objects
             .get(&key)
-            .is_some_and(|(_, held)| *held == object);
+            .is_some_and(|(_, held)| **held == object);
         if unchanged {
             return BTreeSet::new();
         }
         let mut touched: BTreeSet<Owner> = self.take(&key).into_iter().collect();
         if let Some(owner) = object.owner() {
-            self.by_owner
-                .entry(owner.clone())
-                .or_default()
-                .insert(key.clone());
-            self.objects.insert(key, (owner.clone(), object));
+            let keys = self.by_owner.entry(owner.clone()).or_default();
+            if let Err(at) = keys.binary_search(&key) {
+                keys.insert(at, key.clone());
+            }
+            self.objects.insert(key, (owner.clone(), Box::new(object)));
             touched.insert(owner);
         }
         touched
@@ -360,7 +371,7 @@ impl Shelf {
     fn take(&mut self, key: &Key) -> Option<Owner> {
         let (owner, _) = self.objects.remove(key)?;
         if let Some(keys) = self.by_owner.get_mut(&owner) {
-            keys.remove(key);
+            keys.retain(|held| held != key);
             if keys.is_empty() {
                 self.by_owner.remove(&owner);
             }
@@ -551,5 +562,20 @@ mod tests {
         };
         let (shown_to_alice, ()) = futures::join!(waiting, shown);
         assert!(shown_to_alice, "bob's pending write is not alice's");
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_event_came_first_leaves_nothing_to_wait_for() {
+        let index = Index::holding([]);
+        let alice = access("alice");
+        let mut shown = binding(&alice, "payments");
+        shown.meta_mut().resource_version = Some("5".into());
+        index.record(Change::Applied(shown.clone()));
+        index.wrote(shown.key(), "5".into(), &alice);
+        assert!(
+            index
+                .shows_writes_of(&alice, Duration::from_millis(50))
+                .await
+        );
     }
 }

@@ -56,8 +56,10 @@ impl Default for ExistingBindings {
 #[derive(Default)]
 struct Shelf {
     bindings: HashMap<Key, ExistingBinding>,
-    /// The bindings naming each subject (by [`subject_identity`]).
-    by_subject: HashMap<String, BTreeSet<Key>>,
+    /// The bindings naming each subject (by [`subject_identity`]), in no order: most subjects
+    /// are named by one or a few, which a set's node of eleven slots would hold at several times
+    /// the size.
+    by_subject: HashMap<String, Vec<Key>>,
     /// The bindings naming at least one group: they may reach anyone.
     naming_groups: BTreeSet<Key>,
     /// The bindings granting each role, in [`Key`] order: ClusterRoleBindings, then
@@ -202,10 +204,13 @@ impl Shelf {
     /// Makes `key` hold `binding`, or nothing (deleted, or a binding the checks cannot read).
     fn put(&mut self, key: Key, binding: Option<ExistingBinding>) {
         if let Some(before) = self.bindings.remove(&key) {
-            for subject in &before.subjects {
-                let identity = subject_identity(subject);
+            let identities: BTreeSet<String> =
+                before.subjects.iter().map(subject_identity).collect();
+            for identity in identities {
                 if let Some(keys) = self.by_subject.get_mut(&identity) {
-                    keys.remove(&key);
+                    if let Some(at) = keys.iter().position(|held| *held == key) {
+                        keys.swap_remove(at);
+                    }
                     if keys.is_empty() {
                         self.by_subject.remove(&identity);
                     }
@@ -226,11 +231,13 @@ impl Shelf {
             .entry(binding.role.clone())
             .or_default()
             .insert(key.clone());
-        for subject in &binding.subjects {
+        // Once per identity, however often the binding names it.
+        let identities: BTreeSet<String> = binding.subjects.iter().map(subject_identity).collect();
+        for identity in identities {
             self.by_subject
-                .entry(subject_identity(subject))
+                .entry(identity)
                 .or_default()
-                .insert(key.clone());
+                .push(key.clone());
         }
         if binding
             .subjects
