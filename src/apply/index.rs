@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, future};
@@ -14,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::object::{Key, Kind, Object, Owner, OwnerKind};
 use crate::api::OWNER_LABEL;
@@ -58,8 +57,6 @@ pub struct Index {
     synced: Arc<watch::Sender<bool>>,
     /// Whoever wants to hear of owners whose objects changed.
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Owner>>>>,
-    /// Wakes whoever waits for the watch to show writes, on every change taken in.
-    changed: Arc<Notify>,
 }
 
 /// The index's contents.
@@ -121,7 +118,6 @@ impl Index {
             shelf: Arc::default(),
             synced: Arc::new(watch::Sender::new(false)),
             subscribers: Arc::default(),
-            changed: Arc::default(),
         }
     }
 
@@ -187,7 +183,8 @@ impl Index {
     /// The operator wrote the object at `key` for `writer`; it is now at `resource_version`.
     pub fn wrote(&self, key: Key, resource_version: String, writer: &Owner) {
         let mut shelf = self.shelf();
-        // Its event may have come first: then there is nothing left to wait for.
+        // Its event may have come first (the watch can beat the response): remembered then, it
+        // would stay, as no later event carries that version.
         let shown = shelf.objects.get(&key).is_some_and(|(_, held)| {
             held.meta().resource_version.as_ref() == Some(&resource_version)
         });
@@ -195,30 +192,6 @@ impl Index {
             shelf
                 .written
                 .insert(key, (resource_version, writer.clone()));
-        }
-    }
-
-    /// Waits until the watch has shown every write the operator made for `owner`, for at most
-    /// `within`; returns whether it has. The API server's authorizer learns of a binding from the
-    /// same watch cache: a SubjectAccessReview asked before mostly gets the old answer.
-    pub async fn shows_writes_of(&self, owner: &Owner, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            // Registered before looking, so that a change in between is not missed.
-            let changed = self.changed.notified();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            if !self
-                .shelf()
-                .written
-                .values()
-                .any(|(_, writer)| writer == owner)
-            {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return false;
-            }
         }
     }
 
@@ -267,7 +240,6 @@ impl Index {
             }
             touched
         };
-        self.changed.notify_waiters();
         if touched.is_empty() {
             return;
         }
@@ -539,33 +511,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_proof_waits_until_the_watch_shows_what_its_owner_wrote() {
-        let index = Index::holding([]);
-        let alice = access("alice");
-        let bob = access("bob");
-        let written = binding(&alice, "payments");
-        index.wrote(written.key(), "5".into(), &alice);
-        index.wrote(binding(&bob, "orders").key(), "6".into(), &bob);
-        assert!(
-            !index
-                .shows_writes_of(&alice, Duration::from_millis(50))
-                .await,
-            "the watch has not shown alice's binding"
-        );
-        let waiting = index.shows_writes_of(&alice, Duration::from_secs(5));
-        let shown = async {
-            tokio::task::yield_now().await;
-            let mut seen = written.clone();
-            seen.meta_mut().resource_version = Some("5".into());
-            index.record(Change::Applied(seen));
-        };
-        let (shown_to_alice, ()) = futures::join!(waiting, shown);
-        assert!(shown_to_alice, "bob's pending write is not alice's");
-    }
-
-    #[tokio::test]
-    async fn a_write_whose_event_came_first_leaves_nothing_to_wait_for() {
+    #[test]
+    fn a_write_whose_event_came_first_is_not_waited_for() {
         let index = Index::holding([]);
         let alice = access("alice");
         let mut shown = binding(&alice, "payments");
@@ -573,9 +520,8 @@ mod tests {
         index.record(Change::Applied(shown.clone()));
         index.wrote(shown.key(), "5".into(), &alice);
         assert!(
-            index
-                .shows_writes_of(&alice, Duration::from_millis(50))
-                .await
+            index.shelf().written.is_empty(),
+            "no later event would ever take it out"
         );
     }
 }

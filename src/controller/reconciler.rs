@@ -266,9 +266,6 @@ fn lost_finalizer_race(err: &finalizer::Error<Error>) -> bool {
 /// `NewGenericServerResponse` for 422, which drops the patch library's own words).
 const PATCH_TEST_FAILED: &str = "the server rejected our request due to an error in our request";
 
-/// How long a proof waits for the watch to show what was just written.
-const WRITES_SHOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// observe → decide → act → report.
 async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
@@ -337,16 +334,6 @@ async fn steps<K: Reconciled>(object: &K, ctx: &Context) -> Result<Action, Error
         status::record_removal(K::Core::conditions(&mut status), None, generation, now);
     }
     let phase_after = phase_of::<K::Core>(Some(&status));
-    if phase_after != phase_before && !converged.written.is_empty() {
-        // Proven once the watch shows what was written, rather than asked, refused and asked
-        // again while the authorizer has not seen it: past this wait the proof retries.
-        let owner = apply::Owner::new(
-            K::OWNER,
-            &object.namespace().unwrap_or_default(),
-            &object.name_any(),
-        );
-        ctx.owned.shows_writes_of(&owner, WRITES_SHOWN_WAIT).await;
-    }
     if phase_after != phase_before
         && let Some(proof) = object
             .prove(ctx, &observed, phase_before, phase_after)
