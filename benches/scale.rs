@@ -157,6 +157,8 @@ struct Usage {
     /// The operator's CPU time in the scenario (from its start, or from where the scenario's
     /// measurement starts).
     cpu: Duration,
+    /// kube-apiserver's and etcd's, since the operator started.
+    control_plane_cpu: Duration,
     api_requests: ApiRequests,
     objects: usize,
     records_at_start: usize,
@@ -422,6 +424,7 @@ impl Bench {
             .await;
         let before = operator.api_requests();
         let cpu_before = operator.cpu_time();
+        let control_plane_before = operator.control_plane_cpu();
         let rotated = Instant::now();
         sources
             .patch(
@@ -452,6 +455,9 @@ impl Bench {
             scenario: format!("rotation of one source, {fan_out} shares (during the rotation)"),
             peak_kib: operator.peak_memory_kib(),
             cpu: operator.cpu_time().saturating_sub(cpu_before),
+            control_plane_cpu: operator
+                .control_plane_cpu()
+                .saturating_sub(control_plane_before),
             api_requests: operator.api_requests().since(&before),
             objects: fan_out,
             records_at_start,
@@ -510,6 +516,7 @@ impl Bench {
         operator.wait_ready(timeout(0)).await;
         let before = operator.api_requests();
         let cpu_before = operator.cpu_time();
+        let control_plane_before = operator.control_plane_cpu();
         let filed = Instant::now();
         concurrently(0..n, |i| {
             let requests = requests.clone();
@@ -551,6 +558,9 @@ impl Bench {
             scenario: "intake (after /readyz)".into(),
             peak_kib: operator.peak_memory_kib(),
             cpu: operator.cpu_time().saturating_sub(cpu_before),
+            control_plane_cpu: operator
+                .control_plane_cpu()
+                .saturating_sub(control_plane_before),
             api_requests: operator.api_requests().since(&before),
             objects: n,
             records_at_start,
@@ -1189,16 +1199,63 @@ where
 }
 
 /// The operator process of one scenario.
+/// The CPU time kube-apiserver and etcd have used so far, from their pid files in `state` and
+/// their `/proc/<pid>/stat` (utime and stime, in clock ticks of 10 ms).
+fn control_plane_cpu(state: &std::path::Path) -> Duration {
+    ["kube-apiserver.pid", "etcd.pid"]
+        .iter()
+        .map(|file| {
+            let pid = std::fs::read_to_string(state.join(file))
+                .unwrap_or_else(|e| panic!("{}: {e}", state.join(file).display()));
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .unwrap_or_else(|e| panic!("/proc/{}/stat: {e}", pid.trim()));
+            // The fields after the command's closing parenthesis start at the third, state.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let ticks = |field: usize| -> u64 {
+                fields
+                    .get(field - 3)
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or_else(|| {
+                        panic!("/proc/{}/stat: field {field} in {stat:?}", pid.trim())
+                    })
+            };
+            Duration::from_millis((ticks(14) + ticks(15)) * 10)
+        })
+        .sum()
+}
+
 struct Running {
     operator: support::Operator,
     started: Instant,
+    /// Where the control plane keeps its pid files: its kubeconfig's directory.
+    control_plane: std::path::PathBuf,
+    control_plane_cpu_at_start: Duration,
 }
 
 impl Running {
     fn start(kubeconfig: &std::path::Path, scenario: &str) -> Running {
+        let control_plane = kubeconfig
+            .parent()
+            .expect("the control plane's state")
+            .to_path_buf();
+        let control_plane_cpu_at_start = control_plane_cpu(&control_plane);
         let started = Instant::now();
         let operator = support::spawn_operator(kubeconfig, &format!("scale-{scenario}-operator"));
-        Running { operator, started }
+        Running {
+            operator,
+            started,
+            control_plane,
+            control_plane_cpu_at_start,
+        }
+    }
+
+    /// The CPU time kube-apiserver and etcd spent since this operator started: with the
+    /// operator's own, whether the machine's cores were the limit.
+    fn control_plane_cpu(&self) -> Duration {
+        control_plane_cpu(&self.control_plane).saturating_sub(self.control_plane_cpu_at_start)
     }
 
     /// Polls `/readyz` until it answers 200; how long after the start that was.
@@ -1410,6 +1467,7 @@ impl Report {
             scenario: scenario.to_string(),
             peak_kib: operator.peak_memory_kib(),
             cpu: operator.cpu_time(),
+            control_plane_cpu: operator.control_plane_cpu(),
             api_requests: operator.api_requests(),
             objects,
             records_at_start,
@@ -1427,16 +1485,17 @@ impl Report {
             println!("| {scenario} | {tight} | {gatehouse} | {ratio} | {goal} |");
         }
         println!(
-            "\n| scenario | operator peak RSS (VmHWM) | operator CPU | operator API requests | per object | AccessRecords at start |"
+            "\n| scenario | operator peak RSS (VmHWM) | operator CPU | kube-apiserver + etcd CPU | operator API requests | per object | AccessRecords at start |"
         );
-        println!("|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for usage in &self.usage {
             println!(
-                "| {} ({} objects) | {:.1} MiB | {:.2} s | {:.0} | {:.1} | {} |",
+                "| {} ({} objects) | {:.1} MiB | {:.2} s | {:.2} s | {:.0} | {:.1} | {} |",
                 usage.scenario,
                 usage.objects,
                 usage.peak_kib as f64 / 1024.0,
                 usage.cpu.as_secs_f64(),
+                usage.control_plane_cpu.as_secs_f64(),
                 usage.api_requests.total(),
                 usage.api_requests.total() / usage.objects.max(1) as f64,
                 usage.records_at_start
