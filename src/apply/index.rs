@@ -2,7 +2,7 @@
 //! Role, RoleBinding and ClusterRoleBinding with an owner label, so that a reconcile finds its
 //! owner's objects without listing the cluster and the orphan sweep sees every owned object.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::channel::mpsc;
@@ -62,9 +62,7 @@ pub struct Index {
 /// The index's contents.
 #[derive(Default)]
 struct Shelf {
-    /// Boxed: the table's slots stay small (an object is several hundred bytes before anything
-    /// it points to), one per object the operator made.
-    objects: HashMap<Key, (Owner, Box<Object>)>,
+    objects: HashMap<Key, Held>,
     /// Each owner's keys, sorted: most owners have one or a few objects, which a set's node of
     /// eleven slots would hold at several times the size.
     by_owner: HashMap<Owner, Vec<Key>>,
@@ -76,6 +74,56 @@ struct Shelf {
     /// (one reconcile per written object fewer, and its reads). Any other change has another
     /// version and wakes the owner as ever.
     written: HashMap<Key, (String, Owner)>,
+}
+
+/// An object as the index holds it, one per object the operator made: its labels and
+/// annotations as exactly sized pairs (a map's first node has room for eleven, an owned object
+/// has two to five of each), the rest boxed, so that the table's slots stay small.
+struct Held {
+    owner: Owner,
+    /// The object without its labels and annotations.
+    rest: Box<Object>,
+    labels: Pairs,
+    annotations: Pairs,
+}
+
+type Pairs = Box<[(Box<str>, Box<str>)]>;
+
+impl Held {
+    fn new(owner: Owner, mut object: Object) -> Held {
+        let meta = object.meta_mut();
+        let pairs = |map: Option<BTreeMap<String, String>>| -> Pairs {
+            map.into_iter()
+                .flatten()
+                .map(|(key, value)| (key.into_boxed_str(), value.into_boxed_str()))
+                .collect()
+        };
+        let labels = pairs(meta.labels.take());
+        let annotations = pairs(meta.annotations.take());
+        Held {
+            owner,
+            rest: Box::new(object),
+            labels,
+            annotations,
+        }
+    }
+
+    /// The object as the watch showed it (the API server never shows an empty map).
+    fn object(&self) -> Object {
+        let map = |pairs: &Pairs| {
+            (!pairs.is_empty()).then(|| {
+                pairs
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string()))
+                    .collect()
+            })
+        };
+        let mut object = (*self.rest).clone();
+        let meta = object.meta_mut();
+        meta.labels = map(&self.labels);
+        meta.annotations = map(&self.annotations);
+        object
+    }
 }
 
 /// What the watch of one kind reports, as the index takes it.
@@ -185,8 +233,8 @@ impl Index {
         let mut shelf = self.shelf();
         // Its event may have come first (the watch can beat the response): remembered then, it
         // would stay, as no later event carries that version.
-        let shown = shelf.objects.get(&key).is_some_and(|(_, held)| {
-            held.meta().resource_version.as_ref() == Some(&resource_version)
+        let shown = shelf.objects.get(&key).is_some_and(|held| {
+            held.rest.meta().resource_version.as_ref() == Some(&resource_version)
         });
         if !shown {
             shelf
@@ -203,7 +251,7 @@ impl Index {
             .get(owner)
             .into_iter()
             .flatten()
-            .filter_map(|key| shelf.objects.get(key).map(|(_, object)| (**object).clone()))
+            .filter_map(|key| shelf.objects.get(key).map(Held::object))
             .collect()
     }
 
@@ -267,7 +315,7 @@ impl Shelf {
                     .then(|| self.written.remove(&key))
                     .flatten()
                     .map(|(_, writer)| writer);
-                let held_by = self.objects.get(&key).map(|(owner, _)| owner);
+                let held_by = self.objects.get(&key).map(|held| &held.owner);
                 // A takeover (an extension's handover) wakes everyone: the new holder goes on
                 // from seeing the object as its own.
                 let quiet = writer.filter(|writer| held_by.is_none_or(|held| held == writer));
@@ -323,7 +371,7 @@ impl Shelf {
         let unchanged = self
             .objects
             .get(&key)
-            .is_some_and(|(_, held)| **held == object);
+            .is_some_and(|held| held.object() == object);
         if unchanged {
             return BTreeSet::new();
         }
@@ -333,7 +381,7 @@ impl Shelf {
             if let Err(at) = keys.binary_search(&key) {
                 keys.insert(at, key.clone());
             }
-            self.objects.insert(key, (owner.clone(), Box::new(object)));
+            self.objects.insert(key, Held::new(owner.clone(), object));
             touched.insert(owner);
         }
         touched
@@ -341,7 +389,7 @@ impl Shelf {
 
     /// Forgets the object at `key`; returns its owner if it was held.
     fn take(&mut self, key: &Key) -> Option<Owner> {
-        let (owner, _) = self.objects.remove(key)?;
+        let owner = self.objects.remove(key)?.owner;
         if let Some(keys) = self.by_owner.get_mut(&owner) {
             keys.retain(|held| held != key);
             if keys.is_empty() {
