@@ -669,12 +669,21 @@ fn rbac_caches(
 /// keeping no cache of its own.
 fn observed<K: apply::Watchable>(
     client: &Client,
-    mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) {
     let events = apply::backed_off(
         watcher(Api::<K>::all(client.clone()), watcher::Config::default())
             .modify(|object| object.meta_mut().managed_fields = None),
     );
+    spawn_observing(events, observe);
+}
+
+/// Follows `events` in its own task, logging the watch's errors and handing each event to
+/// `observe`.
+fn spawn_observing<K: apply::Watchable>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) {
     let mut log = telemetry::WatchLog::new(K::kind(&()));
     tokio::spawn(events.for_each(move |event| {
         log.saw(&event);
@@ -689,18 +698,10 @@ fn observed<K: apply::Watchable>(
 /// the watch's events to `observe` once the cache holds it.
 fn cache_observed<K: apply::Watchable>(
     client: &Client,
-    mut observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    observe: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> Store<K> {
     let (store, writer) = reflector::store();
-    let events = reflected(client, writer);
-    let mut log = telemetry::WatchLog::new(K::kind(&()));
-    tokio::spawn(events.for_each(move |event| {
-        log.saw(&event);
-        if let Ok(event) = &event {
-            observe(event);
-        }
-        future::ready(())
-    }));
+    spawn_observing(reflected(client, writer), observe);
     store
 }
 
