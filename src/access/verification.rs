@@ -148,8 +148,76 @@ pub fn unprovable(proving: Proving, why: String) -> ConditionUpdate {
     ConditionUpdate::new(proving.condition(), false, reason::UNVERIFIABLE, why)
 }
 
+/// How long the API server's RBAC authorizer takes to see a binding change, as the proofs found
+/// it: the wait before a proof's first review. Its authorizer learns of bindings from its own
+/// cache, a moment after the write; under load that moment grows to hundreds of milliseconds,
+/// and asking at once costs a review that is bound to be answered from before the change.
+///
+/// A proof that needed more than one review sets the estimate to how long it took; each one
+/// answered at the first review lowers it by a quarter, so that it follows the lag back down
+/// when the load goes.
+#[derive(Debug, Default)]
+pub struct AuthorizerLag {
+    estimate: std::sync::Mutex<std::time::Duration>,
+}
+
+impl AuthorizerLag {
+    /// The longest wait before a first review: beyond, a slow authorizer costs retries instead.
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// How long to wait after a binding change before the first review of it.
+    pub fn wait(&self) -> std::time::Duration {
+        *self.lock()
+    }
+
+    /// A proof waited `waited`, then needed `reviews` reviews, and had the answer it expected
+    /// `elapsed` after the change (waits included).
+    pub fn proved(&self, waited: std::time::Duration, reviews: u32, elapsed: std::time::Duration) {
+        let mut estimate = self.lock();
+        *estimate = if reviews > 1 {
+            elapsed.min(Self::MAX)
+        } else {
+            // Only a proof that waited as long as the estimate says the estimate held.
+            (*estimate).min(waited) * 3 / 4
+        };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::time::Duration> {
+        self.estimate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_wait_follows_the_lag_up_at_once_and_down_by_quarters() {
+        let lag = AuthorizerLag::default();
+        assert_eq!(
+            lag.wait(),
+            Duration::ZERO,
+            "no lag is assumed before a proof found one"
+        );
+        lag.proved(Duration::ZERO, 3, Duration::from_millis(480));
+        assert_eq!(lag.wait(), Duration::from_millis(480));
+        lag.proved(Duration::from_millis(480), 1, Duration::from_millis(490));
+        assert_eq!(lag.wait(), Duration::from_millis(360));
+        lag.proved(Duration::from_millis(360), 2, Duration::from_millis(600));
+        assert_eq!(lag.wait(), Duration::from_millis(600));
+    }
+
+    #[test]
+    fn the_wait_is_bounded_and_a_shorter_wait_that_sufficed_lowers_it() {
+        let lag = AuthorizerLag::default();
+        lag.proved(Duration::ZERO, 15, Duration::from_secs(3));
+        assert_eq!(lag.wait(), AuthorizerLag::MAX);
+        lag.proved(Duration::from_millis(100), 1, Duration::from_millis(120));
+        assert_eq!(lag.wait(), Duration::from_millis(75));
+    }
+
     use super::*;
 
     fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {

@@ -569,13 +569,17 @@ fn role_rules(ctx: &Context, request: &AcceptedRequest) -> Option<Vec<PolicyRule
 }
 
 /// Asks the review until the API server answers `expected`, for up to about 3 s: its RBAC
-/// authorizer learns of new and deleted bindings from a cache, a moment after they change.
+/// authorizer learns of new and deleted bindings from a cache, a moment after they change. The
+/// first review waits for as long as that moment lasted lately ([`verification::AuthorizerLag`]).
 async fn review_until(
     ctx: &Context,
     review: &SubjectAccessReview,
     expected: bool,
 ) -> Result<bool, kube::Error> {
     let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
+    let changed = tokio::time::Instant::now();
+    let waited = ctx.authorizer_lag.wait();
+    tokio::time::sleep(waited).await;
     let mut answer = false;
     for attempt in 0..15 {
         if attempt > 0 {
@@ -587,6 +591,8 @@ async fn review_until(
             .status
             .is_some_and(|s| s.allowed);
         if answer == expected {
+            ctx.authorizer_lag
+                .proved(waited, attempt + 1, changed.elapsed());
             break;
         }
     }

@@ -413,6 +413,7 @@ pub fn context(cluster: &Cluster, owned: impl IntoIterator<Item = Object>) -> Co
         access_peers: Default::default(),
         sharing_peers: Default::default(),
         verdicts: Default::default(),
+        authorizer_lag: Default::default(),
         own_writes: Default::default(),
         opened_windows: Default::default(),
         written_records: Default::default(),

@@ -186,6 +186,8 @@ pub struct Context {
     pub opened_windows: status::OpenedWindows,
     /// Approver rights answered by SubjectAccessReviews, while RBAC stays as it was.
     pub verdicts: Arc<verdicts::Verdicts>,
+    /// How long the API server's RBAC authorizer lately took to see a binding change.
+    pub authorizer_lag: crate::access::verification::AuthorizerLag,
     /// Delivers `status.notifications` in the background.
     pub notifier: Arc<notify::Notifier>,
     /// Consecutive failures per object, for growing retry delays.
@@ -440,6 +442,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         access_peers: Default::default(),
         sharing_peers: Default::default(),
         verdicts,
+        authorizer_lag: Default::default(),
         own_writes: Default::default(),
         opened_windows: Default::default(),
         written_records,
