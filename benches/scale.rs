@@ -270,9 +270,18 @@ impl Bench {
             records_at_start,
         );
         let operator = if requesters == Requesters::People {
-            operator
-                .restart(self.kubeconfig, &format!("{n} converged requests"), report)
-                .await
+            let converged = format!("{n} converged requests");
+            let restarted = operator.restart(self.kubeconfig, &converged, report).await;
+            // The restarted operator holds every converged object from its first lists: its peak
+            // is the steady state at N, which the first run's (grown while provisioning) is not.
+            let records = self.records().await;
+            report.usage(
+                &format!("restart over {converged}, first 30 s"),
+                &restarted,
+                n,
+                records,
+            );
+            restarted
         } else {
             operator
         };
