@@ -177,7 +177,7 @@ impl AuthorizerLag {
         *estimate = if reviews > 1 {
             elapsed.min(Self::MAX)
         } else {
-            // Only a proof that waited as long as the estimate says the estimate held.
+            // One review sufficed after `waited`: the lag was at most that long.
             (*estimate).min(waited) * 3 / 4
         };
     }
@@ -192,6 +192,8 @@ impl AuthorizerLag {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use super::*;
 
     #[test]
     fn the_wait_follows_the_lag_up_at_once_and_down_by_quarters() {
@@ -217,8 +219,6 @@ mod tests {
         lag.proved(Duration::from_millis(100), 1, Duration::from_millis(120));
         assert_eq!(lag.wait(), Duration::from_millis(75));
     }
-
-    use super::*;
 
     fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
         PolicyRule {
