@@ -1,6 +1,9 @@
 //! Proof that a grant works, and that a removed grant is gone: which permission to ask the API
 //! server about (a SubjectAccessReview), and what its answer means for the request.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReviewSpec};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
@@ -158,21 +161,21 @@ pub fn unprovable(proving: Proving, why: String) -> ConditionUpdate {
 /// when the load goes.
 #[derive(Debug, Default)]
 pub struct AuthorizerLag {
-    estimate: std::sync::Mutex<std::time::Duration>,
+    estimate: Mutex<Duration>,
 }
 
 impl AuthorizerLag {
     /// The longest wait before a first review: beyond, a slow authorizer costs retries instead.
-    pub const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(1);
 
     /// How long to wait after a binding change before the first review of it.
-    pub fn wait(&self) -> std::time::Duration {
+    pub fn wait(&self) -> Duration {
         *self.lock()
     }
 
     /// A proof waited `waited`, then needed `reviews` reviews, and had the answer it expected
     /// `elapsed` after the change (waits included).
-    pub fn proved(&self, waited: std::time::Duration, reviews: u32, elapsed: std::time::Duration) {
+    pub fn proved(&self, waited: Duration, reviews: u32, elapsed: Duration) {
         let mut estimate = self.lock();
         *estimate = if reviews > 1 {
             elapsed.min(Self::MAX)
@@ -182,17 +185,13 @@ impl AuthorizerLag {
         };
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::time::Duration> {
-        self.estimate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Duration> {
+        self.estimate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
