@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound::{Included, Unbounded};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::ResourceExt;
@@ -32,11 +32,15 @@ enum Kind {
 /// A binding's identity: its kind, namespace (empty for a ClusterRoleBinding) and name. The
 /// order is the order [`ExistingBindings::reaching`] returns bindings in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Key {
+struct Identity {
     kind: Kind,
     namespace: String,
     name: String,
 }
+
+/// An [`Identity`], shared by the map of bindings and every index that lists the binding: a
+/// pointer each, instead of a copy of both strings each (at 10,000 bindings, megabytes).
+type Key = Arc<Identity>;
 
 pub struct ExistingBindings {
     shelf: Mutex<Shelf>,
@@ -110,12 +114,12 @@ impl ExistingBindings {
             Some(namespace) => (Kind::RoleBinding, namespace),
             None => (Kind::ClusterRoleBinding, ""),
         };
-        let first = Key {
+        let first = Identity {
             kind,
             namespace: namespace.to_string(),
             name: String::new(),
         };
-        keys.range((Included(&first), Unbounded))
+        keys.range::<Identity, _>((Included(&first), Unbounded))
             .take_while(|key| key.kind == kind && key.namespace == namespace)
             .filter_map(|key| shelf.bindings.get(key).cloned())
             .collect()
@@ -158,10 +162,12 @@ impl ExistingBindings {
         kind: Kind,
         convert: impl Fn(&K) -> Option<ExistingBinding>,
     ) {
-        let key = |binding: &K| Key {
-            kind,
-            namespace: binding.namespace().unwrap_or_default(),
-            name: binding.name_any(),
+        let key = |binding: &K| {
+            Key::new(Identity {
+                kind,
+                namespace: binding.namespace().unwrap_or_default(),
+                name: binding.name_any(),
+            })
         };
         let mut shelf = self.lock();
         match event {
