@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use futures::Stream;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
 
+use super::cached::Cached;
 use super::reconciler::Reconciled;
 use crate::lifecycle::Refusal;
 use crate::lifecycle::kind::Kind;
@@ -28,10 +29,10 @@ pub struct Links<'a> {
 /// without waiting for its next resync).
 pub struct Peers<K: Reconciled> {
     /// The cache of the controller running now: a replica that leads again runs a new one.
-    store: RwLock<Option<Store<K>>>,
-    relink: mpsc::UnboundedSender<ObjectRef<K>>,
+    store: RwLock<Option<Store<Cached<K>>>>,
+    relink: mpsc::UnboundedSender<ObjectRef<Cached<K>>>,
     /// Taken by the controller running now, for as long as it runs.
-    relinks: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ObjectRef<K>>>>,
+    relinks: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ObjectRef<Cached<K>>>>>,
 }
 
 impl<K: Reconciled> Default for Peers<K> {
@@ -49,7 +50,10 @@ impl<K: Reconciled> Peers<K> {
     /// Hands over the cache of the controller that starts now (one per kind at a time: a replica
     /// runs a new one each time it leads again); returns the objects to reconcile for their
     /// links, for as long as that controller runs.
-    pub fn attach(&self, store: Store<K>) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
+    pub fn attach(
+        &self,
+        store: Store<Cached<K>>,
+    ) -> impl Stream<Item = ObjectRef<Cached<K>>> + Send + 'static {
         *self.store.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
         futures::stream::unfold(self.relinks.clone(), |relinks| async move {
             let next = relinks.lock().await.recv().await?;
@@ -57,15 +61,21 @@ impl<K: Reconciled> Peers<K> {
         })
     }
 
-    fn store(&self) -> Option<Store<K>> {
+    fn store(&self) -> Option<Store<Cached<K>>> {
         self.store
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.store()?.get(&ObjectRef::new(name).within(namespace))
+    /// The object named `name`, whole. One the cache cannot read back counts as absent (an
+    /// extension of it is refused), and says why in the log.
+    fn get(&self, namespace: &str, name: &str) -> Option<K> {
+        let cached = self.store()?.get(&ObjectRef::new(name).within(namespace))?;
+        cached
+            .unpack()
+            .inspect_err(|err| tracing::warn!(error = %err, "cannot read a linked object"))
+            .ok()
     }
 
     /// Every object of the same requester in `object`'s namespace whose `spec.extends` names it.
@@ -106,7 +116,7 @@ impl<K: Reconciled> Peers<K> {
         // every object of the kind.
         store
             .state_filter(|other| {
-                let links = other.links();
+                let links = other.typed().links();
                 names(&links) == Some(name.as_str())
                     && links.requester == requester
                     && other.meta().namespace.as_deref() == namespace

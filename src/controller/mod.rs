@@ -3,6 +3,8 @@
 
 mod access;
 mod approvers;
+mod cached;
+pub use cached::Cached;
 mod client;
 mod events;
 mod existing_bindings;
@@ -82,6 +84,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Provision(#[from] crate::apply::Error),
+    #[error(transparent)]
+    Cached(#[from] cached::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the admission policies compiled into the operator do not parse ({0}); this is a bug")]
@@ -124,6 +128,7 @@ impl Error {
             Error::WriteRecord { .. } | Error::Record { .. } => "write_record",
             Error::Observe { .. } => "observe",
             Error::Provision(_) => "provision",
+            Error::Cached(_) => "cache",
             Error::Finalizer(_) => "finalizer",
             Error::CachesStopped => "caches_stopped",
             Error::SealKey { .. } | Error::SealKeyInvalid { .. } => "seal_key",

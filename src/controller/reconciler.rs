@@ -33,6 +33,7 @@ use tracing::Instrument;
 #[cfg(test)]
 mod tests;
 
+use super::cached::Cached;
 use super::lineage::{Links, Peers};
 use super::status::{self, Written};
 use super::{Context, Error, records};
@@ -75,7 +76,7 @@ pub trait Reconciled:
     + 'static
 {
     /// Its part of the lifecycle core.
-    type Core: Kind<Status: Serialize + Send + Sync>;
+    type Core: Kind<Status: Serialize + DeserializeOwned + Send + Sync>;
     /// What observe gathered.
     type Observed: Send + Sync;
 
@@ -173,9 +174,9 @@ pub async fn run<K: Reconciled>(
     ctx: Arc<Context>,
     rechecks: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
-    configure: impl FnOnce(Controller<K>, Store<K>) -> Controller<K>,
+    configure: impl FnOnce(Controller<Cached<K>>, Store<Cached<K>>) -> Controller<Cached<K>>,
 ) {
-    let (store, writer) = reflector::store();
+    let (store, writer) = reflector::store::<Cached<K>>();
     let filtering = ctx.clone();
     let objects = super::reflected(&ctx.client, writer)
         // The store holds every version; only the reconcile of the watch event of the operator's own
@@ -194,7 +195,7 @@ pub async fn run<K: Reconciled>(
     let (settled, deliveries) = futures::channel::mpsc::unbounded();
     ctx.notifier
         .on_settled(&K::kind(&()), move |namespace, name| {
-            let _ = settled.unbounded_send(ObjectRef::<K>::new(name).within(namespace));
+            let _ = settled.unbounded_send(ObjectRef::<Cached<K>>::new(name).within(namespace));
         });
     let controller = configure(controller, store)
         .reconcile_on(ctx.owned.changes(K::OWNER))
@@ -221,7 +222,11 @@ pub async fn run<K: Reconciled>(
     future::select(std::pin::pin!(controller), std::pin::pin!(sweep)).await;
 }
 
-async fn reconcile<K: Reconciled>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile<K: Reconciled>(
+    cached: Arc<Cached<K>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let object = Arc::new(cached.unpack()?);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let span = tracing::info_span!(
         "reconcile",

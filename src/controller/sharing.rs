@@ -20,6 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
+use super::cached::Cached;
 use super::lineage::{self, Links, Peers};
 use super::reconciler::{self, Note, Planned, Reconciled};
 use super::{Context, Error, approvers};
@@ -87,10 +88,10 @@ pub async fn run(
 /// The agreements a changed Secret or ConfigMap concerns: every agreement in its namespace that
 /// names it as a source. (The one a shared Secret was made for hears of it from the owned index.)
 fn affected<K: Resource<DynamicType = ()>>(
-    agreements: &Store<DataSharingAgreement>,
+    agreements: &Store<Cached<DataSharingAgreement>>,
     kind: SourceKind,
     object: &PartialObjectMeta<K>,
-) -> Vec<ObjectRef<DataSharingAgreement>> {
+) -> Vec<ObjectRef<Cached<DataSharingAgreement>>> {
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
     let names_it = |spec: &DataSharingAgreementSpec| {
@@ -105,7 +106,9 @@ fn affected<K: Resource<DynamicType = ()>>(
     agreements
         .state()
         .iter()
-        .filter(|a| a.namespace().as_deref() == Some(namespace.as_str()) && names_it(&a.spec))
+        .filter(|a| {
+            a.namespace().as_deref() == Some(namespace.as_str()) && names_it(&a.typed().spec)
+        })
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
 }

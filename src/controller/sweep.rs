@@ -9,13 +9,14 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
 use super::Context;
+use super::cached::Cached;
 use super::reconciler::Reconciled;
 use crate::apply;
 
 /// Every sweep interval, deletes the owned objects whose owner of kind `K` is not among `owners`
 /// (the controller's cache). The cache proposes candidates; a GET confirms the owner is really
 /// gone before anything is deleted, as the cache may lag behind the API server.
-pub(super) async fn sweep_orphans<K: Reconciled>(ctx: Arc<Context>, owners: Store<K>) {
+pub(super) async fn sweep_orphans<K: Reconciled>(ctx: Arc<Context>, owners: Store<Cached<K>>) {
     // A controller that just started (a replica leading again) has not listed its objects yet:
     // every owned object would be a candidate, each costing a GET.
     if owners.wait_until_ready().await.is_err() {

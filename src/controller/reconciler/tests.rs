@@ -78,9 +78,14 @@ fn the<'a>(calls: &'a [Call], line: &str, nth: usize) -> &'a Call {
         .unwrap_or_else(|| panic!("no call #{nth} {line} in {:#?}", lines(calls)))
 }
 
+/// `object` as the controller's cache holds it.
+fn cached<K: Reconciled>(object: K) -> Cached<K> {
+    Cached::pack(object).expect("packs")
+}
+
 /// Runs one reconcile as the controller would (finalizer helper included).
 async fn reconciled<K: Reconciled>(object: &K, ctx: Context) -> Result<Action, Error> {
-    reconcile(Arc::new(object.clone()), Arc::new(ctx)).await
+    reconcile(Arc::new(cached(object.clone())), Arc::new(ctx)).await
 }
 
 /// A cluster with the example request approved (in `namespaces`) and the role it asks for.
@@ -309,7 +314,7 @@ async fn a_status_write_that_loses_its_race_retries_soon_and_keeps_the_window_pr
     cluster.holds(&newer);
     let ctx = Arc::new(fixtures::context(&cluster, []));
 
-    let action = reconcile(Arc::new(request.clone()), ctx.clone())
+    let action = reconcile(Arc::new(cached(request.clone())), ctx.clone())
         .await
         .expect("a lost race is no error");
 
@@ -329,7 +334,9 @@ async fn a_status_write_that_loses_its_race_retries_soon_and_keeps_the_window_pr
     // binding: the end stays the one the binding carries.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let newer = cluster.stored(&request).expect("the request exists");
-    reconcile(Arc::new(newer), ctx).await.expect("provisioned");
+    reconcile(Arc::new(cached(newer)), ctx)
+        .await
+        .expect("provisioned");
     let calls = cluster.take_calls();
     let active = &the(&calls, &patch(REQUEST_STATUS), 0).body["status"];
     assert_eq!(active["phase"], "Active");
