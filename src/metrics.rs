@@ -387,7 +387,7 @@ fn count_phases(phases: impl Iterator<Item = Option<SharingPhase>>) -> BTreeMap<
 }
 
 /// What the request gauges read of a cached status.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RequestGauged {
     phase: Option<AccessPhase>,

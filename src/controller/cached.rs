@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 
 use kube::Resource;
 use kube::api::ObjectMeta;
@@ -20,14 +19,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// An object of `K` as the controller's cache holds it. A watch deserializes `K` as usual (so a
 /// status that does not parse fails there, as before), then packs it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Cached<K: HasStatus> {
     /// The object without its status and annotations (and its managed fields, which nothing
     /// reads).
     typed: K,
     /// Its status and annotations, as the JSON of a [`Packed`].
     packed: Box<[u8]>,
-    _status: PhantomData<fn() -> K::Status>,
 }
 
 /// What a cached object holds as JSON.
@@ -71,7 +69,6 @@ where
         Ok(Self {
             packed: serde_json::to_vec(&packed)?.into_boxed_slice(),
             typed: object,
-            _status: PhantomData,
         })
     }
 
@@ -108,16 +105,6 @@ where
             ),
             source,
         })
-    }
-}
-
-impl<K: HasStatus + Clone> Clone for Cached<K> {
-    fn clone(&self) -> Self {
-        Self {
-            typed: self.typed.clone(),
-            packed: self.packed.clone(),
-            _status: PhantomData,
-        }
     }
 }
 
