@@ -46,7 +46,7 @@ struct PackedStatus<S> {
 /// Why a cached object could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot read back the cached status of {object}: {source}; this is a bug (the cache wrote it)"
+    "cannot read back the cached status and annotations of {object}: {source}; this is a bug (the cache wrote them)"
 )]
 pub struct Error {
     object: String,
