@@ -2,7 +2,7 @@
 //! server about (a SubjectAccessReview), and what its answer means for the request.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReviewSpec};
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -156,36 +156,56 @@ pub fn unprovable(proving: Proving, why: String) -> ConditionUpdate {
 /// cache, a moment after the write; under load that moment grows to hundreds of milliseconds,
 /// and asking at once costs a review that is bound to be answered from before the change.
 ///
-/// A proof that needed more than one review sets the estimate to how long it took; each one
-/// answered at the first review lowers it by a quarter, so that it follows the lag back down
-/// when the load goes.
+/// A proof that needed more than one review sets the estimate to how long it took; from then on
+/// the estimate halves every [`AuthorizerLag::HALF_LIFE`], so that it follows the lag back down
+/// when the load goes. The decay is by time, not by proofs answered at once: dozens of proofs
+/// run at a time, and lowering the estimate for each brought it under the lag within a fraction
+/// of a second, so that a third of all proofs needed a second review (benches/scale.rs). An
+/// extra review costs the API server CPU, which is what a large batch is short of; waiting a
+/// little longer costs none.
 #[derive(Debug, Default)]
 pub struct AuthorizerLag {
-    estimate: Mutex<Duration>,
+    estimate: Mutex<Option<Lag>>,
+}
+
+/// The lag a proof found, and when.
+#[derive(Clone, Copy, Debug)]
+struct Lag {
+    found: Duration,
+    at: Instant,
 }
 
 impl AuthorizerLag {
     /// The longest wait before a first review: beyond, a slow authorizer costs retries instead.
     pub const MAX: Duration = Duration::from_secs(1);
 
-    /// How long to wait after a binding change before the first review of it.
-    pub fn wait(&self) -> Duration {
-        *self.lock()
-    }
+    /// How long after a proof found a lag the wait is half of it.
+    pub const HALF_LIFE: Duration = Duration::from_secs(5);
 
-    /// A proof waited `waited`, then needed `reviews` reviews, and had the answer it expected
-    /// `elapsed` after the change (waits included).
-    pub fn proved(&self, waited: Duration, reviews: u32, elapsed: Duration) {
-        let mut estimate = self.lock();
-        *estimate = if reviews > 1 {
-            elapsed.min(Self::MAX)
-        } else {
-            // One review sufficed after `waited`: the lag was at most that long.
-            (*estimate).min(waited) * 3 / 4
+    /// How long to wait after a binding change, at `now`, before the first review of it.
+    pub fn wait(&self, now: Instant) -> Duration {
+        let Some(lag) = *self.lock() else {
+            return Duration::ZERO;
         };
+        let half_lives =
+            now.saturating_duration_since(lag.at).as_secs_f64() / Self::HALF_LIFE.as_secs_f64();
+        // In whole microseconds: finer than any wait needs, and exact for whole half-lives.
+        let micros = lag.found.as_micros() as f64 * 0.5_f64.powf(half_lives);
+        Duration::from_micros(micros.round() as u64)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Duration> {
+    /// A proof needed `reviews` reviews, and had the answer it expected `elapsed` after the
+    /// change (waits included), at `now`.
+    pub fn proved(&self, reviews: u32, elapsed: Duration, now: Instant) {
+        if reviews > 1 {
+            *self.lock() = Some(Lag {
+                found: elapsed.min(Self::MAX),
+                at: now,
+            });
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Lag>> {
         self.estimate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -195,28 +215,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wait_follows_the_lag_up_at_once_and_down_by_quarters() {
+    fn the_wait_follows_the_lag_up_at_once_and_halves_with_time() {
         let lag = AuthorizerLag::default();
+        let start = Instant::now();
         assert_eq!(
-            lag.wait(),
+            lag.wait(start),
             Duration::ZERO,
             "no lag is assumed before a proof found one"
         );
-        lag.proved(Duration::ZERO, 3, Duration::from_millis(480));
-        assert_eq!(lag.wait(), Duration::from_millis(480));
-        lag.proved(Duration::from_millis(480), 1, Duration::from_millis(490));
-        assert_eq!(lag.wait(), Duration::from_millis(360));
-        lag.proved(Duration::from_millis(360), 2, Duration::from_millis(600));
-        assert_eq!(lag.wait(), Duration::from_millis(600));
+        lag.proved(3, Duration::from_millis(480), start);
+        assert_eq!(lag.wait(start), Duration::from_millis(480));
+        lag.proved(1, Duration::from_millis(490), start);
+        assert_eq!(
+            lag.wait(start),
+            Duration::from_millis(480),
+            "a proof answered at once leaves the estimate to time"
+        );
+        let later = start + AuthorizerLag::HALF_LIFE;
+        assert_eq!(lag.wait(later), Duration::from_millis(240));
+        assert_eq!(
+            lag.wait(later + 2 * AuthorizerLag::HALF_LIFE),
+            Duration::from_millis(60)
+        );
+        lag.proved(2, Duration::from_millis(600), later);
+        assert_eq!(lag.wait(later), Duration::from_millis(600));
     }
 
     #[test]
-    fn the_wait_is_bounded_and_a_shorter_wait_that_sufficed_lowers_it() {
+    fn the_wait_is_bounded_and_never_negative_for_an_earlier_clock() {
         let lag = AuthorizerLag::default();
-        lag.proved(Duration::ZERO, 15, Duration::from_secs(3));
-        assert_eq!(lag.wait(), AuthorizerLag::MAX);
-        lag.proved(Duration::from_millis(100), 1, Duration::from_millis(120));
-        assert_eq!(lag.wait(), Duration::from_millis(75));
+        let now = Instant::now() + Duration::from_secs(10);
+        lag.proved(15, Duration::from_secs(3), now);
+        assert_eq!(lag.wait(now), AuthorizerLag::MAX);
+        assert_eq!(
+            lag.wait(now - Duration::from_secs(1)),
+            AuthorizerLag::MAX,
+            "a clock read before the lag was found waits the whole lag"
+        );
     }
 
     fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {

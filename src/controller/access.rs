@@ -577,9 +577,8 @@ async fn review_until(
     expected: bool,
 ) -> Result<bool, kube::Error> {
     let api = Api::<SubjectAccessReview>::all(ctx.client.clone());
-    let changed = tokio::time::Instant::now();
-    let waited = ctx.authorizer_lag.wait();
-    tokio::time::sleep(waited).await;
+    let changed = std::time::Instant::now();
+    tokio::time::sleep(ctx.authorizer_lag.wait(changed)).await;
     let mut answer = false;
     for attempt in 0..15 {
         if attempt > 0 {
@@ -592,7 +591,7 @@ async fn review_until(
             .is_some_and(|s| s.allowed);
         if answer == expected {
             ctx.authorizer_lag
-                .proved(waited, attempt + 1, changed.elapsed());
+                .proved(attempt + 1, changed.elapsed(), std::time::Instant::now());
             break;
         }
     }
