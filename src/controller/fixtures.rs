@@ -236,13 +236,6 @@ impl Cluster {
                 ),
                 None => not_found(),
             },
-            // A server-side apply of a whole object (an AccessRecord): created or replaced.
-            "PATCH" if call.path.starts_with(RECORDS) => {
-                let mut object = call.body.clone();
-                object["metadata"]["resourceVersion"] = json!(version);
-                state.objects.insert(call.path.clone(), object.clone());
-                (StatusCode::OK, object)
-            }
             "PATCH" => {
                 let (path, status) = match call.path.strip_suffix("/status") {
                     Some(object) => (object.to_string(), true),

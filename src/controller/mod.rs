@@ -67,15 +67,13 @@ pub enum Error {
     #[error("cannot write status: {0}")]
     WriteStatus(#[source] kube::Error),
     #[error(
-        "cannot write AccessRecord {name}: {source}; the operator needs create and patch on accessrecords (ClusterRole gatehouse-operator), and admission policy gatehouse-status must name the operator"
+        "cannot write AccessRecord {name}: {source}; the operator needs get, create and update on accessrecords (ClusterRole gatehouse-operator), and admission policy gatehouse-status must name the operator"
     )]
     WriteRecord {
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot render AccessRecord {name}: {problem}; this is a bug")]
-    Record { name: String, problem: String },
     #[error("cannot read {what}: {source}")]
     Observe {
         what: &'static str,
@@ -125,7 +123,7 @@ impl Error {
             Error::Connect(_) => "connect",
             Error::CrdsMissing(_) => "crds_missing",
             Error::WriteStatus(_) => "write_status",
-            Error::WriteRecord { .. } | Error::Record { .. } => "write_record",
+            Error::WriteRecord { .. } => "write_record",
             Error::Observe { .. } => "observe",
             Error::Provision(_) => "provision",
             Error::Cached(_) => "cache",

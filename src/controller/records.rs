@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
@@ -78,7 +78,7 @@ pub(super) async fn write<K: Reconciled>(
         merge_syncs(&mut spec, &existing.syncs);
     }
     let digest = digest_of(&spec);
-    if existing.is_some_and(|r| r.digest == digest) {
+    if existing.as_ref().is_some_and(|r| r.digest == digest) {
         return Ok(());
     }
     // The cache may not show the operator's last write of this record yet (a reconcile right after
@@ -95,30 +95,66 @@ pub(super) async fn write<K: Reconciled>(
         },
         spec,
     };
-    let mut patch = serde_json::to_value(&record).map_err(|err| Error::Record {
-        name: name.clone(),
-        problem: err.to_string(),
-    })?;
-    if let Some(map) = patch.as_object_mut() {
-        map.insert("apiVersion".into(), "gatehouse.dev/v1alpha1".into());
-        map.insert("kind".into(), "AccessRecord".into());
-    }
-    Api::<AccessRecord>::all(ctx.client.clone())
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+    let version = match (&existing, ctx.written_records.last(&name)) {
+        // The cache does not show the operator's last write yet.
+        (Some(held), Some(last)) if held.digest != last.digest => Some(last.version),
+        (Some(held), _) => held.version.clone(),
+        (None, last) => last.map(|last| last.version),
+    };
+    let api = Api::<AccessRecord>::all(ctx.client.clone());
+    let written = store(&api, &record, version)
         .await
         .map_err(|source| Error::WriteRecord {
             name: name.clone(),
             source,
         })?;
-    ctx.written_records.wrote(name, digest);
+    if let Some(version) = written.metadata.resource_version {
+        ctx.written_records.wrote(name, digest, version);
+    }
     if record.spec.complete {
         export(&record.spec);
     }
     Ok(())
+}
+
+/// Writes `record` whole: created when no version of it is known, else replaced at `version`.
+/// Not applied: the API server does more work for an apply (it parses the body as YAML and
+/// merges it into the stored object), and an apply after a create could not remove a field the
+/// record no longer says, which the create's managed-fields entry keeps. When the name is taken
+/// or the version superseded (the cache did not show the operator's last write yet), it is
+/// written again at the version a fresh read finds: the operator is the record's only writer.
+async fn store(
+    api: &Api<AccessRecord>,
+    record: &AccessRecord,
+    version: Option<String>,
+) -> Result<AccessRecord, kube::Error> {
+    match create_or_replace(api, record, version).await {
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
+            let fresh = api.get_opt(&record.name_any()).await?;
+            let version = fresh.and_then(|fresh| fresh.metadata.resource_version);
+            create_or_replace(api, record, version).await
+        }
+        written => written,
+    }
+}
+
+async fn create_or_replace(
+    api: &Api<AccessRecord>,
+    record: &AccessRecord,
+    version: Option<String>,
+) -> Result<AccessRecord, kube::Error> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match version {
+        None => api.create(&params, record).await,
+        Some(version) => {
+            let mut record = record.clone();
+            record.metadata.resource_version = Some(version);
+            api.replace(&record.name_any(), &params, &record).await
+        }
+    }
 }
 
 /// A digest of a record's spec: two specs are the same exactly when their digests are.
@@ -151,6 +187,8 @@ pub struct Held {
     retain_until: Option<Timestamp>,
     being_deleted: bool,
     syncs: Vec<SyncRecord>,
+    /// Its resourceVersion, which a rewrite replaces.
+    version: Option<String>,
 }
 
 impl Held {
@@ -166,6 +204,7 @@ impl Held {
                 .as_ref()
                 .map(|share| share.syncs.clone())
                 .unwrap_or_default(),
+            version: record.metadata.resource_version.clone(),
         }
     }
 }
@@ -247,14 +286,22 @@ impl Recorded {
     }
 }
 
-/// What the operator last wrote to each record, as a digest of its spec.
+/// What the operator last wrote to each record: a digest of its spec, and the resourceVersion
+/// the write made.
 #[derive(Default)]
 pub struct WrittenRecords {
-    by_name: std::sync::Mutex<std::collections::HashMap<String, sha2::digest::Output<Sha256>>>,
+    by_name: Mutex<HashMap<String, Written>>,
+}
+
+/// The operator's last write of one record.
+#[derive(Clone, Debug)]
+struct Written {
+    digest: sha2::digest::Output<Sha256>,
+    version: String,
 }
 
 impl WrittenRecords {
-    /// How many records' digests are kept at most (a bound on memory: beyond, all are forgotten
+    /// How many records' writes are kept at most (a bound on memory: beyond, all are forgotten
     /// and a lagging cache costs a redundant write).
     const CAPACITY: usize = 100_000;
 
@@ -263,25 +310,26 @@ impl WrittenRecords {
         self.lock().remove(name);
     }
 
-    fn wrote(&self, name: String, digest: sha2::digest::Output<Sha256>) {
+    fn wrote(&self, name: String, digest: sha2::digest::Output<Sha256>, version: String) {
         let mut by_name = self.lock();
         if by_name.len() >= Self::CAPACITY {
             by_name.clear();
         }
-        by_name.insert(name, digest);
+        by_name.insert(name, Written { digest, version });
+    }
+
+    fn last(&self, name: &str) -> Option<Written> {
+        self.lock().get(name).cloned()
     }
 
     fn is_last(&self, name: &str, digest: &sha2::digest::Output<Sha256>) -> bool {
-        self.lock().get(name) == Some(digest)
+        self.lock()
+            .get(name)
+            .is_some_and(|last| &last.digest == digest)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, sha2::digest::Output<Sha256>>>
-    {
-        self.by_name
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Written>> {
+        self.by_name.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

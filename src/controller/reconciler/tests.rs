@@ -20,6 +20,8 @@ use crate::controller::fixtures::{self, Call, Cluster, path_of};
 
 /// The AccessRecord of the example request (its fixture UID is `uid-alice-db-read`).
 const RECORD: &str = "/apis/gatehouse.dev/v1alpha1/accessrecords/accessrequest.payments.alice-db-read.uid-alice-db-read";
+/// Where AccessRecords are created.
+const RECORDS: &str = "/apis/gatehouse.dev/v1alpha1/accessrecords";
 const REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 const REQUEST: &str =
     "/apis/gatehouse.dev/v1alpha1/namespaces/payments/accessrequests/alice-db-read";
@@ -169,7 +171,7 @@ async fn an_approved_request_binds_under_its_window_then_proves_then_reports_act
     expected.push(patch(REQUEST_STATUS));
     expected.push(event("payments", "Confirmed"));
     // The evidence: the record of the decision and the grant, kept after the request is gone.
-    expected.push(patch(RECORD));
+    expected.push(post(RECORDS));
     assert_eq!(lines(&calls), expected);
 
     let binding = &the(&calls, &post(&bindings_in("payments")), 0).body;
@@ -466,8 +468,8 @@ async fn deleting_an_active_request_removes_its_binding_before_the_finalizer() {
             get(&binding_at("payments")),
             delete(&binding_at("payments")),
             get(&binding_at("payments")),
-            // …the record is final…
-            patch(RECORD),
+            // …the record is final (replaced whole at the version written before)…
+            put(RECORD),
             event("payments", "Revoked"),
             // …before the finalizer that lets the request go.
             patch(REQUEST),
@@ -489,6 +491,38 @@ async fn deleting_an_active_request_removes_its_binding_before_the_finalizer() {
         Some(Vec::new())
     );
     assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_record_whose_cached_version_is_superseded_is_replaced_at_the_version_read_fresh() {
+    let cluster = Cluster::new();
+    let (mut active, binding) = provisioned(&cluster).await;
+    active.metadata.deletion_timestamp = active.metadata.creation_timestamp.clone();
+    // The cache holds the record at the version written; the API server has moved past it since.
+    let ctx = fixtures::context(&cluster, [Object::RoleBinding(binding)]);
+    let mut moved = cluster.records().pop().expect("the request's record");
+    moved.metadata.resource_version = Some("superseded".into());
+    cluster.holds(&moved);
+
+    reconciled(&active, ctx).await.expect("cleaned up");
+
+    let calls = cluster.take_calls();
+    let record_calls: Vec<String> = lines(&calls)
+        .into_iter()
+        .filter(|line| line.contains("accessrecords"))
+        .collect();
+    assert_eq!(
+        record_calls,
+        vec![put(RECORD), get(RECORD), put(RECORD)],
+        "refused at the cached version, the record is read again and replaced at the fresh one"
+    );
+    let record = cluster.records().pop().expect("the request's record");
+    assert!(record.spec.complete, "the final record is written");
+    assert_ne!(
+        record.metadata.resource_version.as_deref(),
+        Some("superseded"),
+        "the replacement made a new version"
+    );
 }
 
 /// The example agreement shared by a first reconcile: the agreement and its copies as the
