@@ -62,7 +62,7 @@ pub(super) async fn write<K: Reconciled>(
         return Ok(());
     }
     let facts = object.record_facts(ctx, status, deleted_at);
-    let Some(mut spec) = record::record::<K::Core>(status, facts, ctx.record_retention) else {
+    let Some(spec) = record::record::<K::Core>(status, facts, ctx.record_retention) else {
         return Ok(());
     };
     // Its retention ended: the record is gone for good, never written again (the object may
@@ -74,41 +74,33 @@ pub(super) async fn write<K: Reconciled>(
     {
         return Ok(());
     }
-    if let Some(existing) = &existing {
-        merge_syncs(&mut spec, &existing.syncs);
-    }
-    let digest = digest_of(&spec);
-    if existing.as_ref().is_some_and(|r| r.digest == digest) {
+    let Some((spec, digest)) = over(spec, existing.as_ref()) else {
         return Ok(());
-    }
+    };
     // The cache may not show the operator's last write of this record yet (a reconcile right after
     // the one that wrote it): what was written last is not written again, unless the cache has
     // seen the record deleted since.
-    if ctx.written_records.is_last(&name, &digest) {
+    let last = ctx.written_records.last(&name);
+    if last.as_ref().is_some_and(|last| last.digest == digest) {
         return Ok(());
     }
-    let record = AccessRecord {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            labels: Some(labels(&spec)),
-            ..Default::default()
-        },
-        spec,
-    };
-    let version = match (&existing, ctx.written_records.last(&name)) {
+    let version = match (&existing, last) {
         // The cache does not show the operator's last write yet.
         (Some(held), Some(last)) if held.digest != last.digest => Some(last.version),
         (Some(held), _) => held.version.clone(),
         (None, last) => last.map(|last| last.version),
     };
     let api = Api::<AccessRecord>::all(ctx.client.clone());
-    let written = store(&api, &record, version)
+    let written = store(&api, &name, spec, digest, version)
         .await
         .map_err(|source| Error::WriteRecord {
             name: name.clone(),
             source,
         })?;
-    if let Some(version) = written.metadata.resource_version {
+    let Some((record, digest)) = written else {
+        return Ok(());
+    };
+    if let Some(version) = record.metadata.resource_version {
         ctx.written_records.wrote(name, digest, version);
     }
     if record.spec.complete {
@@ -117,43 +109,78 @@ pub(super) async fn write<K: Reconciled>(
     Ok(())
 }
 
-/// Writes `record` whole: created when no version of it is known, else replaced at `version`.
-/// Not applied: the API server does more work for an apply (it parses the body as YAML and
-/// merges it into the stored object), and an apply after a create could not remove a field the
-/// record no longer says, which the create's managed-fields entry keeps. When the name is taken
-/// or the version superseded (the cache did not show the operator's last write yet), it is
-/// written again at the version a fresh read finds: the operator is the record's only writer.
+/// What a record saying `spec` is written as over the record `held` (None: there is none):
+/// with the syncs `held` keeps, and its digest. None when nothing is to be written: `held` is
+/// final, or says exactly that already.
+fn over(
+    mut spec: AccessRecordSpec,
+    held: Option<&Held>,
+) -> Option<(AccessRecordSpec, sha2::digest::Output<Sha256>)> {
+    if let Some(held) = held {
+        if held.complete {
+            return None;
+        }
+        merge_syncs(&mut spec, &held.syncs);
+    }
+    let digest = digest_of(&spec);
+    if held.is_some_and(|held| held.digest == digest) {
+        return None;
+    }
+    Some((spec, digest))
+}
+
+/// Writes the record `name` saying `spec` (of `digest`) whole: created when no version of it is
+/// known, else replaced at `version`; what was written, or None when a fresh read found nothing
+/// to write. Not applied: the API server does more work for an apply (it parses the body as YAML
+/// and merges it into the stored object), and an apply after a create could not remove a field
+/// the record no longer says, which the create's managed-fields entry keeps. When the name is
+/// taken or the version superseded (the cache did not show the operator's last write yet), it
+/// is decided again over the record a fresh read finds, as over the cached one: the operator is
+/// the record's only writer.
 async fn store(
     api: &Api<AccessRecord>,
-    record: &AccessRecord,
+    name: &str,
+    spec: AccessRecordSpec,
+    digest: sha2::digest::Output<Sha256>,
     version: Option<String>,
-) -> Result<AccessRecord, kube::Error> {
-    match create_or_replace(api, record, version).await {
+) -> Result<Option<(AccessRecord, sha2::digest::Output<Sha256>)>, kube::Error> {
+    match create_or_replace(api, name, &spec, version).await {
         Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
-            let fresh = api.get_opt(&record.name_any()).await?;
+            let fresh = api.get_opt(name).await?;
+            let Some((spec, digest)) = over(spec, fresh.as_ref().map(Held::of).as_ref()) else {
+                return Ok(None);
+            };
             let version = fresh.and_then(|fresh| fresh.metadata.resource_version);
-            create_or_replace(api, record, version).await
+            let written = create_or_replace(api, name, &spec, version).await?;
+            Ok(Some((written, digest)))
         }
-        written => written,
+        written => Ok(Some((written?, digest))),
     }
 }
 
+/// Creates the record `name` saying `spec` (`version` None), or replaces it at `version`.
 async fn create_or_replace(
     api: &Api<AccessRecord>,
-    record: &AccessRecord,
+    name: &str,
+    spec: &AccessRecordSpec,
     version: Option<String>,
 ) -> Result<AccessRecord, kube::Error> {
+    let record = AccessRecord {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels(spec)),
+            resource_version: version.clone(),
+            ..Default::default()
+        },
+        spec: spec.clone(),
+    };
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
     match version {
-        None => api.create(&params, record).await,
-        Some(version) => {
-            let mut record = record.clone();
-            record.metadata.resource_version = Some(version);
-            api.replace(&record.name_any(), &params, &record).await
-        }
+        None => api.create(&params, &record).await,
+        Some(_) => api.replace(name, &params, &record).await,
     }
 }
 
@@ -320,12 +347,6 @@ impl WrittenRecords {
 
     fn last(&self, name: &str) -> Option<Written> {
         self.lock().get(name).cloned()
-    }
-
-    fn is_last(&self, name: &str, digest: &sha2::digest::Output<Sha256>) -> bool {
-        self.lock()
-            .get(name)
-            .is_some_and(|last| &last.digest == digest)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Written>> {

@@ -525,6 +525,33 @@ async fn a_record_whose_cached_version_is_superseded_is_replaced_at_the_version_
     );
 }
 
+#[tokio::test]
+async fn a_record_a_fresh_read_finds_final_is_not_written_again() {
+    let cluster = Cluster::new();
+    let (mut active, binding) = provisioned(&cluster).await;
+    active.metadata.deletion_timestamp = active.metadata.creation_timestamp.clone();
+    // The cache holds the record as first written; the API server holds a final one since.
+    let ctx = fixtures::context(&cluster, [Object::RoleBinding(binding)]);
+    let mut finished = cluster.records().pop().expect("the request's record");
+    finished.metadata.resource_version = Some("final".into());
+    finished.spec.complete = true;
+    cluster.holds(&finished);
+
+    reconciled(&active, ctx).await.expect("cleaned up");
+
+    let record_calls: Vec<String> = lines(&cluster.take_calls())
+        .into_iter()
+        .filter(|line| line.contains("accessrecords"))
+        .collect();
+    assert_eq!(
+        record_calls,
+        vec![put(RECORD), get(RECORD)],
+        "a final record is evidence: the fresh read decides it is not rewritten"
+    );
+    let record = cluster.records().pop().expect("the request's record");
+    assert_eq!(record.metadata.resource_version.as_deref(), Some("final"));
+}
+
 /// The example agreement shared by a first reconcile: the agreement and its copies as the
 /// cluster now holds them.
 async fn shared(cluster: &Cluster) -> (DataSharingAgreement, Vec<Secret>) {
