@@ -148,6 +148,18 @@ struct Bench {
 struct Report {
     rows: Vec<[String; 5]>,
     usage: Vec<Usage>,
+    /// The operator's calls for the many-people requests, made by the tight client.
+    floor: Vec<Phase>,
+    floor_objects: usize,
+}
+
+/// N calls of one kind, made by the tight client.
+struct Phase {
+    /// Verb and resource, as the operator's metrics name them.
+    call: &'static str,
+    took: Duration,
+    /// kube-apiserver's and etcd's CPU meanwhile.
+    control_plane_cpu: Duration,
 }
 
 /// The operator's resources in one scenario.
@@ -269,6 +281,11 @@ impl Bench {
             n,
             records_at_start,
         );
+        let writes = if requesters == Requesters::People {
+            Some(OperatorWrites::read(&self.admin, &ns).await)
+        } else {
+            None
+        };
         let operator = if requesters == Requesters::People {
             let converged = format!("{n} converged requests");
             let restarted = operator.restart(self.kubeconfig, &converged, report).await;
@@ -288,6 +305,21 @@ impl Bench {
         self.delete_namespace(&ns, n).await;
         delete_cluster_scoped::<AccessPolicy>(&self.admin, &ns).await;
         operator.stop();
+        if let Some(writes) = writes {
+            let phases = self.tight_operator_calls(n, &writes).await;
+            let floor = phases.iter().map(|phase| phase.took).sum();
+            report.compare(
+                &format!(
+                    "the same {n} requests, against a tight client making the operator's calls"
+                ),
+                floor,
+                &format!("{n} × binding, proof, status, Event, record, one kind after another"),
+                provisioned,
+                "–",
+            );
+            report.floor = phases;
+            report.floor_objects = n;
+        }
         People {
             filings,
             approvals,
@@ -332,6 +364,188 @@ impl Bench {
         .await;
         self.delete_namespace(&ns, n).await;
         (creates, deletes)
+    }
+
+    /// The floor under the operator: with no operator running, a tight client makes the
+    /// operator's own writes for each of N pre-approved requests (the RoleBinding, the proof, the
+    /// status, the Event and the AccessRecord, as the operator wrote them for request 0 of the
+    /// many-people scenario), as the operator and 8 at a time; timed, and the control plane's CPU
+    /// meanwhile, one kind of call after another. The operator's time over their sum is its own
+    /// overhead; each kind's cost against the RoleBinding creates is what the API server spends on
+    /// that part of a grant.
+    async fn tight_operator_calls(&self, n: usize, writes: &OperatorWrites) -> Vec<Phase> {
+        let ns = self.request_namespace("scale-floor").await;
+        let filer = Api::<AccessRequest>::namespaced(self.filer.clone(), &ns);
+        concurrently(0..n, |i| {
+            let filer = filer.clone();
+            let request = access_request(&ns, i, Requesters::People, None, "1h");
+            async move {
+                filer
+                    .create(&PostParams::default(), &request)
+                    .await
+                    .unwrap_or_else(|e| panic!("filing request {i}: {e}"));
+            }
+        })
+        .await;
+        self.approve_all::<AccessRequest>(&ns, n, "manager", request_name)
+            .await;
+        let filed: BTreeMap<String, (String, String)> =
+            Api::<AccessRequest>::namespaced(self.admin.clone(), &ns)
+                .list_metadata(&Default::default())
+                .await
+                .expect("listing the filed requests")
+                .items
+                .into_iter()
+                .map(|r| {
+                    let uid = r.metadata.uid.clone().unwrap_or_default();
+                    let version = r.metadata.resource_version.clone().unwrap_or_default();
+                    (r.name_any(), (uid, version))
+                })
+                .collect();
+        let rules = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(self.admin.clone())
+            .get(ROLE)
+            .await
+            .expect("the benchmark's ClusterRole")
+            .rules
+            .unwrap_or_default();
+        let permission = gatehouse::access::verification::probe(&rules)
+            .expect("the benchmark's ClusterRole grants a permission a review can ask about");
+
+        let operator = operator_client(self.kubeconfig).await;
+        let bindings = Api::<RoleBinding>::namespaced(operator.clone(), &ns);
+        let reviews = Api::<SubjectAccessReview>::all(operator.clone());
+        let requests = Api::<AccessRequest>::namespaced(operator.clone(), &ns);
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(operator.clone(), &ns);
+        let records = Api::<gatehouse::api::AccessRecord>::all(operator.clone());
+        let own: Vec<OwnWrites> = (0..n)
+            .map(|i| writes.for_request(&ns, i, &filed[&request_name(i)].0))
+            .collect();
+        let own = &own;
+        let control_plane = self.kubeconfig.parent().expect("the control plane's state");
+        let mut phases = Vec::new();
+        let mut phase = |call, (took, control_plane_cpu)| {
+            phases.push(Phase {
+                call,
+                took,
+                control_plane_cpu,
+            });
+        };
+
+        let binding = timed(
+            control_plane,
+            concurrently(0..n, |i| {
+                let bindings = bindings.clone();
+                async move {
+                    let binding: RoleBinding =
+                        serde_json::from_value(own[i].binding.clone()).expect("a RoleBinding");
+                    bindings
+                        .create(&PostParams::default(), &binding)
+                        .await
+                        .unwrap_or_else(|e| panic!("tight client: RoleBinding {i}: {e}"));
+                }
+            }),
+        )
+        .await;
+        phase("create rolebindings", binding);
+        let proof = timed(
+            control_plane,
+            concurrently(0..n, |i| {
+                let reviews = reviews.clone();
+                let subject: gatehouse::api::common::Subject = serde_json::from_value(
+                    json!({ "kind": "User", "name": Requesters::People.requester(i) }),
+                )
+                .expect("valid subject");
+                let review = SubjectAccessReview {
+                    spec: gatehouse::access::verification::review(&subject, &permission, Some(&ns)),
+                    ..Default::default()
+                };
+                async move {
+                    reviews
+                        .create(&PostParams::default(), &review)
+                        .await
+                        .unwrap_or_else(|e| panic!("tight client: SubjectAccessReview {i}: {e}"));
+                }
+            }),
+        )
+        .await;
+        phase("create subjectaccessreviews", proof);
+        let status = timed(
+            control_plane,
+            concurrently(0..n, |i| {
+                let requests = requests.clone();
+                let name = request_name(i);
+                let mut status = own[i].status.clone();
+                status["metadata"] = json!({ "resourceVersion": filed[&name].1 });
+                async move {
+                    requests
+                        .patch_status(
+                            &name,
+                            &PatchParams::apply(gatehouse::api::FIELD_MANAGER).force(),
+                            &Patch::Apply(&status),
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("tight client: status of {name}: {e}"));
+                }
+            }),
+        )
+        .await;
+        phase("patch accessrequests/status (apply)", status);
+        let event = timed(
+            control_plane,
+            concurrently(0..n, |i| {
+                let events = events.clone();
+                async move {
+                    let event = serde_json::from_value(own[i].event.clone()).expect("an Event");
+                    events
+                        .create(&PostParams::default(), &event)
+                        .await
+                        .unwrap_or_else(|e| panic!("tight client: Event {i}: {e}"));
+                }
+            }),
+        )
+        .await;
+        phase("create events", event);
+        let record = timed(
+            control_plane,
+            concurrently(0..n, |i| {
+                let records = records.clone();
+                async move {
+                    let record =
+                        serde_json::from_value(own[i].record.clone()).expect("an AccessRecord");
+                    records
+                        .create(&PostParams::default(), &record)
+                        .await
+                        .unwrap_or_else(|e| panic!("tight client: AccessRecord {i}: {e}"));
+                }
+            }),
+        )
+        .await;
+        phase("create accessrecords", record);
+
+        // Nobody but the operator may remove its finalizer or a record: the tight client acts as
+        // the operator to leave nothing behind for the next scenario's operator to cache.
+        concurrently(0..n, |i| {
+            let name = request_name(i);
+            let record = writes.record_name(&ns, i, &filed[&name].0);
+            let (requests, records) = (requests.clone(), records.clone());
+            async move {
+                records
+                    .delete(&record, &DeleteParams::default())
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("tight client: deleting AccessRecord {record}: {e}")
+                    });
+                let unpinned = json!({ "metadata": { "finalizers": null } });
+                requests
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&unpinned))
+                    .await
+                    .unwrap_or_else(|e| panic!("tight client: the finalizer of {name}: {e}"));
+            }
+        })
+        .await;
+        self.delete_namespace(&ns, n).await;
+        delete_cluster_scoped::<AccessPolicy>(&self.admin, &ns).await;
+        phases
     }
 
     /// N approved Copy agreements, each sharing its own source; the operator started afterwards,
@@ -981,6 +1195,131 @@ struct People {
     tight_deletes: Duration,
 }
 
+/// What the operator wrote for request 0 of a namespace, as JSON texts to make the same writes
+/// for request i of another: its RoleBinding, its status, its Event and its AccessRecord.
+struct OperatorWrites {
+    namespace: String,
+    uid: String,
+    binding: String,
+    status: String,
+    event: String,
+    record: String,
+}
+
+impl OperatorWrites {
+    async fn read(admin: &Client, ns: &str) -> OperatorWrites {
+        let name = request_name(0);
+        let request = Api::<AccessRequest>::namespaced(admin.clone(), ns)
+            .get(&name)
+            .await
+            .expect("request 0");
+        let uid = request.metadata.uid.clone().unwrap_or_default();
+        let binding = Api::<RoleBinding>::namespaced(admin.clone(), ns)
+            .get(&binding_name(ns, &name))
+            .await
+            .expect("the RoleBinding of request 0");
+        let event = Api::<k8s_openapi::api::events::v1::Event>::namespaced(admin.clone(), ns)
+            .list(&Default::default())
+            .await
+            .expect("listing Events")
+            .items
+            .into_iter()
+            .find(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str()))
+            .expect("the operator's Event about request 0");
+        let record = Api::<gatehouse::api::AccessRecord>::all(admin.clone())
+            .get(&gatehouse::controller::records::name(
+                "AccessRequest",
+                ns,
+                &name,
+                &uid,
+            ))
+            .await
+            .expect("the AccessRecord of request 0");
+        let as_created = |object: serde_json::Value| {
+            let mut object = object;
+            let meta = object["metadata"].take();
+            let mut kept = serde_json::Map::new();
+            for field in [
+                "name",
+                "namespace",
+                "labels",
+                "annotations",
+                "ownerReferences",
+            ] {
+                if let Some(value) = meta.get(field) {
+                    kept.insert(field.into(), value.clone());
+                }
+            }
+            object["metadata"] = kept.into();
+            object.to_string()
+        };
+        let status = json!({
+            "apiVersion": "gatehouse.dev/v1alpha1",
+            "kind": "AccessRequest",
+            "status": request.status,
+        });
+        OperatorWrites {
+            namespace: ns.to_string(),
+            uid,
+            binding: as_created(serde_json::to_value(binding).expect("JSON")),
+            status: status.to_string(),
+            event: as_created(serde_json::to_value(event).expect("JSON")),
+            record: as_created(serde_json::to_value(record).expect("JSON")),
+        }
+    }
+
+    /// The writes for request i, uid `uid`, in `ns`.
+    fn for_request(&self, ns: &str, i: usize, uid: &str) -> OwnWrites {
+        let json = |text: &str| serde_json::from_str(&self.rename(text, ns, i, uid)).expect("JSON");
+        OwnWrites {
+            binding: json(&self.binding),
+            status: json(&self.status),
+            event: json(&self.event),
+            record: json(&self.record),
+        }
+    }
+
+    fn record_name(&self, ns: &str, i: usize, uid: &str) -> String {
+        gatehouse::controller::records::name("AccessRequest", ns, &request_name(i), uid)
+    }
+
+    /// Request 0's names in `text` made request i's: the uid, the namespace, the request's name
+    /// and its requester's.
+    fn rename(&self, text: &str, ns: &str, i: usize, uid: &str) -> String {
+        text.replace(&self.uid, uid)
+            .replace(&self.namespace, ns)
+            .replace(
+                &format!("\"{}", request_name(0)),
+                &format!("\"{}", request_name(i)),
+            )
+            .replace(
+                &format!(".{}", request_name(0)),
+                &format!(".{}", request_name(i)),
+            )
+            .replace(
+                &Requesters::People.requester(0),
+                &Requesters::People.requester(i),
+            )
+    }
+}
+
+/// The operator's writes for one request.
+struct OwnWrites {
+    binding: serde_json::Value,
+    status: serde_json::Value,
+    event: serde_json::Value,
+    record: serde_json::Value,
+}
+
+async fn operator_client(kubeconfig: &std::path::Path) -> Client {
+    let identity = support::operator_kubeconfig(kubeconfig).expect("the operator's kubeconfig");
+    let kubeconfig = kube::config::Kubeconfig::read_from(identity).expect("readable kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("valid kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
 fn request_name(i: usize) -> String {
     format!("request-{i}")
 }
@@ -1048,6 +1387,19 @@ where
         .collect::<()>()
         .await;
     started.elapsed()
+}
+
+/// How long `work` took, and how much CPU kube-apiserver and etcd spent meanwhile.
+async fn timed(
+    control_plane: &std::path::Path,
+    work: impl Future<Output = Duration>,
+) -> (Duration, Duration) {
+    let before = control_plane_cpu(control_plane);
+    let took = work.await;
+    (
+        took,
+        control_plane_cpu(control_plane).saturating_sub(before),
+    )
 }
 
 /// How long to wait for `objects` objects to converge before failing: far beyond any expected
@@ -1492,6 +1844,35 @@ impl Report {
         println!("|---|---|---|---|---|");
         for [scenario, tight, gatehouse, ratio, goal] in &self.rows {
             println!("| {scenario} | {tight} | {gatehouse} | {ratio} | {goal} |");
+        }
+        if let Some(binding) = self.floor.first() {
+            let calls = self.floor_objects.max(1) as f64;
+            let per_call = |cpu: Duration| cpu.as_secs_f64() * 1000.0 / calls;
+            println!(
+                "\n| the operator's calls for {} requests, made by the tight client | time | kube-apiserver + etcd CPU | CPU per call | against a RoleBinding create |",
+                self.floor_objects
+            );
+            println!("|---|---|---|---|---|");
+            for phase in &self.floor {
+                println!(
+                    "| {} | {} | {} | {:.2} ms | {:.1}× |",
+                    phase.call,
+                    seconds_text(phase.took),
+                    seconds_text(phase.control_plane_cpu),
+                    per_call(phase.control_plane_cpu),
+                    phase.control_plane_cpu.as_secs_f64()
+                        / binding.control_plane_cpu.as_secs_f64().max(f64::EPSILON)
+                );
+            }
+            let took: Duration = self.floor.iter().map(|phase| phase.took).sum();
+            let cpu: Duration = self.floor.iter().map(|phase| phase.control_plane_cpu).sum();
+            println!(
+                "| all of them | {} | {} | {:.2} ms a request | {:.1}× |",
+                seconds_text(took),
+                seconds_text(cpu),
+                per_call(cpu),
+                cpu.as_secs_f64() / binding.control_plane_cpu.as_secs_f64().max(f64::EPSILON)
+            );
         }
         println!(
             "\n| scenario | operator peak RSS (VmHWM) | operator CPU | kube-apiserver + etcd CPU | operator API requests | per object | AccessRecords at start |"
