@@ -8,7 +8,11 @@
 //! - expiry: N grants expiring in the same second → all RoleBindings removed (worst lag, early);
 //! - a restart over N converged requests and N converged shares: writes in the first 30 s, time
 //!   to `/readyz`;
-//! - the operator's peak RSS (VmHWM) and API requests per object in each scenario.
+//! - the operator's peak RSS (VmHWM) and API requests per object in each scenario;
+//! - the floor under the many-people requests: the tight client making the operator's own calls
+//!   (binding, proof, status, Event, record) for N fresh requests, each kind timed on its own
+//!   with the control plane's CPU, so that what the operator adds and what the API server charges
+//!   for a grant are told apart.
 //!
 //! The tight client is one kube `Client` with 8 requests in flight (keep-alive connections),
 //! creating the same kind of objects directly: what the API server accepts, the physical limit.
