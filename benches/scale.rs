@@ -435,44 +435,25 @@ impl Bench {
             });
         };
 
-        let binding = timed(
-            control_plane,
-            concurrently(0..n, |i| {
-                let bindings = bindings.clone();
-                async move {
-                    let binding: RoleBinding =
-                        serde_json::from_value(own[i].binding.clone()).expect("a RoleBinding");
-                    bindings
-                        .create(&PostParams::default(), &binding)
-                        .await
-                        .unwrap_or_else(|e| panic!("tight client: RoleBinding {i}: {e}"));
-                }
-            }),
-        )
-        .await;
-        phase("create rolebindings", binding);
-        let proof = timed(
-            control_plane,
-            concurrently(0..n, |i| {
-                let reviews = reviews.clone();
+        phase(
+            "create rolebindings",
+            create_each(control_plane, &bindings, n, |i| own[i].binding.clone()).await,
+        );
+        phase(
+            "create subjectaccessreviews",
+            create_each(control_plane, &reviews, n, |i| {
                 let subject: gatehouse::api::common::Subject = serde_json::from_value(
                     json!({ "kind": "User", "name": Requesters::People.requester(i) }),
                 )
                 .expect("valid subject");
-                let review = SubjectAccessReview {
+                serde_json::to_value(SubjectAccessReview {
                     spec: gatehouse::access::verification::review(&subject, &permission, Some(&ns)),
                     ..Default::default()
-                };
-                async move {
-                    reviews
-                        .create(&PostParams::default(), &review)
-                        .await
-                        .unwrap_or_else(|e| panic!("tight client: SubjectAccessReview {i}: {e}"));
-                }
-            }),
-        )
-        .await;
-        phase("create subjectaccessreviews", proof);
+                })
+                .expect("JSON")
+            })
+            .await,
+        );
         let status = timed(
             control_plane,
             concurrently(0..n, |i| {
@@ -494,37 +475,14 @@ impl Bench {
         )
         .await;
         phase("patch accessrequests/status (apply)", status);
-        let event = timed(
-            control_plane,
-            concurrently(0..n, |i| {
-                let events = events.clone();
-                async move {
-                    let event = serde_json::from_value(own[i].event.clone()).expect("an Event");
-                    events
-                        .create(&PostParams::default(), &event)
-                        .await
-                        .unwrap_or_else(|e| panic!("tight client: Event {i}: {e}"));
-                }
-            }),
-        )
-        .await;
-        phase("create events", event);
-        let record = timed(
-            control_plane,
-            concurrently(0..n, |i| {
-                let records = records.clone();
-                async move {
-                    let record =
-                        serde_json::from_value(own[i].record.clone()).expect("an AccessRecord");
-                    records
-                        .create(&PostParams::default(), &record)
-                        .await
-                        .unwrap_or_else(|e| panic!("tight client: AccessRecord {i}: {e}"));
-                }
-            }),
-        )
-        .await;
-        phase("create accessrecords", record);
+        phase(
+            "create events",
+            create_each(control_plane, &events, n, |i| own[i].event.clone()).await,
+        );
+        phase(
+            "create accessrecords",
+            create_each(control_plane, &records, n, |i| own[i].record.clone()).await,
+        );
 
         // Nobody but the operator may remove its finalizer or a record: the tight client acts as
         // the operator to leave nothing behind for the next scenario's operator to cache.
@@ -1391,6 +1349,35 @@ where
         .collect::<()>()
         .await;
     started.elapsed()
+}
+
+/// The tight client creates `body(i)` for each i below `n` through `api`: how long that took,
+/// and the control plane's CPU meanwhile.
+async fn create_each<K>(
+    control_plane: &std::path::Path,
+    api: &Api<K>,
+    n: usize,
+    body: impl Fn(usize) -> serde_json::Value,
+) -> (Duration, Duration)
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    let kind = &kind;
+    timed(
+        control_plane,
+        concurrently(0..n, |i| {
+            let object: K = serde_json::from_value(body(i))
+                .unwrap_or_else(|e| panic!("tight client: {kind} {i} does not parse: {e}"));
+            async move {
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .unwrap_or_else(|e| panic!("tight client: {kind} {i}: {e}"));
+            }
+        }),
+    )
+    .await
 }
 
 /// How long `work` took, and how much CPU kube-apiserver and etcd spent meanwhile.
