@@ -238,18 +238,7 @@ impl Bench {
             .request_namespace(&format!("scale-{}", requesters.label()))
             .await;
         let records_at_start = self.records().await;
-        let requests = Api::<AccessRequest>::namespaced(requesters.client(self).clone(), &ns);
-        let filings = concurrently(0..n, |i| {
-            let requests = requests.clone();
-            let request = access_request(&ns, i, requesters, None, "1h");
-            async move {
-                requests
-                    .create(&PostParams::default(), &request)
-                    .await
-                    .unwrap_or_else(|e| panic!("filing request {i}: {e}"));
-            }
-        })
-        .await;
+        let filings = self.file_requests(&ns, n, requesters, None, "1h").await;
         let approvals = self
             .approve_all::<AccessRequest>(&ns, n, "manager", request_name)
             .await;
@@ -379,18 +368,8 @@ impl Bench {
     /// that part of a grant.
     async fn tight_operator_calls(&self, n: usize, writes: &OperatorWrites) -> Vec<Phase> {
         let ns = self.request_namespace("scale-floor").await;
-        let filer = Api::<AccessRequest>::namespaced(self.filer.clone(), &ns);
-        concurrently(0..n, |i| {
-            let filer = filer.clone();
-            let request = access_request(&ns, i, Requesters::People, None, "1h");
-            async move {
-                filer
-                    .create(&PostParams::default(), &request)
-                    .await
-                    .unwrap_or_else(|e| panic!("filing request {i}: {e}"));
-            }
-        })
-        .await;
+        self.file_requests(&ns, n, Requesters::People, None, "1h")
+            .await;
         self.approve_all::<AccessRequest>(&ns, n, "manager", request_name)
             .await;
         let filed: BTreeMap<String, (String, String)> =
@@ -771,18 +750,8 @@ impl Bench {
         )
         .expect("a valid start");
         let duration = format!("{}s", active.as_secs());
-        let requests = Api::<AccessRequest>::namespaced(self.filer.clone(), &ns);
-        concurrently(0..n, |i| {
-            let requests = requests.clone();
-            let request = access_request(&ns, i, Requesters::People, Some(start_at), &duration);
-            async move {
-                requests
-                    .create(&PostParams::default(), &request)
-                    .await
-                    .unwrap_or_else(|e| panic!("filing request {i}: {e}"));
-            }
-        })
-        .await;
+        self.file_requests(&ns, n, Requesters::People, Some(start_at), &duration)
+            .await;
         self.approve_all::<AccessRequest>(&ns, n, "manager", request_name)
             .await;
 
@@ -952,6 +921,30 @@ impl Bench {
             }
         })
         .await;
+    }
+
+    /// `requesters` file requests `0..n` in `ns` for `duration`, starting at `start_at` if
+    /// given (see [`access_request`]); timed.
+    async fn file_requests(
+        &self,
+        ns: &str,
+        n: usize,
+        requesters: Requesters,
+        start_at: Option<Timestamp>,
+        duration: &str,
+    ) -> Duration {
+        let requests = Api::<AccessRequest>::namespaced(requesters.client(self).clone(), ns);
+        concurrently(0..n, |i| {
+            let requests = requests.clone();
+            let request = access_request(ns, i, requesters, start_at, duration);
+            async move {
+                requests
+                    .create(&PostParams::default(), &request)
+                    .await
+                    .unwrap_or_else(|e| panic!("filing request {i}: {e}"));
+            }
+        })
+        .await
     }
 
     /// The approver of `role` (bob for `manager`, carol for `data-owner`) approves the objects
