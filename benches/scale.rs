@@ -394,7 +394,9 @@ impl Bench {
         let permission = gatehouse::access::verification::probe(&rules)
             .expect("the benchmark's ClusterRole grants a permission a review can ask about");
 
-        let operator = operator_client(self.kubeconfig).await;
+        let identity =
+            support::operator_kubeconfig(self.kubeconfig).expect("the operator's kubeconfig");
+        let operator = support::client(&identity, "operator").await;
         let bindings = Api::<RoleBinding>::namespaced(operator.clone(), &ns);
         let reviews = Api::<SubjectAccessReview>::all(operator.clone());
         let requests = Api::<AccessRequest>::namespaced(operator.clone(), &ns);
@@ -421,10 +423,11 @@ impl Bench {
         phase(
             "create subjectaccessreviews",
             create_each(control_plane, &reviews, n, |i| {
-                let subject: gatehouse::api::common::Subject = serde_json::from_value(
-                    json!({ "kind": "User", "name": Requesters::People.requester(i) }),
-                )
-                .expect("valid subject");
+                let subject = gatehouse::api::common::Subject {
+                    kind: gatehouse::api::common::SubjectKind::User,
+                    name: Requesters::People.requester(i),
+                    namespace: None,
+                };
                 serde_json::to_value(SubjectAccessReview {
                     spec: gatehouse::access::verification::review(&subject, &permission, Some(&ns)),
                     ..Default::default()
@@ -467,7 +470,8 @@ impl Bench {
         // the operator to leave nothing behind for the next scenario's operator to cache.
         concurrently(0..n, |i| {
             let name = request_name(i);
-            let record = writes.record_name(&ns, i, &filed[&name].0);
+            let record =
+                gatehouse::controller::records::name("AccessRequest", &ns, &name, &filed[&name].0);
             let (requests, records) = (requests.clone(), records.clone());
             async move {
                 records
@@ -1234,10 +1238,6 @@ impl OperatorWrites {
         }
     }
 
-    fn record_name(&self, ns: &str, i: usize, uid: &str) -> String {
-        gatehouse::controller::records::name("AccessRequest", ns, &request_name(i), uid)
-    }
-
     /// Request 0's names in `text` made request i's: the uid, the namespace, the request's name
     /// and its requester's.
     fn rename(&self, text: &str, ns: &str, i: usize, uid: &str) -> String {
@@ -1264,15 +1264,6 @@ struct OwnWrites {
     status: serde_json::Value,
     event: serde_json::Value,
     record: serde_json::Value,
-}
-
-async fn operator_client(kubeconfig: &std::path::Path) -> Client {
-    let identity = support::operator_kubeconfig(kubeconfig).expect("the operator's kubeconfig");
-    let kubeconfig = kube::config::Kubeconfig::read_from(identity).expect("readable kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("valid kubeconfig");
-    Client::try_from(config).expect("client")
 }
 
 fn request_name(i: usize) -> String {
